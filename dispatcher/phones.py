@@ -1,0 +1,62 @@
+"""Phone numbers: normalisation, validation and masking. Pure functions.
+
+Mainland numbers are 11 digits starting ``1[3-9]``; a ``+86``/``0086``/``86``
+prefix and surrounding spaces are accepted and removed. International numbers (isms)
+are E.164 without the ``+``: 8 to 15 digits, the country code first, no leading
+zero; a ``+`` or ``00`` prefix is accepted and removed.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MAINLAND = re.compile(r"1[3-9]\d{9}")
+_INTERNATIONAL = re.compile(r"[1-9]\d{7,14}")
+_MAINLAND_PREFIXES = ("+86", "0086", "86")
+
+
+def mask(phone: str) -> str:
+    """Mask a phone for logs and errors: ``13812341234`` → ``138****1234``."""
+    if len(phone) >= 8:
+        return f"{phone[:3]}****{phone[-4:]}"
+    return "*" * len(phone)
+
+
+def normalise_mainland(raw: object) -> str | None:
+    """Return the 11-digit form of a mainland mobile number, or ``None`` if it is not one."""
+    if not isinstance(raw, str):
+        return None
+    phone = raw.strip()
+    if len(phone) > 11:
+        for prefix in _MAINLAND_PREFIXES:
+            if phone.startswith(prefix):
+                phone = phone[len(prefix) :]
+                break
+    return phone if _MAINLAND.fullmatch(phone) else None
+
+
+def normalise_international(raw: object) -> str | None:
+    """Return the digits-only E.164 form (country code first), or ``None`` if invalid."""
+    if not isinstance(raw, str):
+        return None
+    phone = raw.strip()
+    if phone.startswith("+"):
+        phone = phone[1:]
+    elif phone.startswith("00"):
+        phone = phone[2:]
+    return phone if _INTERNATIONAL.fullmatch(phone) else None
+
+
+def is_mainland(phone: str) -> bool:
+    """Whether ``phone`` is already a normalised 11-digit mainland number."""
+    return _MAINLAND.fullmatch(phone) is not None
+
+
+def describe_bad(raw: object) -> str:
+    """A short, masked description of a rejected phone value for error messages."""
+    if not isinstance(raw, str):
+        return f"expected a string, got {type(raw).__name__}"
+    text = raw.strip()
+    if not text:
+        return "is empty"
+    return f"{mask(text)!r} is not a valid number"

@@ -1,0 +1,70 @@
+"""What every gateway client shares: the clock, code-table lookups, JSON bodies.
+
+Each client (``opass.py``, ``aiofish.py``, ``aiofish_vsms.py``) builds requests
+with pure functions and sends them through :class:`~dispatcher.providers.http.HttpTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from dispatcher.errors import RequestRejectedError, ThrottledError
+from dispatcher.providers.opass_codes import CodeInfo
+
+Clock = Callable[[], int]
+"""Returns the current time in epoch milliseconds."""
+
+
+def system_clock_ms() -> int:
+    """The system clock in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def json_body(doc: Mapping[str, Any]) -> bytes:
+    """Serialise a request body as compact UTF-8 JSON (non-ASCII kept as is)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def raise_for_code(
+    table: Mapping[str, CodeInfo],
+    code: object,
+    *,
+    provider: str,
+    account: str,
+    message: str | None = None,
+    request_id: str | None = None,
+    retry_after_s: float = 1.0,
+) -> None:
+    """Raise the error class ``table`` maps ``code`` to; return if it means success.
+
+    A code missing from the table is treated as a refusal of the request
+    (:class:`RequestRejectedError`): never retried blindly, always surfaced.
+    """
+    key = str(code).strip()
+    info = table.get(key)
+    if info is not None and info.error is None:
+        return
+    _raise(info, key, provider=provider, account=account, message=message,
+           request_id=request_id, retry_after_s=retry_after_s)
+
+
+def _raise(
+    info: CodeInfo | None,
+    key: str,
+    *,
+    provider: str,
+    account: str,
+    message: str | None,
+    request_id: str | None,
+    retry_after_s: float,
+) -> NoReturn:
+    text = message or (info.text if info else "unknown code")
+    kw: dict[str, Any] = {"provider": provider, "account": account, "code": key, "request_id": request_id}
+    if info is None:
+        raise RequestRejectedError(f"unknown gateway code: {text}", **kw)
+    if info.error is ThrottledError:
+        raise ThrottledError(text, retry_after_s=retry_after_s, **kw)
+    raise (info.error or RequestRejectedError)(text, **kw)

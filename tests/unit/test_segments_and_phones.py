@@ -1,0 +1,87 @@
+"""Segment counts from the manuals' worked examples, and phone rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher import phones
+from dispatcher.segments import domestic_segments, international_segments, is_gsm7
+
+
+def test_manual_example_150_chinese_characters_bill_67_67_16() -> None:
+    assert domestic_segments("短" * 150).parts == (67, 67, 16)
+
+
+def test_manual_example_320_gsm_characters_bill_153_153_14() -> None:
+    seg = international_segments("a" * 320)
+    assert seg.encoding == "gsm7"
+    assert seg.parts == (153, 153, 14)
+
+
+@pytest.mark.parametrize(("length", "parts"), [(0, ()), (1, (1,)), (70, (70,)), (71, (67, 4)), (134, (67, 67))])
+def test_domestic_boundaries(length: int, parts: tuple[int, ...]) -> None:
+    assert domestic_segments("字" * length).parts == parts
+
+
+@pytest.mark.parametrize(("length", "parts"), [(160, (160,)), (161, (153, 8)), (306, (153, 153))])
+def test_gsm_boundaries(length: int, parts: tuple[int, ...]) -> None:
+    assert international_segments("x" * length).parts == parts
+
+
+def test_gsm_extension_characters_count_two() -> None:
+    text = "€" * 80  # 160 septets: still one part
+    assert international_segments(text).parts == (160,)
+    assert international_segments(text + "a").units == 161
+
+
+def test_an_extension_character_is_never_split_across_parts() -> None:
+    text = "a" * 152 + "{" + "a" * 10
+    assert international_segments(text).parts == (152, 12)
+
+
+def test_non_gsm_international_text_uses_70_67() -> None:
+    seg = international_segments("Привет" * 12)  # 72 Cyrillic characters
+    assert seg.encoding == "ucs2"
+    assert seg.parts == (67, 5)
+
+
+def test_emoji_count_two_units_as_carriers_bill_ucs2() -> None:
+    assert domestic_segments("😀" * 35).parts == (70,)
+    assert domestic_segments("😀" * 36).count == 2
+
+
+def test_gsm_detection() -> None:
+    assert is_gsm7("Hello @ £5 {ok}")
+    assert not is_gsm7("Hello 你好")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("13812345678", "13812345678"), (" +8613812345678 ", "13812345678"),
+     ("008619912345678", "19912345678"), ("8615012345678", "15012345678")],
+)
+def test_mainland_numbers_are_normalised(raw: str, expected: str) -> None:
+    assert phones.normalise_mainland(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["1381234567", "138123456789", "12812345678", "23812345678", "1381234567a", "", None, 13812345678]
+)
+def test_invalid_mainland_numbers_are_refused(raw: object) -> None:
+    assert phones.normalise_mainland(raw) is None
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("+85212341234", "85212341234"), ("0085212341234", "85212341234"),
+                                               ("447911123456", "447911123456")])
+def test_international_numbers_keep_their_country_code(raw: str, expected: str) -> None:
+    assert phones.normalise_international(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["0123456789", "1234567", "1234567890123456", "+44 7911"])
+def test_invalid_international_numbers_are_refused(raw: str) -> None:
+    assert phones.normalise_international(raw) is None
+
+
+def test_masking_hides_the_middle_digits() -> None:
+    assert phones.mask("13812341234") == "138****1234"
+    assert "2341" not in phones.mask("13812341234")
