@@ -104,3 +104,25 @@ def aiofish_account(request: pytest.FixtureRequest, sandbox_url: str) -> Aiofish
         encryption=request.param,
         read_timeout_s=5.0,
     )
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (the embedded one) for the whole session, AOF on."""
+    from dispatcher.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str):  # type: ignore[no-untyped-def]
+    """A client on an emptied database of the session's redis-server."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()

@@ -1,0 +1,114 @@
+"""Every Redis key sms-dispatch uses, built in this one module.
+
+Layout (``P`` = the configured prefix, ``smsd`` by default)::
+
+    P:job:{job}                 HASH  job meta + per-state counters (c:pending …)
+    P:job:{job}:c:{n}           HASH  chunk: state, size, attempt, phones, params, mid, since…
+    P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
+    P:jobs                      ZSET  job ids by creation ms (status listing, sweeps)
+    P:z:sending                 ZSET  "{job}:{n}" by ms the chunk entered sending (stuck sweep)
+    P:z:ambiguous               ZSET  "{job}:{n}" by ms its reconcile window ends
+    P:z:awaiting                ZSET  "{job}:{n}" by ms accepted (72 h unknown sweep)
+    P:acct:{provider}:{name}:paused   STRING reason; no TTL: a human or a balance check clears it
+    P:rl:{provider}:{name}:{kind}     STRING GCRA theoretical arrival time (TTL = one period)
+    P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
+    P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
+    P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
+
+Job and chunk keys expire ``JOB_TTL_S`` after creation: longer than the 72 h
+receipt horizon plus a margin for the status to be read afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+JOB_TTL_S = 8 * 24 * 3600
+LIMITER_MIN_TTL_S = 60
+MO_MAX_ITEMS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds keys under one prefix (tests and several deployments can share a Redis)."""
+
+    prefix: str = "smsd"
+
+    def job(self, job_id: str) -> str:
+        """The job's meta/counter hash."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def chunk(self, job_id: str, n: int) -> str:
+        """Chunk ``n`` of a job."""
+        return f"{self.prefix}:job:{job_id}:c:{n}"
+
+    def chunk_states(self, job_id: str, n: int) -> str:
+        """One byte per phone of chunk ``n`` (A accepted, X rejected, D, F, U)."""
+        return f"{self.prefix}:job:{job_id}:c:{n}:st"
+
+    def jobs(self) -> str:
+        """All jobs by creation time."""
+        return f"{self.prefix}:jobs"
+
+    def sending(self) -> str:
+        """Chunks in flight, scored by when they started sending."""
+        return f"{self.prefix}:z:sending"
+
+    def ambiguous(self) -> str:
+        """Ambiguous chunks, scored by the end of their reconcile window."""
+        return f"{self.prefix}:z:ambiguous"
+
+    def awaiting(self) -> str:
+        """Accepted chunks still awaiting receipts, scored by acceptance time."""
+        return f"{self.prefix}:z:awaiting"
+
+    def paused(self, provider: str, account: str) -> str:
+        """Set while an account is paused after an account-fatal error."""
+        return f"{self.prefix}:acct:{provider}:{account}:paused"
+
+    def limiter(self, provider: str, account: str, kind: str) -> str:
+        """GCRA state of one limit of one account."""
+        return f"{self.prefix}:rl:{provider}:{account}:{kind}"
+
+    def slowdown(self, provider: str, account: str, kind: str) -> str:
+        """Slow-down factor applied after the gateway answered a throttle code."""
+        return f"{self.prefix}:rlslow:{provider}:{account}:{kind}"
+
+    def uplinks(self, provider: str, account: str) -> str:
+        """Uplink (MO) messages received for an account."""
+        return f"{self.prefix}:mo:{provider}:{account}"
+
+    def stats(self) -> str:
+        """Process-wide counters."""
+        return f"{self.prefix}:stats"
+
+
+def chunk_member(job_id: str, n: int) -> str:
+    """The member naming a chunk in the sweep sorted sets."""
+    return f"{job_id}:{n}"
+
+
+def parse_chunk_member(member: str) -> tuple[str, int]:
+    """Inverse of :func:`chunk_member`; raises ``ValueError`` if malformed."""
+    job_id, _, n = member.rpartition(":")
+    if not job_id or not n.isdigit():
+        raise ValueError(f"not a chunk member: {member!r}")
+    return job_id, int(n)
+
+
+def client_id(job_id: str, n: int, attempt: int) -> str:
+    """The bid/smsId sent with a chunk attempt; echoed back in its receipts.
+
+    The attempt number is part of it so a receipt tells which submission it
+    belongs to: a receipt for an attempt older than the current one is proof of
+    a duplicate. Fits aiofish's 32-character smsId limit.
+    """
+    return f"{job_id}.{n}.{attempt}"
+
+
+def parse_client_id(value: str) -> tuple[str, int, int] | None:
+    """``(job_id, chunk_no, attempt)`` from a bid/smsId we generated, else ``None``."""
+    parts = value.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or not parts[0]:
+        return None
+    return parts[0], int(parts[1]), int(parts[2])

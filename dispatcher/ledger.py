@@ -1,0 +1,221 @@
+"""The chunk ledger: jobs, chunks and per-phone states in Redis, moved atomically.
+
+A thin shell over the Lua scripts in :mod:`dispatcher.ledger_scripts`; every
+method is one round trip. Times are epoch milliseconds passed in by the caller
+(the limiter alone reads the Redis clock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from dispatcher import ledger_scripts as lua
+from dispatcher.keys import JOB_TTL_S, Keys, chunk_member
+
+COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
+PHONE_STATES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown"}
+PHONE_WIDTH = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Outcome of trying to move a chunk ``pending → sending``.
+
+    ``status`` is ``ok`` (``attempt`` is the new attempt number), ``paused``
+    (``detail`` is the account's pause reason) or ``skip`` (``detail`` is the
+    chunk's current state: someone else owns it).
+    """
+
+    status: str
+    attempt: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkData:
+    """What the producer stores for one chunk: its phones and optional per-phone payloads."""
+
+    phones: Sequence[str]
+    payloads: Sequence[Any] | None = None
+
+
+class Ledger:
+    """Jobs, chunks and per-phone states of sms-dispatch in one Redis."""
+
+    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+        self.r = client
+        self.keys = keys or Keys()
+        self._claim = client.register_script(lua.CLAIM)
+        self._release = client.register_script(lua.RELEASE)
+        self._ambiguous = client.register_script(lua.AMBIGUOUS)
+        self._accept = client.register_script(lua.ACCEPT)
+        self._reject = client.register_script(lua.REJECT)
+        self._apply = client.register_script(lua.APPLY_RECEIPTS)
+        self._expire = client.register_script(lua.EXPIRE_AWAITING)
+
+    # -- producer side ------------------------------------------------------------
+
+    def create_job(
+        self,
+        job_id: str,
+        meta: Mapping[str, str],
+        chunks: Iterable[ChunkData],
+        *,
+        now_ms: int,
+        flush_every: int = 50,
+    ) -> int:
+        """Store a job and its chunks (state ``pending``); return the chunk count.
+
+        Writes in pipelined batches of ``flush_every`` chunks, so a 1M-recipient
+        job costs ~20 round trips, never one per recipient. The job hash is
+        written last: a job is only visible (``P:jobs``) once all chunks exist.
+        """
+        keys = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        total = 0
+        n = 0
+        for n, chunk in enumerate(chunks):
+            fields: dict[Any, Any] = {
+                "state": "pending",
+                "size": len(chunk.phones),
+                "attempt": 0,
+                "phones": "".join(chunk.phones),
+                "w": PHONE_WIDTH,
+                "since": now_ms,
+            }
+            if chunk.payloads is not None:
+                fields["payloads"] = json.dumps(list(chunk.payloads), ensure_ascii=False, separators=(",", ":"))
+            key = keys.chunk(job_id, n)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, JOB_TTL_S)
+            total += len(chunk.phones)
+            if (n + 1) % flush_every == 0:
+                pipe.execute()
+        count = n + 1 if total else 0
+        job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms}
+        job_fields.update({f"c:{c}": 0 for c in COUNTERS})
+        job_fields["c:pending"] = total
+        pipe.hset(keys.job(job_id), mapping=job_fields)
+        pipe.expire(keys.job(job_id), JOB_TTL_S)
+        pipe.zadd(keys.jobs(), {job_id: now_ms})
+        pipe.execute()
+        return count
+
+    # -- state changes --------------------------------------------------------------
+
+    def _chunk_keys(self, job_id: str, n: int) -> tuple[str, str, str]:
+        return self.keys.chunk(job_id, n), self.keys.job(job_id), self.keys.chunk_states(job_id, n)
+
+    def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int) -> Claim:
+        """Move a chunk ``pending → sending`` unless its account is paused."""
+        chunk, job, _ = self._chunk_keys(job_id, n)
+        status, detail = self._claim(
+            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account)],
+            args=[now_ms, chunk_member(job_id, n)],
+        )
+        status, detail = _text(status), _text(detail)
+        if status == "ok":
+            return Claim("ok", attempt=int(detail))
+        return Claim(status, detail=detail)
+
+    def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:
+        """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again."""
+        chunk, job, _ = self._chunk_keys(job_id, n)
+        done = self._release(
+            keys=[chunk, job, self.keys.sending(), self.keys.ambiguous()],
+            args=[now_ms, chunk_member(job_id, n), expected, attempt, code],
+        )
+        return bool(done)
+
+    def mark_ambiguous(self, job_id: str, n: int, *, attempt: int, deadline_ms: int, code: str, now_ms: int) -> bool:
+        """Move ``sending → ambiguous``; it is reconciled when ``deadline_ms`` passes."""
+        chunk, _, _ = self._chunk_keys(job_id, n)
+        done = self._ambiguous(
+            keys=[chunk, self.keys.sending(), self.keys.ambiguous()],
+            args=[now_ms, chunk_member(job_id, n), attempt, deadline_ms, code],
+        )
+        return bool(done)
+
+    def accept(
+        self, job_id: str, n: int, *, attempt: int, message_id: str, failed_indexes: Sequence[int], now_ms: int
+    ) -> str:
+        """Record the gateway's acceptance; phones at ``failed_indexes`` become rejected.
+
+        Returns ``ok``, ``late`` (receipts had already proven acceptance), ``stale``
+        (a newer attempt exists) or ``skip:<state>``.
+        """
+        chunk, job, st = self._chunk_keys(job_id, n)
+        result = self._accept(
+            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting()],
+            args=[now_ms, chunk_member(job_id, n), attempt, message_id, *failed_indexes],
+        )
+        return _text(result)
+
+    def reject(self, job_id: str, n: int, *, attempt: int, code: str, now_ms: int) -> bool:
+        """Record that the gateway refused the whole chunk (every phone rejected)."""
+        chunk, job, st = self._chunk_keys(job_id, n)
+        done = self._reject(
+            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous()],
+            args=[now_ms, chunk_member(job_id, n), attempt, code],
+        )
+        return bool(done)
+
+    def apply_receipts(
+        self, job_id: str, n: int, *, attempt: int, receipts: Sequence[tuple[str, bool]], now_ms: int
+    ) -> tuple[int, int, str]:
+        """Apply ``(phone, delivered)`` receipts of one chunk attempt, idempotently.
+
+        Returns ``(applied, ignored, transition)``; ``transition`` is e.g.
+        ``ambiguous->accepted`` when the receipts proved an unknown submission.
+        """
+        chunk, job, st = self._chunk_keys(job_id, n)
+        args: list[Any] = [now_ms, chunk_member(job_id, n), attempt]
+        for phone, delivered in receipts:
+            args += [phone, "D" if delivered else "F"]
+        applied, ignored, transition = self._apply(
+            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting(),
+                  self.keys.stats()],
+            args=args,
+        )
+        return int(applied), int(ignored), _text(transition)
+
+    def expire_awaiting(self, job_id: str, n: int) -> int:
+        """Mark a chunk's phones still awaiting a receipt as ``unknown``; return how many."""
+        chunk, job, st = self._chunk_keys(job_id, n)
+        return int(self._expire(keys=[chunk, job, st, self.keys.awaiting()], args=[chunk_member(job_id, n)]))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict[str, str]:
+        """The job's hash (meta and ``c:*`` counters) as text; empty if unknown."""
+        return {_text(k): _text(v) for k, v in self.r.hgetall(self.keys.job(job_id)).items()}
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        """Recipients per state, read in one call."""
+        values = self.r.hmget(self.keys.job(job_id), [f"c:{c}" for c in COUNTERS])
+        return {c: int(v or 0) for c, v in zip(COUNTERS, values, strict=True)}
+
+    def chunk(self, job_id: str, n: int) -> dict[str, str]:
+        """A chunk's hash as text (phones included); empty if unknown."""
+        return {_text(k): _text(v) for k, v in self.r.hgetall(self.keys.chunk(job_id, n)).items()}
+
+    def phone_states(self, job_id: str) -> Iterator[tuple[str, str]]:
+        """Every ``(phone, state)`` of a job, chunk by chunk."""
+        chunks = int(self.r.hget(self.keys.job(job_id), "chunks") or 0)
+        for n in range(chunks):
+            chunk_key, _, st_key = self._chunk_keys(job_id, n)
+            state, phones = self.r.hmget(chunk_key, ["state", "phones"])
+            st = _text(self.r.get(st_key) or b"")
+            text, chunk_state = _text(phones or b""), _text(state or b"")
+            for i in range(0, len(text), PHONE_WIDTH):
+                byte = st[i // PHONE_WIDTH] if st else ""
+                yield text[i : i + PHONE_WIDTH], PHONE_STATES.get(byte, chunk_state)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
