@@ -88,7 +88,8 @@ class RateLimiter:
         keys: list[str] = []
         args: list[float | int] = []
         for limit in limits:
-            keys += [self.keys.limiter(provider, account, limit.kind), self.keys.slowdown(provider, account, limit.kind)]
+            keys.append(self.keys.limiter(provider, account, limit.kind))
+            keys.append(self.keys.slowdown(provider, account, limit.kind))
             args += [limit.interval_ms(self.margin), 1]
         return int(self._acquire(keys=keys, args=args))
 
