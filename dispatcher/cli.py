@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -45,3 +46,228 @@ def segments(text: str, international: bool) -> None:
     seg = international_segments(text) if international else domestic_segments(text)
     click.echo(json.dumps({"encoding": seg.encoding, "units": seg.units, "parts": list(seg.parts),
                            "count": seg.count}))
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _dispatcher() -> Any:
+    from dispatcher.logs import configure
+    from dispatcher.producer import Dispatcher
+
+    configure("WARNING")
+    return Dispatcher()
+
+
+def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+    """Phones and the extra columns of a CSV (header optional: a first cell with no digit is a header)."""
+    import csv
+
+    phones: list[str] = []
+    extras: list[list[str]] = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for i, row in enumerate(csv.reader(fh)):
+            if not row or (i == 0 and not any(ch.isdigit() for ch in row[0])):
+                continue
+            phones.append(row[0])
+            extras.append(row[1:])
+    return phones, extras
+
+
+@main.command()
+@click.argument("provider", type=click.Choice(["opass", "aiofish"]))
+@click.argument("account")
+@click.option("--phones", help="Comma-separated phone numbers.")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
+              help="CSV: phone[,param…] for opass, phone[,content] for aiofish (per-phone values).")
+@click.option("--template", "template_code", help="opass template code.")
+@click.option("--param", "params", multiple=True, help="opass template value (repeat, in order).")
+@click.option("--content", help="aiofish message text, with its 【signature】.")
+@click.option("--priority", type=click.Choice(["otp", "bulk"]), default="bulk", show_default=True)
+@click.option("--skip-invalid", is_flag=True, help="Leave bad numbers out (listed) instead of refusing the job.")
+def send(provider: str, account: str, phones: str | None, csv_path: str | None, template_code: str | None,
+         params: tuple[str, ...], content: str | None, priority: str, skip_invalid: bool) -> None:
+    """Queue a send job and print its id (track it with `sms-dispatch status JOB`)."""
+    from dispatcher.errors import DispatchError
+
+    if bool(phones) == bool(csv_path):
+        raise click.UsageError("give exactly one of --phones or --csv")
+    numbers, extras = (phones.split(","), []) if phones else _read_csv(csv_path)  # type: ignore[arg-type]
+    per_phone = any(extras)
+    d = _dispatcher()
+    with click.progressbar(length=len(numbers), label="storing recipients", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(stored: int) -> None:
+            bar.update(stored - done[0])
+            done[0] = stored
+
+        try:
+            if provider == "opass":
+                if not template_code:
+                    raise click.UsageError("opass needs --template")
+                handle = d.send_template(
+                    account, template_code=template_code, priority=priority, skip_invalid=skip_invalid,
+                    progress=progress,
+                    **({"recipients": list(zip(numbers, extras, strict=True))} if per_phone
+                       else {"phones": numbers, "params": list(params) or None}),
+                )
+            else:
+                handle = d.send_content(
+                    account, priority=priority, skip_invalid=skip_invalid, progress=progress,
+                    **({"recipients": [(p, e[0] if e else "") for p, e in zip(numbers, extras, strict=True)]}
+                       if per_phone else {"phones": numbers, "content": content}),
+                )
+        except DispatchError as exc:
+            raise click.ClickException(str(exc)) from None
+    for problem in handle.invalid:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(json.dumps({"job_id": handle.job_id, "recipients": handle.total, "chunks": handle.chunks,
+                           "duplicates_dropped": handle.duplicates, "invalid_skipped": len(handle.invalid)}))
+
+
+def _funnel_line(status: Any) -> str:
+    c = status.counts
+    done = status.total - c["pending"] - c["sending"]
+    width = 30
+    filled = int(width * done / status.total) if status.total else width
+    bar = "#" * filled + "-" * (width - filled)
+    return (f"[{bar}] {done}/{status.total} submitted | accepted {c['accepted']} delivered {c['delivered']} "
+            f"failed {c['failed']} rejected {c['rejected']} unknown {c['unknown']}"
+            + (f" | PAUSED: {status.paused}" if status.paused else ""))
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--watch", is_flag=True, help="Refresh until every recipient has a final state.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--phones", is_flag=True, help="Include each phone's state (with --json).")
+def status(job_id: str, watch: bool, as_json: bool, phones: bool) -> None:
+    """Show a job's funnel: pending, sending, accepted, delivered, failed, rejected, unknown."""
+    import time
+
+    d = _dispatcher()
+    while True:
+        try:
+            st = d.status(job_id, phones=phones and as_json)
+        except KeyError:
+            raise click.ClickException(f"no job {job_id} (unknown or expired)") from None
+        if as_json:
+            click.echo(json.dumps({"job_id": st.job_id, "kind": st.kind, "account": f"{st.provider}:{st.account}",
+                                   "total": st.total, "counts": st.counts, "paused": st.paused,
+                                   **({"phones": st.phones} if st.phones is not None else {})}))
+        else:
+            click.echo("\r" + _funnel_line(st), nl=not watch)
+        if not watch or st.finished:
+            break
+        time.sleep(1.0)
+    if watch and not as_json:
+        click.echo()
+
+
+@main.command()
+@click.argument("provider", type=click.Choice(["opass", "aiofish"]))
+@click.argument("account")
+def resume(provider: str, account: str) -> None:
+    """Un-pause an account after fixing what paused it; its pending chunks are sent."""
+    from workers.tasks import resume_account
+
+    count = resume_account(provider, account)
+    click.echo(f"resumed {provider}:{account}: {count} pending chunks queued")
+
+
+@main.command()
+def balance() -> None:
+    """Remaining balance of every configured account (within the gateways' query limits)."""
+    from dispatcher.runtime import get_runtime
+
+    rt = get_runtime()
+    for acct in rt.accounts:
+        waited = rt.limiter.acquire(acct.provider, acct.name, "balance", max_wait_s=30.0)
+        if waited < 0:
+            click.echo(f"{acct.provider}:{acct.name}: rate limit, try again in {-waited:.0f} s")
+            continue
+        try:
+            bal = rt.client(acct.provider, acct.name).balance()
+        except Exception as exc:  # noqa: BLE001 - shown to the operator as is
+            click.echo(f"{acct.provider}:{acct.name}: {exc}")
+            continue
+        items = ", ".join(f"{i.name}={i.remaining}" for i in bal.items)
+        click.echo(f"{acct.provider}:{acct.name}: {items}")
+
+
+@main.command()
+@click.argument("account")
+@click.option("--from", "start", required=True, help="yyyy-MM-dd")
+@click.option("--to", "end", required=True, help="yyyy-MM-dd")
+@click.option("--page", default=1, show_default=True)
+def stats(account: str, start: str, end: str, page: int) -> None:
+    """opass send statistics per day (4 calls a minute at most)."""
+    from dispatcher.runtime import get_runtime
+
+    rt = get_runtime()
+    if rt.limiter.acquire("opass", account, "statistics", max_wait_s=30.0) < 0:
+        raise click.ClickException("statistics budget used up; try again in a minute")
+    result = rt.client("opass", account).statistics(start, end, page=page, page_size=50)
+    for row in result.rows:
+        click.echo(f"{row.send_date}: total {row.total} success {row.success} failed {row.failed} "
+                   f"no-receipt {row.no_receipt}")
+    click.echo(f"({len(result.rows)} of {result.total_size} rows, page {result.page})")
+
+
+def _clock_skew_s(base_url: str, timeout_s: float = 5.0) -> float:
+    """Local clock minus the gateway's (from its HTTP Date header, 1 s resolution)."""
+    import email.utils
+    import time
+
+    import requests
+
+    resp = requests.get(base_url.rstrip("/") + "/", timeout=timeout_s, allow_redirects=False)
+    header = resp.headers.get("Date")
+    if not header:
+        raise click.ClickException("no Date header")
+    return time.time() - email.utils.parsedate_to_datetime(header).timestamp()
+
+
+@main.command()
+def doctor() -> None:
+    """Check each account: connectivity, clock skew against the ±60 s window, credentials."""
+    from dispatcher.runtime import get_runtime
+
+    rt = get_runtime()
+    failed = False
+    for acct in rt.accounts:
+        name = f"{acct.provider}:{acct.name}"
+        base = acct.gateway.base_url
+        checks: list[tuple[str, bool, str]] = []
+        try:
+            skew = _clock_skew_s(base)
+            checks.append(("reachable", True, base))
+            checks.append(("clock", abs(skew) < 50, f"skew {skew:+.1f} s (gateway allows ±60 s)"))
+        except Exception as exc:  # noqa: BLE001 - reported to the operator
+            checks.append(("reachable", False, f"{base}: {type(exc).__name__}"))
+        if rt.limiter.acquire(acct.provider, acct.name, "balance", max_wait_s=20.0) < 0:
+            checks.append(("credentials", False, "balance query budget used up; retry in a minute"))
+        else:
+            try:
+                total = rt.client(acct.provider, acct.name).balance().total
+                checks.append(("credentials", True, f"balance {total}"))
+            except Exception as exc:  # noqa: BLE001 - reported to the operator
+                checks.append(("credentials", False, str(exc)))
+        for what, ok, detail in checks:
+            failed |= not ok
+            click.echo(f"{'ok ' if ok else 'BAD'} {name} {what}: {detail}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8900", show_default=True, help="host:port to listen on.")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+def webhook(bind: str, workers: int) -> None:
+    """Serve the receipt webhook (WSGI) with gunicorn."""
+    import os
+
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            "dispatcher.webhook:app"]
+    os.execvp(sys.executable, argv)  # noqa: S606 - become gunicorn; fixed argument list, no shell

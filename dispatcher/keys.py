@@ -6,6 +6,7 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:job:{job}:c:{n}           HASH  chunk: state, size, attempt, phones, params, mid, since…
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
     P:jobs                      ZSET  job ids by creation ms (status listing, sweeps)
+    P:z:scheduled               ZSET  job ids by the ms they are due (send_at in the future)
     P:z:sending                 ZSET  "{job}:{n}" by ms the chunk entered sending (stuck sweep)
     P:z:ambiguous               ZSET  "{job}:{n}" by ms its reconcile window ends
     P:z:awaiting                ZSET  "{job}:{n}" by ms accepted (72 h unknown sweep)
@@ -49,6 +50,10 @@ class Keys:
     def jobs(self) -> str:
         """All jobs by creation time."""
         return f"{self.prefix}:jobs"
+
+    def scheduled(self) -> str:
+        """Jobs with a future send time, scored by when they are due."""
+        return f"{self.prefix}:z:scheduled"
 
     def sending(self) -> str:
         """Chunks in flight, scored by when they started sending."""

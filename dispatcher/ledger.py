@@ -8,7 +8,7 @@ method is one round trip. Times are epoch milliseconds passed in by the caller
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,7 @@ class Ledger:
         *,
         now_ms: int,
         flush_every: int = 50,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Store a job and its chunks (state ``pending``); return the chunk count.
 
@@ -96,6 +97,8 @@ class Ledger:
             total += len(chunk.phones)
             if (n + 1) % flush_every == 0:
                 pipe.execute()
+                if progress:
+                    progress(total)
         count = n + 1 if total else 0
         job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms}
         job_fields.update({f"c:{c}": 0 for c in COUNTERS})
@@ -104,6 +107,8 @@ class Ledger:
         pipe.expire(keys.job(job_id), JOB_TTL_S)
         pipe.zadd(keys.jobs(), {job_id: now_ms})
         pipe.execute()
+        if progress:
+            progress(total)
         return count
 
     # -- state changes --------------------------------------------------------------
@@ -118,7 +123,7 @@ class Ledger:
             keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account)],
             args=[now_ms, chunk_member(job_id, n)],
         )
-        status, detail = _text(status), _text(detail)
+        status, detail = as_text(status), as_text(detail)
         if status == "ok":
             return Claim("ok", attempt=int(detail))
         return Claim(status, detail=detail)
@@ -154,7 +159,7 @@ class Ledger:
             keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting()],
             args=[now_ms, chunk_member(job_id, n), attempt, message_id, *failed_indexes],
         )
-        return _text(result)
+        return as_text(result)
 
     def reject(self, job_id: str, n: int, *, attempt: int, code: str, now_ms: int) -> bool:
         """Record that the gateway refused the whole chunk (every phone rejected)."""
@@ -182,7 +187,7 @@ class Ledger:
                   self.keys.stats()],
             args=args,
         )
-        return int(applied), int(ignored), _text(transition)
+        return int(applied), int(ignored), as_text(transition)
 
     def expire_awaiting(self, job_id: str, n: int) -> int:
         """Mark a chunk's phones still awaiting a receipt as ``unknown``; return how many."""
@@ -193,7 +198,7 @@ class Ledger:
 
     def job(self, job_id: str) -> dict[str, str]:
         """The job's hash (meta and ``c:*`` counters) as text; empty if unknown."""
-        return {_text(k): _text(v) for k, v in self.r.hgetall(self.keys.job(job_id)).items()}
+        return {as_text(k): as_text(v) for k, v in self.r.hgetall(self.keys.job(job_id)).items()}
 
     def counts(self, job_id: str) -> dict[str, int]:
         """Recipients per state, read in one call."""
@@ -202,7 +207,7 @@ class Ledger:
 
     def chunk(self, job_id: str, n: int) -> dict[str, str]:
         """A chunk's hash as text (phones included); empty if unknown."""
-        return {_text(k): _text(v) for k, v in self.r.hgetall(self.keys.chunk(job_id, n)).items()}
+        return {as_text(k): as_text(v) for k, v in self.r.hgetall(self.keys.chunk(job_id, n)).items()}
 
     def phone_states(self, job_id: str) -> Iterator[tuple[str, str]]:
         """Every ``(phone, state)`` of a job, chunk by chunk."""
@@ -210,12 +215,13 @@ class Ledger:
         for n in range(chunks):
             chunk_key, _, st_key = self._chunk_keys(job_id, n)
             state, phones = self.r.hmget(chunk_key, ["state", "phones"])
-            st = _text(self.r.get(st_key) or b"")
-            text, chunk_state = _text(phones or b""), _text(state or b"")
+            st = as_text(self.r.get(st_key) or b"")
+            text, chunk_state = as_text(phones or b""), as_text(state or b"")
             for i in range(0, len(text), PHONE_WIDTH):
                 byte = st[i // PHONE_WIDTH] if st else ""
                 yield text[i : i + PHONE_WIDTH], PHONE_STATES.get(byte, chunk_state)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)

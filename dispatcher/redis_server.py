@@ -52,8 +52,9 @@ class EmbeddedRedis:
     risk on a power cut, none on a process crash.
     """
 
-    def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True) -> None:
+    def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True, detach: bool = False) -> None:
         self.data_dir = Path(data_dir)
+        self.detach = detach
         self.port = port or free_port()
         self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
@@ -81,7 +82,11 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
             "--daemonize", "no",
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # detach: its own session, so it outlives the process that started it and
+        # a Ctrl-C in that terminal does not kill the shared server.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=self.detach
+        )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         try:

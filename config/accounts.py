@@ -1,0 +1,121 @@
+"""Gateway accounts from a JSON file; secrets come from the environment as ``${VAR}``.
+
+A value written ``"${OPASS_ACCESS_KEY}"`` is replaced by that environment
+variable, so the committed example files hold no secret, and production puts
+secrets in the environment or in an untracked ``config/accounts.local.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dispatcher.errors import ConfigurationError
+from dispatcher.limiter import Limit
+from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One configured account: its protocol settings plus what the pipeline adds.
+
+    ``callback_secret`` is the path token the webhook requires for this
+    account's pushes; ``limits`` overrides the documented defaults per operation.
+    """
+
+    provider: str
+    gateway: OpassAccount | AiofishAccount
+    callback_secret: str = field(default="", repr=False)
+    limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The account's name, unique per provider."""
+        return self.gateway.name
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """All configured accounts, by provider and name."""
+
+    by_key: Mapping[tuple[str, str], AccountConfig]
+
+    def get(self, provider: str, name: str) -> AccountConfig:
+        """The account ``provider:name``; raises ``ConfigurationError`` if unknown."""
+        try:
+            return self.by_key[(provider, name)]
+        except KeyError:
+            known = ", ".join(f"{p}:{n}" for p, n in sorted(self.by_key)) or "none"
+            raise ConfigurationError(f"no account {provider}:{name} (configured: {known})") from None
+
+    def __iter__(self) -> Iterator[AccountConfig]:
+        return iter(self.by_key.values())
+
+    def limit_overrides(self) -> dict[tuple[str, str, str], tuple[Limit, ...]]:
+        """Per-account limit overrides in the form the limiter takes."""
+        return {(a.provider, a.name, op): lim for a in self for op, lim in a.limits.items()}
+
+
+def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                raise ConfigurationError(f"{where}: environment variable {m.group(1)} is not set")
+            return env[m.group(1)]
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _limits(raw: Mapping[str, Any], where: str) -> dict[str, tuple[Limit, ...]]:
+    out: dict[str, tuple[Limit, ...]] = {}
+    for op, items in raw.items():
+        try:
+            out[op] = tuple(Limit(str(i["kind"]), int(i["count"]), float(i["window_s"])) for i in items)
+        except (KeyError, TypeError, ValueError):
+            raise ConfigurationError(
+                f"{where}.limits.{op}: expected a list of {{kind, count, window_s}}"
+            ) from None
+    return out
+
+
+def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Accounts:
+    """Build :class:`Accounts` from a parsed file; raises ``ConfigurationError`` naming the entry."""
+    env = os.environ if env is None else env
+    by_key: dict[tuple[str, str], AccountConfig] = {}
+    for provider, cls in (("opass", OpassAccount), ("aiofish", AiofishAccount)):
+        for i, raw in enumerate(doc.get(provider, [])):
+            where = f"{provider}[{i}]"
+            item = _expand(dict(raw), env, where)
+            secret = str(item.pop("callback_secret", ""))
+            limits = _limits(item.pop("limits", {}), where)
+            try:
+                gateway = cls(**item)
+            except TypeError as exc:
+                raise ConfigurationError(f"{where}: {exc}") from None
+            key = (provider, gateway.name)
+            if key in by_key:
+                raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
+            by_key[key] = AccountConfig(provider, gateway, secret, limits)
+    return Accounts(by_key)
+
+
+def load_accounts(path: str | Path, env: Mapping[str, str] | None = None) -> Accounts:
+    """Read and parse an accounts JSON file; raises ``ConfigurationError`` if unusable."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"accounts file {path} does not exist (set SMSD_ACCOUNTS_FILE)") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"accounts file {path} is not valid JSON: {exc}") from None
+    return parse_accounts(doc, env)

@@ -1,0 +1,69 @@
+"""Settings read from the environment (``SMSD_*``), with the defaults documented here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dispatcher.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a producer, worker, beat or webhook process needs besides accounts.
+
+    Each field is read from ``SMSD_<FIELD NAME IN CAPITALS>``.
+    """
+
+    #: Redis for the ledger and (unless ``broker_url``) the Celery broker; empty =
+    #: start an embedded redis-server with its data under ``data_dir``.
+    redis_url: str = ""
+    broker_url: str = ""
+    accounts_file: str = "config/accounts.example.json"
+    data_dir: str = ".data"
+    key_prefix: str = "smsd"
+    queue_otp: str = "sms.otp"
+    queue_bulk: str = "sms.bulk"
+    #: How long an ambiguous chunk waits for a receipt carrying its id before it
+    #: is considered never to have arrived and is sent again.
+    reconcile_window_s: float = 600.0
+    #: A chunk still ``sending`` after this long lost its worker: make it ambiguous.
+    stuck_after_s: float = 120.0
+    #: Recipients with no receipt this long after acceptance become ``unknown``.
+    receipt_horizon_s: float = 72 * 3600.0
+    receipt_poll_s: float = 60.0
+    sweep_every_s: float = 15.0
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    max_attempts: int = 20
+    #: How long a task may wait for a rate-limit token before re-queueing itself.
+    limiter_max_wait_s: float = 2.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``).
+
+        Raises ``ConfigurationError`` naming the variable whose value is not of its type.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f"SMSD_{f.name.upper()}"
+            if name not in env:
+                continue
+            raw = env[name]
+            kind: Any = type(f.default)
+            try:
+                values[f.name] = kind(raw) if kind is not str else raw
+            except ValueError:
+                raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir`` as a path."""
+        return Path(self.data_dir)

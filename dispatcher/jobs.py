@@ -1,0 +1,187 @@
+"""Turning a producer's request into a validated, chunked job. Pure: no Redis here.
+
+A job has one *kind*, chosen from its shape:
+
+==============  ==========================================  ================
+kind            shape                                        gateway call
+==============  ==========================================  ================
+opass.send      one template, the same params for everyone   /message/send
+opass.batch     one template, params per phone              /message/sendBatch
+aiofish.send    the same content for everyone                sendSms (variant)
+aiofish.batch   content per phone                            batchSendSms
+==============  ==========================================  ================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.errors import Problem, ValidationError
+from dispatcher.ledger import ChunkData
+from dispatcher.phones import describe_bad, normalise_mainland
+from dispatcher.validation import MAX_BID_CHARS, MAX_SMS_ID_CHARS, Checker
+
+CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
+PRIORITIES = ("otp", "bulk")
+MAX_JOB_RECIPIENTS = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job: what to send (``meta``) and to whom (``recipients``)."""
+
+    kind: str
+    provider: str
+    account: str
+    meta: dict[str, str]
+    #: (phone, payload) with payload None for same-for-all kinds
+    recipients: list[tuple[str, Any]] = field(repr=False)
+    duplicates: int = 0
+    invalid: tuple[Problem, ...] = ()
+
+    def chunks(self, size: int) -> Iterator[ChunkData]:
+        """The recipients cut into chunks of at most ``size``, in order."""
+        per_phone = self.kind.endswith(".batch")
+        for start in range(0, len(self.recipients), size):
+            part = self.recipients[start : start + size]
+            yield ChunkData([p for p, _ in part], [x for _, x in part] if per_phone else None)
+
+
+def _recipients(
+    check: Checker,
+    phones: Iterable[Any] | None,
+    pairs: Iterable[tuple[Any, Any]] | None,
+    payload_check: Any,
+    skip_invalid: bool,
+) -> tuple[list[tuple[str, Any]], int, list[Problem]]:
+    """Normalise and de-duplicate recipients; collect problems with their index."""
+    if (phones is None) == (pairs is None):
+        check.add("phones", "give either phones (same message for all) or recipients (per phone), not both")
+        return [], 0, []
+    items: Iterable[Any] = ((p, None) for p in phones) if phones is not None else (pairs or ())
+    field_name = "phones" if phones is not None else "recipients"
+    seen: set[str] = set()
+    out: list[tuple[str, Any]] = []
+    dups = 0
+    skipped: list[Problem] = []
+    for i, item in enumerate(items):
+        if phones is None and not (isinstance(item, tuple | list) and len(item) == 2):
+            check.add(f"recipients[{i}]", "must be a (phone, value) pair")
+            continue
+        raw, payload = item
+        phone = normalise_mainland(raw)
+        where = f"{field_name}[{i}]" if phones is not None else f"recipients[{i}].phone"
+        if phone is None:
+            problem = Problem(where, f"{describe_bad(raw)} (expected an 11-digit mainland mobile)")
+            if skip_invalid:
+                skipped.append(problem)
+            else:
+                check.problems.append(problem)
+            continue
+        if payload_check is not None:
+            payload = payload_check(payload, f"recipients[{i}]")
+        if phone in seen:
+            dups += 1
+            continue
+        seen.add(phone)
+        out.append((phone, payload))
+        if len(out) > MAX_JOB_RECIPIENTS:
+            check.add(field_name, f"more than {MAX_JOB_RECIPIENTS} recipients in one job")
+            break
+    if not out and not check.problems:
+        check.add(field_name, "no valid recipient")
+    return out, dups, skipped
+
+
+def _common(check: Checker, priority: str, send_at_ms: int | None) -> dict[str, str]:
+    if priority not in PRIORITIES:
+        check.add("priority", f"must be one of {PRIORITIES}, got {priority!r}")
+    if send_at_ms is not None and (not isinstance(send_at_ms, int) or send_at_ms < 0):
+        check.add("send_at", "must be a datetime or epoch milliseconds")
+    return {"priority": priority, "send_at_ms": str(send_at_ms or 0)}
+
+
+def template_job(
+    account: str,
+    *,
+    template_code: str,
+    phones: Iterable[Any] | None = None,
+    params: Sequence[Any] | None = None,
+    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+    bid: str | None = None,
+    extend_code: str | None = None,
+    priority: str = "bulk",
+    send_at_ms: int | None = None,
+    skip_invalid: bool = False,
+) -> JobSpec:
+    """Validate an opass template job; raises ``ValidationError`` listing every problem."""
+    check = Checker()
+    if not isinstance(template_code, str) or not template_code.strip():
+        check.add("template_code", "must be the approved template's code")
+    same = check.params(params or [], field="params") if params is not None else []
+    if params is not None and recipients is not None:
+        check.add("params", "give params (same for all) or recipients (per phone), not both")
+    extend = check.digits(extend_code, field="extend_code")
+    check.client_id(bid, field="bid", max_chars=MAX_BID_CHARS)
+    meta = _common(check, priority, send_at_ms)
+
+    widths: dict[int, int] = {}
+
+    def per_phone(values: Any, where: str) -> list[str]:
+        got = check.params(values, field=f"{where}.params")
+        widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
+        return got
+
+    rows, dups, skipped = _recipients(check, phones, recipients, per_phone if recipients is not None else None,
+                                      skip_invalid)
+    if len(widths) > 1:
+        first = ", ".join(f"{n} (first at recipients[{i}])" for n, i in sorted(widths.items()))
+        check.add("recipients", f"every recipient needs the same number of params; found {first}")
+    check.done()
+    kind = "opass.batch" if recipients is not None else "opass.send"
+    meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),
+                params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", user_bid=bid or "")
+    return JobSpec(kind, "opass", account, meta, rows, dups, tuple(skipped))
+
+
+def content_job(
+    account: str,
+    *,
+    content: str | None = None,
+    phones: Iterable[Any] | None = None,
+    recipients: Iterable[tuple[Any, str]] | None = None,
+    sms_id: str | None = None,
+    sub_code: str | None = None,
+    priority: str = "bulk",
+    send_at_ms: int | None = None,
+    skip_invalid: bool = False,
+) -> JobSpec:
+    """Validate an aiofish free-content job; raises ``ValidationError`` listing every problem."""
+    check = Checker()
+    if recipients is None:
+        text = check.text(content, field="content")
+        check.signature(text, field="content")
+    elif content is not None:
+        check.add("content", "give content (same for all) or recipients (per phone), not both")
+    sub = check.digits(sub_code, field="sub_code")
+    check.client_id(sms_id, field="sms_id", max_chars=MAX_SMS_ID_CHARS)
+    meta = _common(check, priority, send_at_ms)
+
+    def per_phone(value: Any, where: str) -> str:
+        text = check.text(value, field=f"{where}.content")
+        check.signature(text, field=f"{where}.content")
+        return text
+
+    rows, dups, skipped = _recipients(check, phones, recipients, per_phone if recipients is not None else None,
+                                      skip_invalid)
+    check.done()
+    kind = "aiofish.batch" if recipients is not None else "aiofish.send"
+    meta.update(kind=kind, provider="aiofish", account=account, content=content or "",
+                sub_code=sub or "", user_sms_id=sms_id or "")
+    return JobSpec(kind, "aiofish", account, meta, rows, dups, tuple(skipped))
+
+
+__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "template_job"]

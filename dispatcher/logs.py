@@ -1,0 +1,73 @@
+"""structlog set-up: JSON lines with job/chunk ids, phones masked, secrets dropped.
+
+Two safety nets under the rule "never log a phone or a secret": every string
+value is scanned for mainland mobile numbers (masked ``138****1234``), and keys
+that name secrets are replaced by ``[redacted]``. Message text is logged only
+at DEBUG, by the code that chose to.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_PHONE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|access_?key|api_?key|aes|token|sign$", re.I)
+
+
+def mask_text(text: str) -> str:
+    """Mask every mainland mobile number inside ``text``."""
+    return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: "[redacted]" if _SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: redact secret-named keys, mask phones in every value."""
+    for key in list(event):
+        event[key] = "[redacted]" if _SECRET_KEYS.search(key) else _scrub(event[key])
+    return event
+
+
+def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
+    """Configure structlog and stdlib logging (idempotent) to write to stderr."""
+    renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines \
+        else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            scrub,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class _MaskingFormatter(logging.Formatter):
+    """stdlib records (Celery's own, gunicorn's) get phones masked too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(super().format(record))

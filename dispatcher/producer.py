@@ -1,0 +1,176 @@
+"""The producer API: what a Django or Flask app calls.
+
+``send_template`` / ``send_content`` validate everything, store the job and its
+recipients in Redis, and enqueue ONE small task carrying only the job id;
+``status`` reads a job's funnel. Nothing personal travels through the broker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from config.accounts import Accounts, load_accounts
+from config.settings import Settings
+from dispatcher import jobs
+from dispatcher.enqueue import enqueue_fanout
+from dispatcher.errors import Problem
+from dispatcher.keys import Keys
+from dispatcher.ledger import COUNTERS, Ledger, as_text
+from dispatcher.providers.base import system_clock_ms
+from dispatcher.redis_connection import connect
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    """A stored, queued job. ``invalid`` lists recipients skipped (``skip_invalid=True``)."""
+
+    job_id: str
+    provider: str
+    account: str
+    total: int
+    chunks: int
+    duplicates: int = 0
+    invalid: tuple[Problem, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's funnel: recipients per state, and optionally each phone's state."""
+
+    job_id: str
+    kind: str
+    provider: str
+    account: str
+    total: int
+    counts: dict[str, int]
+    paused: str | None = None
+    phones: list[tuple[str, str]] | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every recipient has reached a terminal state."""
+        c = self.counts
+        return c["pending"] + c["sending"] + c["accepted"] == 0
+
+    @property
+    def submitted(self) -> bool:
+        """Whether no recipient is still waiting to be submitted or in flight."""
+        return self.counts["pending"] + self.counts["sending"] == 0
+
+
+def _ms(send_at: dt.datetime | int | None) -> int | None:
+    if isinstance(send_at, dt.datetime):
+        if send_at.tzinfo is None:
+            send_at = send_at.astimezone()
+        return int(send_at.timestamp() * 1000)
+    return send_at
+
+
+class Dispatcher:
+    """Entry point for producers; one per process is enough (it is thread-safe)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        accounts: Accounts | None = None,
+        client: redis.Redis | None = None,
+        enqueue: Callable[[str, str, int], None] = enqueue_fanout,
+        clock_ms: Callable[[], int] = system_clock_ms,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.accounts = accounts or load_accounts(self.settings.accounts_file)
+        self.redis = client or connect(self.settings)
+        self.keys = Keys(self.settings.key_prefix)
+        self.ledger = Ledger(self.redis, self.keys)
+        self._enqueue = enqueue
+        self._clock_ms = clock_ms
+
+    def send_template(
+        self,
+        account: str,
+        *,
+        template_code: str,
+        phones: Iterable[Any] | None = None,
+        params: Sequence[Any] | None = None,
+        recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+        bid: str | None = None,
+        extend_code: str | None = None,
+        priority: str = "bulk",
+        send_at: dt.datetime | int | None = None,
+        skip_invalid: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> JobHandle:
+        """Queue opass template SMS: ``phones`` + ``params`` (same for all) or ``recipients``.
+
+        Raises ``ValidationError`` (nothing stored or queued) listing every bad
+        field and item, or ``ConfigurationError`` for an unknown account. With
+        ``skip_invalid`` bad phones are left out and listed in the handle instead.
+        """
+        acct = self.accounts.get("opass", account)
+        spec = jobs.template_job(
+            account, template_code=template_code, phones=phones, params=params, recipients=recipients,
+            bid=bid, extend_code=extend_code, priority=priority, send_at_ms=_ms(send_at),
+            skip_invalid=skip_invalid,
+        )
+        return self._store(spec, acct.gateway.batch_max, progress)  # type: ignore[union-attr]
+
+    def send_content(
+        self,
+        account: str,
+        *,
+        content: str | None = None,
+        phones: Iterable[Any] | None = None,
+        recipients: Iterable[tuple[Any, str]] | None = None,
+        sms_id: str | None = None,
+        sub_code: str | None = None,
+        priority: str = "bulk",
+        send_at: dt.datetime | int | None = None,
+        skip_invalid: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> JobHandle:
+        """Queue aiofish free-content SMS: ``phones`` + ``content`` or per-phone ``recipients``.
+
+        Raises ``ValidationError`` (nothing stored or queued) or ``ConfigurationError``.
+        """
+        self.accounts.get("aiofish", account)
+        spec = jobs.content_job(
+            account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
+            sub_code=sub_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+        )
+        return self._store(spec, jobs.CHUNK_LIMITS[spec.kind], progress)
+
+    def _store(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
+        job_id = secrets.token_hex(8)
+        now = self._clock_ms()
+        chunks = self.ledger.create_job(job_id, spec.meta, spec.chunks(chunk_size), now_ms=now, progress=progress)
+        queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
+        send_at = int(spec.meta["send_at_ms"])
+        if send_at > now:
+            self.redis.zadd(self.keys.scheduled(), {job_id: send_at})
+        else:
+            self._enqueue(job_id, queue, 0)
+        return JobHandle(job_id, spec.provider, spec.account, len(spec.recipients), chunks,
+                         spec.duplicates, spec.invalid)
+
+    def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
+        """The job's funnel; with ``phones=True`` also each phone's state.
+
+        Raises ``KeyError`` for an unknown (or expired) job.
+        """
+        job = self.ledger.job(job_id)
+        if not job:
+            raise KeyError(f"no job {job_id}")
+        counts = {c: int(job.get(f"c:{c}", 0)) for c in COUNTERS}
+        paused = self.redis.get(self.keys.paused(job["provider"], job["account"]))
+        return JobStatus(
+            job_id, job["kind"], job["provider"], job["account"], int(job["total"]), counts,
+            as_text(paused) if paused else None,
+            list(self.ledger.phone_states(job_id)) if phones else None,
+        )

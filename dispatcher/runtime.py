@@ -1,0 +1,81 @@
+"""Per-process wiring: settings, accounts, Redis, ledger, limiter and gateway clients.
+
+Built once per process (worker, beat, webhook, CLI) and reused; gateway clients
+are created on first use and keep their HTTP connection pools.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+
+from config.accounts import AccountConfig, Accounts, load_accounts
+from config.settings import Settings
+from dispatcher.errors import ConfigurationError
+from dispatcher.keys import Keys
+from dispatcher.ledger import Ledger
+from dispatcher.limiter import RateLimiter
+from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.redis_connection import connect
+
+
+class Runtime:
+    """Everything a process needs to send, receive and account for SMS."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, accounts: Accounts | None = None, client: redis.Redis | None = None
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.accounts = accounts or load_accounts(self.settings.accounts_file)
+        self.redis = client or connect(self.settings)
+        self.keys = Keys(self.settings.key_prefix)
+        self.ledger = Ledger(self.redis, self.keys)
+        self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides())
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, provider: str, name: str) -> Any:
+        """The gateway client of account ``provider:name`` (created once)."""
+        key = (provider, name)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = make_client(self.accounts.get(provider, name))
+            return self._clients[key]
+
+
+def make_client(account: AccountConfig) -> Any:
+    """A protocol client for one account."""
+    if account.provider == "opass":
+        from dispatcher.providers.opass import OpassClient
+
+        gateway = account.gateway
+        if not isinstance(gateway, OpassAccount):
+            raise ConfigurationError(f"opass:{account.name} is not configured as an opass account")
+        return OpassClient(gateway)
+    from dispatcher.providers.aiofish import AiofishClient
+
+    if not isinstance(account.gateway, AiofishAccount):
+        raise ConfigurationError(f"aiofish:{account.name} is not configured as an aiofish account")
+    return AiofishClient(account.gateway)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime, built from the environment on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime()
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the process-wide runtime (after fork, or in tests)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None

@@ -1,0 +1,142 @@
+"""Sending one chunk: take a token, claim the chunk, call the gateway, record the outcome.
+
+What happens after each error class (DESIGN.md):
+
+* transient → back to ``pending``, retried with exponential backoff and jitter;
+* throttled → back to ``pending``, the account's limiter slowed down, retried after
+  the gateway's delay;
+* ambiguous → ``ambiguous``; never resent until the reconcile window passes
+  with no receipt carrying the chunk's id (see :mod:`dispatcher.sweeps`);
+* request/recipient rejected → ``rejected`` (recorded per phone);
+* account-fatal → the account is paused and the chunk goes back to ``pending``
+  (as do all its other chunks, which find the pause when claimed).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from dispatcher.errors import (
+    AccountFatalError,
+    AmbiguousError,
+    ConfigurationError,
+    ProviderError,
+    ThrottledError,
+    TransientError,
+    ValidationError,
+)
+from dispatcher.keys import client_id
+from dispatcher.ledger import PHONE_WIDTH
+from dispatcher.providers.base import system_clock_ms
+from dispatcher.runtime import Runtime
+
+log = structlog.get_logger("dispatcher.sending")
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """What the task should do next: nothing (``retry_in_s`` None) or run again later."""
+
+    retry_in_s: float | None = None
+    note: str = ""
+
+
+def backoff_s(attempt: int, *, base_s: float, cap_s: float, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter in [0.5, 1.5) × base·2^(attempt-1), capped."""
+    return min(cap_s, base_s * 2 ** max(0, attempt - 1)) * (0.5 + rng())
+
+
+def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloads: Sequence[Any] | None,
+                 cid: str) -> Any:
+    """Make the one gateway call a chunk of this job's kind needs; return its SendResult."""
+    client = rt.client(job["provider"], job["account"])
+    kind = job["kind"]
+    if kind == "opass.send":
+        params = json.loads(job.get("params") or "[]")
+        return client.send(list(phones), job["template_code"], params or None, bid=cid,
+                           extend_code=job.get("extend_code") or None)
+    if kind == "opass.batch":
+        return client.send_batch(list(zip(phones, payloads or [], strict=True)), job["template_code"], bid=cid,
+                                 extend_code=job.get("extend_code") or None)
+    if kind == "aiofish.send":
+        return client.send(list(phones), job["content"], sms_id=cid, sub_code=job.get("sub_code") or None)
+    if kind == "aiofish.batch":
+        return client.send_batch(list(zip(phones, payloads or [], strict=True)), sms_id=cid,
+                                 sub_code=job.get("sub_code") or None)
+    raise ConfigurationError(f"unknown job kind {kind!r}")
+
+
+def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms) -> Next:
+    """Send chunk ``n`` of a job once, recording the outcome in the ledger."""
+    job = rt.ledger.job(job_id)
+    if not job:
+        return Next(note="job expired or unknown")
+    provider, account = job["provider"], job["account"]
+    bound = log.bind(job_id=job_id, chunk=n, provider=provider, account=account)
+    waited = rt.limiter.acquire(provider, account, "send", max_wait_s=rt.settings.limiter_max_wait_s)
+    if waited < 0:
+        return Next(retry_in_s=-waited, note="rate limit")
+    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms())
+    if claim.status != "ok":
+        bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
+        return Next(note=f"{claim.status}: {claim.detail}")
+    attempt = claim.attempt
+    chunk = rt.ledger.chunk(job_id, n)
+    text = chunk["phones"]
+    phones = [text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH)]
+    payloads = json.loads(chunk["payloads"]) if "payloads" in chunk else None
+    cid = client_id(job_id, n, attempt)
+    bound = bound.bind(attempt=attempt, size=len(phones))
+    try:
+        result = call_gateway(rt, job, phones, payloads, cid)
+    except (ProviderError, ValidationError, ConfigurationError) as exc:
+        return _record_failure(rt, bound, job_id, n, attempt, provider, account, exc, clock_ms)
+    index = {p: i for i, p in enumerate(phones)}
+    failed = sorted(index[f.phone] for f in result.failed if f.phone in index)
+    outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=result.message_id,
+                               failed_indexes=failed, now_ms=clock_ms())
+    bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)
+    return Next(note="accepted")
+
+
+def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, provider: str, account: str,
+                    exc: Exception, clock_ms: Callable[[], int]) -> Next:
+    now = clock_ms()
+    code = str(getattr(exc, "code", None) or type(exc).__name__)
+    s = rt.settings
+    if isinstance(exc, ThrottledError):
+        factor = rt.limiter.slow_down(provider, account, "send")
+        rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
+        bound.warning("chunk.throttled", code=code, slow_factor=factor)
+        return Next(retry_in_s=max(exc.retry_after_s, 0.1), note="throttled")
+    if isinstance(exc, TransientError) and attempt >= s.max_attempts:
+        # Recorded as rejected with the reason, so nothing waits forever unseen.
+        rt.ledger.reject(job_id, n, attempt=attempt, code=f"gave-up:{code}", now_ms=now)
+        bound.error("chunk.gave_up", code=code, attempts=attempt)
+        return Next(note="gave up")
+    if isinstance(exc, TransientError):
+        rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
+        delay = backoff_s(attempt, base_s=s.retry_base_s, cap_s=s.retry_cap_s)
+        bound.warning("chunk.transient", code=code, retry_in_s=round(delay, 2))
+        return Next(retry_in_s=delay, note="transient")
+    if isinstance(exc, AmbiguousError):
+        deadline = now + int(s.reconcile_window_s * 1000)
+        rt.ledger.mark_ambiguous(job_id, n, attempt=attempt, deadline_ms=deadline, code=code, now_ms=now)
+        bound.warning("chunk.ambiguous", code=code, reconcile_at_ms=deadline)
+        return Next(note="ambiguous")
+    if isinstance(exc, AccountFatalError | ConfigurationError):
+        rt.redis.set(rt.keys.paused(provider, account), f"{code}: {exc}")
+        rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
+        bound.error("account.paused", code=code, reason=str(exc))
+        return Next(note="account paused")
+    # RequestRejectedError, RecipientRejectedError, ValidationError: resending cannot help.
+    rt.ledger.reject(job_id, n, attempt=attempt, code=code, now_ms=now)
+    bound.error("chunk.rejected", code=code, reason=str(exc))
+    return Next(note="rejected")
+

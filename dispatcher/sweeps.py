@@ -1,0 +1,89 @@
+"""Periodic repairs run by beat: stuck chunks, ambiguous chunks, silent recipients, schedules.
+
+Each sweep returns what it touched so the beat task can log it and re-enqueue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.keys import parse_chunk_member
+from dispatcher.ledger import as_text
+from dispatcher.runtime import Runtime
+
+
+def _due(rt: Runtime, key: str, max_score: float) -> list[str]:
+    """Members of a sorted set scored at or below ``max_score`` (at most 1000 a sweep)."""
+    found: Any = rt.redis.zrangebyscore(key, "-inf", max_score, start=0, num=1000)
+    return [as_text(m) for m in found]
+
+
+def stuck_to_ambiguous(rt: Runtime, *, now_ms: int) -> int:
+    """Chunks ``sending`` for longer than ``stuck_after_s`` lost their worker: make them ambiguous.
+
+    Their request may have gone out, so they are reconciled, never resent blindly.
+    """
+    cutoff = now_ms - int(rt.settings.stuck_after_s * 1000)
+    moved = 0
+    for member in _due(rt, rt.keys.sending(), cutoff):
+        job_id, n = parse_chunk_member(member)
+        attempt = int(rt.ledger.chunk(job_id, n).get("attempt", 0))
+        deadline = now_ms + int(rt.settings.reconcile_window_s * 1000)
+        if rt.ledger.mark_ambiguous(job_id, n, attempt=attempt, deadline_ms=deadline, code="stuck", now_ms=now_ms):
+            moved += 1
+        else:
+            rt.redis.zrem(rt.keys.sending(), member)  # it moved on meanwhile
+    return moved
+
+
+def due_ambiguous(rt: Runtime, *, now_ms: int) -> list[tuple[str, int]]:
+    """Ambiguous chunks whose window passed with no receipt: back to ``pending``; return them.
+
+    No receipt carried their id within ``reconcile_window_s``, so the attempt is
+    taken as never having reached the gateway and the caller re-enqueues them.
+    """
+    released = []
+    for member in _due(rt, rt.keys.ambiguous(), now_ms):
+        job_id, n = parse_chunk_member(member)
+        attempt = int(rt.ledger.chunk(job_id, n).get("attempt", 0))
+        if rt.ledger.release(job_id, n, attempt=attempt, expected="ambiguous", code="reconciled-unsent",
+                             now_ms=now_ms):
+            released.append((job_id, n))
+        else:
+            rt.redis.zrem(rt.keys.ambiguous(), member)
+    return released
+
+
+def expire_silent(rt: Runtime, *, now_ms: int) -> int:
+    """Recipients with no receipt ``receipt_horizon_s`` after acceptance become ``unknown``."""
+    cutoff = now_ms - int(rt.settings.receipt_horizon_s * 1000)
+    marked = 0
+    for member in _due(rt, rt.keys.awaiting(), cutoff):
+        job_id, n = parse_chunk_member(member)
+        marked += rt.ledger.expire_awaiting(job_id, n)
+    return marked
+
+
+def due_scheduled(rt: Runtime, *, now_ms: int) -> list[str]:
+    """Jobs whose send time has come: removed from the schedule and returned to fan out."""
+    due = []
+    for job_id in _due(rt, rt.keys.scheduled(), now_ms):
+        if rt.redis.zrem(rt.keys.scheduled(), job_id):  # only one beat/worker wins each job
+            due.append(job_id)
+    return due
+
+
+def pending_chunks(rt: Runtime, provider: str, account: str) -> list[tuple[str, int]]:
+    """Pending chunks of an account's jobs (to re-enqueue after a resume)."""
+    found = []
+    all_jobs: Any = rt.redis.zrange(rt.keys.jobs(), 0, -1)
+    for job_id in map(as_text, all_jobs):
+        job = rt.ledger.job(job_id)
+        if not job or (job.get("provider"), job.get("account")) != (provider, account):
+            continue
+        if int(job.get("c:pending", 0)) == 0:
+            continue
+        for n in range(int(job.get("chunks", 0))):
+            if rt.redis.hget(rt.keys.chunk(job_id, n), "state") == b"pending":
+                found.append((job_id, n))
+    return found

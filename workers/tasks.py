@@ -1,0 +1,132 @@
+"""Thin Celery tasks: each loads state, calls one dispatcher function, schedules what is next.
+
+Task arguments are ids only (job id, chunk number, provider/account names):
+no phone number or message text ever reaches the broker or Flower.
+"""
+
+from __future__ import annotations
+
+import structlog
+from celery import shared_task
+
+from dispatcher import sweeps
+from dispatcher.providers.base import system_clock_ms
+from dispatcher.receipts import apply_receipts, store_uplinks
+from dispatcher.runtime import get_runtime
+from dispatcher.sending import send_chunk as send_one_chunk
+
+log = structlog.get_logger("workers.tasks")
+
+
+def _queue_of(job: dict[str, str]) -> str:
+    s = get_runtime().settings
+    return s.queue_otp if job.get("priority") == "otp" else s.queue_bulk
+
+
+def enqueue_chunk(job_id: str, n: int, queue: str, countdown_s: float | None = None) -> None:
+    """Queue ``send_chunk(job_id, n)`` on ``queue``."""
+    send_chunk.apply_async((job_id, n), queue=queue, countdown=countdown_s)
+
+
+@shared_task(name="workers.tasks.fanout")
+def fanout(job_id: str) -> int:
+    """Queue one send task per chunk of a stored job; return how many."""
+    rt = get_runtime()
+    job = rt.ledger.job(job_id)
+    if not job:
+        return 0
+    queue = _queue_of(job)
+    chunks = int(job["chunks"])
+    for n in range(chunks):
+        enqueue_chunk(job_id, n, queue)
+    log.info("job.fanout", job_id=job_id, chunks=chunks, queue=queue, kind=job["kind"])
+    return chunks
+
+
+@shared_task(name="workers.tasks.send_chunk")
+def send_chunk(job_id: str, n: int) -> str:
+    """Send one chunk; re-queue it if the limiter or a retryable error says so."""
+    rt = get_runtime()
+    nxt = send_one_chunk(rt, job_id, n)
+    if nxt.retry_in_s is not None:
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)), nxt.retry_in_s)
+    return nxt.note
+
+
+@shared_task(name="workers.tasks.sweep")
+def sweep() -> dict[str, int]:
+    """Repair what needs time to show: stuck, ambiguous, silent, scheduled."""
+    rt = get_runtime()
+    now = system_clock_ms()
+    stuck = sweeps.stuck_to_ambiguous(rt, now_ms=now)
+    released = sweeps.due_ambiguous(rt, now_ms=now)
+    for job_id, n in released:
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+    unknown = sweeps.expire_silent(rt, now_ms=now)
+    due = sweeps.due_scheduled(rt, now_ms=now)
+    for job_id in due:
+        fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job(job_id)))
+    result = {"stuck": stuck, "resent_after_reconcile": len(released), "unknown": unknown, "scheduled": len(due)}
+    if any(result.values()):
+        log.info("sweep", **result)
+    return result
+
+
+@shared_task(name="workers.tasks.poll_receipts")
+def poll_receipts() -> dict[str, int]:
+    """Pull receipts (and aiofish replies) of every account, within its limits."""
+    rt = get_runtime()
+    totals = {"applied": 0, "ignored": 0, "unmatched": 0}
+    for account in rt.accounts:
+        if rt.limiter.try_acquire(account.provider, account.name, "receipts") != 0:
+            continue
+        client = rt.client(account.provider, account.name)
+        try:
+            receipts = client.pull_receipts()
+        except Exception as exc:  # noqa: BLE001 - a failed poll is retried next period
+            log.warning("receipts.poll_failed", provider=account.provider, account=account.name,
+                        error=type(exc).__name__)
+            continue
+        done = apply_receipts(rt.ledger, receipts, now_ms=system_clock_ms())
+        totals["applied"] += done.applied
+        totals["ignored"] += done.ignored
+        totals["unmatched"] += done.unmatched
+        if account.provider == "aiofish" and rt.limiter.try_acquire("aiofish", account.name, "replies") == 0:
+            try:
+                store_uplinks(rt.redis, rt.keys, "aiofish", account.name, client.pull_replies())
+            except Exception as exc:  # noqa: BLE001 - retried next period
+                log.warning("replies.poll_failed", account=account.name, error=type(exc).__name__)
+    return totals
+
+
+def resume_account(provider: str, account: str) -> int:
+    """Clear an account's pause and re-queue its pending chunks; return how many."""
+    rt = get_runtime()
+    rt.redis.delete(rt.keys.paused(provider, account))
+    chunks = sweeps.pending_chunks(rt, provider, account)
+    for job_id, n in chunks:
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+    log.info("account.resumed", provider=provider, account=account, chunks=len(chunks))
+    return len(chunks)
+
+
+@shared_task(name="workers.tasks.check_paused")
+def check_paused() -> list[str]:
+    """Resume paused accounts whose balance check now succeeds with credit left."""
+    rt = get_runtime()
+    resumed = []
+    for account in rt.accounts:
+        if not rt.redis.exists(rt.keys.paused(account.provider, account.name)):
+            continue
+        if rt.limiter.try_acquire(account.provider, account.name, "balance") != 0:
+            continue
+        try:
+            balance = rt.client(account.provider, account.name).balance()
+        except Exception as exc:  # noqa: BLE001 - still failing: stay paused
+            log.info("account.still_paused", provider=account.provider, account=account.name,
+                     error=type(exc).__name__)
+            continue
+        if balance.total > 0:
+            resume_account(account.provider, account.name)
+            resumed.append(f"{account.provider}:{account.name}")
+    return resumed
