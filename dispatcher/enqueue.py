@@ -1,10 +1,40 @@
-"""The one place the dispatcher hands work to Celery: by task name, ids only."""
+"""The one place the dispatcher hands work to Celery: by task name, ids only.
+
+A producer (a Django or Flask process) does not import the worker code: it
+sends the fan-out task by name through a light Celery client bound to the
+configured broker.
+"""
 
 from __future__ import annotations
 
+import threading
 
-def enqueue_fanout(job_id: str, queue: str, countdown_s: int = 0) -> None:
-    """Queue the fan-out of a stored job on ``queue`` (the job id is the only argument)."""
-    from workers.app import app
+from celery import Celery
 
-    app.send_task("workers.tasks.fanout", args=[job_id], queue=queue, countdown=countdown_s or None)
+from config.settings import Settings
+from dispatcher.redis_connection import redis_url
+
+FANOUT_TASK = "workers.tasks.fanout"
+
+
+class Enqueuer:
+    """Sends ``fanout(job_id)`` to a queue of the broker in ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: Celery | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> Celery:
+        """The Celery client (created on first use: connecting is lazy)."""
+        with self._lock:
+            if self._app is None:
+                broker = self.settings.broker_url or redis_url(self.settings)
+                self._app = Celery("sms_dispatch_producer", broker=broker)
+                self._app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+            return self._app
+
+    def __call__(self, job_id: str, queue: str, countdown_s: int = 0) -> None:
+        """Queue the fan-out of a stored job (the job id is the only argument)."""
+        self.app.send_task(FANOUT_TASK, args=[job_id], queue=queue, countdown=countdown_s or None)

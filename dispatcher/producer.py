@@ -18,7 +18,7 @@ import redis
 from config.accounts import Accounts, load_accounts
 from config.settings import Settings
 from dispatcher import jobs
-from dispatcher.enqueue import enqueue_fanout
+from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import Problem
 from dispatcher.keys import Keys
 from dispatcher.ledger import COUNTERS, Ledger, as_text
@@ -81,7 +81,7 @@ class Dispatcher:
         *,
         accounts: Accounts | None = None,
         client: redis.Redis | None = None,
-        enqueue: Callable[[str, str, int], None] = enqueue_fanout,
+        enqueue: Callable[[str, str, int], None] | None = None,
         clock_ms: Callable[[], int] = system_clock_ms,
     ) -> None:
         self.settings = settings or Settings.from_env()
@@ -89,7 +89,7 @@ class Dispatcher:
         self.redis = client or connect(self.settings)
         self.keys = Keys(self.settings.key_prefix)
         self.ledger = Ledger(self.redis, self.keys)
-        self._enqueue = enqueue
+        self._enqueue = enqueue or Enqueuer(self.settings)
         self._clock_ms = clock_ms
 
     def send_template(

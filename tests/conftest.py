@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,57 +9,17 @@ import pytest
 
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.sandbox import demo
+from dispatcher.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-_LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-def start_sandbox(log_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """Start ``python -m dispatcher.sandbox`` on a free port; return it and its URL.
-
-    The sandbox prints one ``listening on URL`` line on stdout and logs to stderr.
-    """
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.sandbox", "--host", "127.0.0.1", "--port", "0", *extra],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        match = _LISTENING.search(line)
-        if match:
-            return proc, match.group(1)
-    proc.kill()
-    raise RuntimeError(f"sandbox did not start: {line!r}; see {log_path}")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Terminate a child process, killing it if it does not exit within 10 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of one sandbox process shared by the whole test session."""
-    log_path = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    proc, url = start_sandbox(log_path)
-    yield url
-    stop(proc)
+    """URL of one sandbox process shared by the whole test session (logs in its stack dir)."""
+    with Stack(tmp_path_factory.mktemp("sandbox")) as stack:
+        yield stack.start_sandbox()
 
 
 @pytest.fixture

@@ -1,0 +1,171 @@
+"""Starting and stopping the whole system as real processes on loopback.
+
+Used by ``sms-dispatch demo`` and by the integration tests, so the demo and the
+tests run the same processes the same way: a redis-server, the sandbox, the
+webhook under gunicorn, Celery workers and beat. Each process logs to
+``<base_dir>/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from dispatcher.errors import ConfigurationError
+from dispatcher.redis_server import EmbeddedRedis, free_port
+
+_LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+def wait_for(predicate: Any, *, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+    """Poll ``predicate()`` until true; raise ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+class Stack:
+    """A set of child processes sharing one environment (Redis URL, accounts file, timings)."""
+
+    def __init__(self, base_dir: str | Path, *, env: Mapping[str, str] | None = None) -> None:
+        self.base_dir = Path(base_dir)
+        self.logs = self.base_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.redis: EmbeddedRedis | None = None
+        self.sandbox_url = ""
+        self.webhook_url = ""
+
+    # -- processes ------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        # Own process group: kill() reaches a worker's pool children too, as a
+        # real kill -9 of a host's worker would.
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.base_dir,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log_text(self, name: str) -> str:
+        """Everything process ``name`` wrote so far."""
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_redis(self, redis_url: str | None = None) -> str:
+        """Use ``redis_url``, or start an embedded redis-server (AOF on); return the URL."""
+        if redis_url is None:
+            self.redis = EmbeddedRedis(self.base_dir / "redis")
+            redis_url = self.redis.start()
+        self.env["SMSD_REDIS_URL"] = redis_url
+        return redis_url
+
+    def start_sandbox(self, config: Mapping[str, Any] | None = None, *, time_scale: float | None = None) -> str:
+        """Start the sandbox on a free port (with ``config`` as its JSON config); return its URL."""
+        argv = [sys.executable, "-m", "dispatcher.sandbox", "--host", "127.0.0.1", "--port", "0"]
+        if config:
+            path = self.base_dir / "sandbox.json"
+            path.write_text(json.dumps(config, ensure_ascii=False))
+            argv += ["--config", str(path)]
+        if time_scale is not None:
+            argv += ["--time-scale", str(time_scale)]
+        out = self.logs / "sandbox.out"
+        with out.open("wb") as fh:
+            proc = subprocess.Popen(argv, stdout=fh, stderr=(self.logs / "sandbox.log").open("ab"), env=self.env)
+        self.procs["sandbox"] = proc
+
+        def listening() -> bool:
+            match = _LISTENING.search(out.read_text(errors="replace"))
+            if match:
+                self.sandbox_url = match.group(1)
+            if proc.poll() is not None:
+                raise ConfigurationError(f"sandbox exited; see {self.logs / 'sandbox.log'}")
+            return bool(match)
+
+        wait_for(listening, timeout_s=30, what="sandbox")
+        return self.sandbox_url
+
+    def start_webhook(self, *, workers: int = 2) -> str:
+        """Serve the webhook with gunicorn on a free port; return its base URL."""
+        port = free_port()
+        self._spawn("webhook", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+                                "--workers", str(workers), "dispatcher.webhook:app"])
+        self.webhook_url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return requests.get(self.webhook_url + "/healthz", timeout=1).ok
+            except requests.RequestException:
+                if self.procs["webhook"].poll() is not None:
+                    raise ConfigurationError(f"webhook exited; see {self.logs / 'webhook.log'}") from None
+                return False
+
+        wait_for(healthy, timeout_s=30, what="webhook")
+        return self.webhook_url
+
+    def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk") -> None:
+        """Start a Celery worker process and wait until it is ready to take tasks."""
+        self._spawn(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
+                           "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+                           "--without-mingle", "--without-heartbeat", "-l", "INFO"])
+        wait_for(lambda: self._ready(name), timeout_s=60, what=f"celery {name}")
+
+    def _ready(self, name: str) -> bool:
+        if self.procs[name].poll() is not None:
+            raise ConfigurationError(f"{name} exited; see {self.logs / (name + '.log')}")
+        return " ready." in self.log_text(name)
+
+    def start_beat(self) -> None:
+        """Start celery beat (its schedule file under ``base_dir``)."""
+        self._spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
+                             "-s", str(self.base_dir / "celerybeat-schedule"), "--max-interval", "1"])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to process ``name`` and, for a Celery worker, its pool children too."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=30)
+
+    def stop(self, name: str, timeout_s: float = 20.0) -> None:
+        """Stop one process: SIGTERM, then SIGKILL after ``timeout_s``."""
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers of its group (pool children)
+
+    def stop_all(self) -> None:
+        """Stop every process this stack started, producers of work first, Redis last."""
+        for name in [n for n in self.procs if n not in ("sandbox",)] + ["sandbox"]:
+            self.stop(name)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
