@@ -115,11 +115,15 @@ def sandbox_settings(webhook: str) -> dict[str, Any]:
     return {
         "receipt_delay_s": 1.0,
         "outcomes": {"DELIVRD": 0.94, "UNDELIV": 0.03, "REJECTD": 0.01, "EXPIRED": 0.01, "UNKNOWN": 0.01},
-        "accounts": {
-            "opass": {creds.OPASS_API_KEY: {"status_url": f"{webhook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}"}},
-            "aiofish": {creds.AIOFISH_ACCOUNT: {"report_url": f"{webhook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}",
-                                                "push_mode": "full"}},
-        },
+        "opass": {"accounts": {creds.OPASS_API_KEY: {
+            "status_url": f"{webhook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}",
+            "uplink_url": f"{webhook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}",
+        }}},
+        "aiofish": {"accounts": {creds.AIOFISH_ACCOUNT: {
+            "report_url": f"{webhook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}",
+            "reply_url": f"{webhook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}",
+            "push_mode": "full",
+        }}},
     }
 
 

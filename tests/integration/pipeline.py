@@ -1,0 +1,120 @@
+"""A whole pipeline for one test: real Redis, the sandbox, gunicorn webhook, Celery workers, beat."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from dispatcher.sandbox.control import SandboxControl
+
+from config.accounts import parse_accounts
+from config.settings import Settings
+from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
+from dispatcher.producer import Dispatcher, JobStatus
+from dispatcher.stack import Stack
+
+#: Timings shrunk so sweeps and reconciliation happen within a test's patience.
+FAST = {
+    "SMSD_RECONCILE_WINDOW_S": "4",
+    "SMSD_STUCK_AFTER_S": "6",
+    "SMSD_SWEEP_EVERY_S": "0.5",
+    "SMSD_RECEIPT_POLL_S": "0.5",
+    "SMSD_RETRY_BASE_S": "0.2",
+    "SMSD_RETRY_CAP_S": "2",
+}
+#: Pull as fast as the test needs; the limiter test uses the documented limits instead.
+FAST_LIMITS = {
+    "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
+    "balance": [{"kind": "balance", "count": 20, "window_s": 1}],
+}
+SANDBOX_FAST = {
+    "receipt_delay_s": 0.3,
+    "limits": {"opass_query": {"max": 1000, "window_s": 1.0}, "opass_residue": {"max": 1000, "window_s": 1.0},
+               "aiofish_balance": {"max": 1000, "window_s": 1.0}},
+}
+
+
+class Pipeline:
+    """Handles to every part of a running pipeline."""
+
+    def __init__(self, stack: Stack, sandbox: SandboxControl, dispatcher: Dispatcher, client: redis.Redis) -> None:
+        self.stack = stack
+        self.sandbox = sandbox
+        self.dispatcher = dispatcher
+        self.redis = client
+
+    def wait(self, job_id: str, *, until: str = "finished", timeout_s: float = 120.0) -> JobStatus:
+        """Wait until the job is ``finished`` (all final) or ``submitted``; return its status."""
+        deadline = time.monotonic() + timeout_s
+        status = self.dispatcher.status(job_id)
+        while time.monotonic() < deadline:
+            status = self.dispatcher.status(job_id)
+            if getattr(status, until):
+                return status
+            time.sleep(0.25)
+        raise AssertionError(f"job {job_id} not {until} after {timeout_s} s: {status.counts}")
+
+    def accepted_counts(self, gateway: str, phones: list[str]) -> dict[int, int]:
+        """How many of ``phones`` the sandbox accepted 0, 1, 2… times."""
+        seen = self.sandbox.ledger()["accepted"][gateway]
+        histogram: dict[int, int] = {}
+        for p in phones:
+            histogram[seen.get(p, 0)] = histogram.get(seen.get(p, 0), 0) + 1
+        return histogram
+
+
+def build_accounts(sandbox_url: str, *, limits: dict[str, Any] | None) -> dict[str, Any]:
+    """The demo's accounts pointed at the test sandbox, with test limits."""
+    doc = accounts_doc(sandbox_url)
+    for provider in ("opass", "aiofish"):
+        doc[provider][0]["limits"] = limits or {}
+    return doc
+
+
+@pytest.fixture
+def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, sandbox: SandboxControl,
+                     sandbox_url: str) -> Iterator[Any]:
+    """Call with options to get a running :class:`Pipeline`; everything stops after the test."""
+    stacks: list[Stack] = []
+
+    def make(*, workers: int = 1, concurrency: int = 2, beat: bool = True, webhook: bool = True,
+             limits: dict[str, Any] | None = FAST_LIMITS, env: dict[str, str] | None = None,
+             sandbox_settings: dict[str, Any] | None = None) -> Pipeline:
+        accounts = build_accounts(sandbox_url, limits=limits)
+        path = tmp_path / "accounts.json"
+        path.write_text(json.dumps(accounts, ensure_ascii=False))
+        stack = Stack(tmp_path / "stack", env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path),
+                                               **FAST, **(env or {})})
+        stacks.append(stack)
+        stack.start_redis(redis_url)
+        settings = SANDBOX_FAST | (sandbox_settings or {})
+        if webhook:
+            hook = stack.start_webhook()
+            settings = {**settings, **_push_to(hook)}
+        sandbox.configure(**settings)
+        for i in range(workers):
+            stack.start_worker(f"w{i}", concurrency=concurrency)
+        if beat:
+            stack.start_beat()
+        d = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(accounts), client=redis_client)
+        return Pipeline(stack, sandbox, d, redis_client)
+
+    yield make
+    for stack in stacks:
+        stack.stop_all()
+
+
+def _push_to(hook: str) -> dict[str, Any]:
+    from dispatcher.sandbox import demo as creds
+
+    return {
+        "opass": {"accounts": {creds.OPASS_API_KEY: {"status_url": f"{hook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}"}}},
+        "aiofish": {"accounts": {creds.AIOFISH_ACCOUNT: {
+            "report_url": f"{hook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}", "push_mode": "full"}}},
+    }

@@ -1,0 +1,121 @@
+"""The pipeline end to end on real processes: counted by the sandbox's ledger.
+
+Every test asserts what an operator would check: each recipient ends in one
+final state, the gateway accepted each phone exactly once (0 lost, 0 duplicated).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dispatcher.demo import phones
+from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+PER_PHONE_PARAMS = "1000000000000000003"
+ONE_PARAM = "1000000000000000002"
+
+
+def _assert_exactly_once(p: Pipeline, gateway: str, numbers: list[str], job_id: str) -> None:
+    states = dict(p.dispatcher.status(job_id, phones=True).phones or [])
+    assert set(states) == set(numbers)
+    assert all(s in ("delivered", "failed", "rejected", "unknown") for s in states.values())
+    histogram = p.accepted_counts(gateway, numbers)
+    assert histogram == {1: len(numbers)}, f"times accepted -> phones: {histogram}"
+
+
+def test_a_20k_opass_job_ends_final_with_every_phone_accepted_once(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=2)
+    numbers = phones(20_000, seed=11)
+    job = p.dispatcher.send_template("demo", template_code=PER_PHONE_PARAMS,
+                                     recipients=[(n, ["张三", f"{i}.00"]) for i, n in enumerate(numbers)])
+    status = p.wait(job.job_id, timeout_s=180)
+    assert status.counts["delivered"] > 18_000
+    assert sum(status.counts.values()) == 20_000
+    _assert_exactly_once(p, "opass", numbers, job.job_id)
+
+
+def test_a_20k_aiofish_job_ends_final_with_every_phone_accepted_once(pipeline_factory) -> None:  # noqa: F811
+    # receipts by pull here (getReport), by push in the opass test above
+    p = pipeline_factory(workers=2, webhook=False)
+    numbers = phones(20_000, seed=12, prefix="15")
+    job = p.dispatcher.send_content("demo", content="【沙箱】活动通知：周末全场九折。", phones=numbers)
+    p.wait(job.job_id, timeout_s=180)
+    _assert_exactly_once(p, "aiofish", numbers, job.job_id)
+
+
+def test_kill_9_of_a_worker_three_times_loses_and_duplicates_nothing(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, concurrency=2)
+    # every send answers after 400 ms, so each kill lands with requests in flight
+    p.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": 400, "path": "/message/"})
+    numbers = phones(30_000, seed=13)
+    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["123456"])
+    for round_no in range(3):
+        time.sleep(1.5)
+        p.stack.kill("w0", signal.SIGKILL)
+        p.stack.start_worker("w0", concurrency=2)
+        assert not p.dispatcher.status(job.job_id).finished, f"job ended before kill {round_no + 1}"
+    p.sandbox.clear_faults()
+    p.wait(job.job_id, timeout_s=180)
+    _assert_exactly_once(p, "opass", numbers, job.job_id)
+
+
+def test_gateway_faults_lose_and_duplicate_nothing_and_ambiguous_chunks_are_not_resent(
+    pipeline_factory,  # noqa: F811
+) -> None:
+    p = pipeline_factory(workers=2)
+    p.sandbox.set_faults(
+        {"kind": "refuse", "rate": 0.1},
+        {"kind": "code", "code": "-1", "rate": 0.1, "path": "/message/"},
+        {"kind": "code", "code": "6000", "rate": 0.1, "path": "/message/"},
+        {"kind": "drop", "rate": 0.1, "path": "/message/"},
+    )
+    numbers = phones(10_000, seed=14)
+    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["654321"])
+    chunks = job.chunks
+    p.wait(job.job_id, until="submitted", timeout_s=120)
+    p.sandbox.clear_faults()
+    p.wait(job.job_id, timeout_s=120)
+    _assert_exactly_once(p, "opass", numbers, job.job_id)
+    sends = p.sandbox.ledger()["requests"].get("/message/send", 0)
+    assert sends > chunks  # faults really happened and were retried
+
+
+def test_insufficient_balance_pauses_the_account_and_resume_sends_the_rest_once(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, concurrency=1)
+    p.sandbox.set_faults({"kind": "code", "code": "40002", "rate": 1.0, "count": 1, "path": "/message/"})
+    numbers = phones(5_000, seed=15)
+    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["111111"])
+    deadline = time.monotonic() + 30
+    while p.dispatcher.status(job.job_id).paused is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = p.dispatcher.status(job.job_id)
+    assert status.paused is not None and "40002" in status.paused
+    time.sleep(1.0)  # nothing more goes out while paused
+    assert p.dispatcher.status(job.job_id).counts["pending"] == 5_000
+    resumed = subprocess.run([sys.executable, "-m", "dispatcher", "resume", "opass", "demo"], env=p.stack.env,
+                             capture_output=True, text=True, timeout=60, check=True)
+    assert "resumed opass:demo" in resumed.stdout
+    p.wait(job.job_id, timeout_s=120)
+    _assert_exactly_once(p, "opass", numbers, job.job_id)
+
+
+def test_an_otp_is_submitted_within_seconds_during_a_large_campaign(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, concurrency=2)
+    p.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": 200, "path": "/message/sendBatch"})
+    numbers = phones(60_000, seed=16)
+    bulk = p.dispatcher.send_template("demo", template_code=PER_PHONE_PARAMS,
+                                      recipients=[(n, ["李四", "9.00"]) for n in numbers])
+    time.sleep(1.0)
+    otp = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=["18612345678"], params=["000111"],
+                                     priority="otp")
+    p.wait(otp.job_id, until="submitted", timeout_s=30)
+    # The OTP went out ahead of the campaign's remaining chunks (latency itself is
+    # measured by bench/, not asserted here).
+    assert not p.dispatcher.status(bulk.job_id).submitted, "the campaign should still be running"
