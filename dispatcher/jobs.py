@@ -137,9 +137,7 @@ def template_job(
 
     rows, dups, skipped = _recipients(check, phones, recipients, per_phone if recipients is not None else None,
                                       skip_invalid)
-    if len(widths) > 1:
-        first = ", ".join(f"{n} (first at recipients[{i}])" for n, i in sorted(widths.items()))
-        check.add("recipients", f"every recipient needs the same number of params; found {first}")
+    check.same_length_seen(widths, field="recipients")
     check.done()
     kind = "opass.batch" if recipients is not None else "opass.send"
     meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),

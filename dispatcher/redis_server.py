@@ -53,7 +53,7 @@ class EmbeddedRedis:
     """
 
     def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True, detach: bool = False) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()  # redis-server chdirs to --dir: relative paths break
         self.detach = detach
         self.port = port or free_port()
         self.appendonly = appendonly

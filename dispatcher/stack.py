@@ -54,11 +54,11 @@ class Stack:
     # -- processes ------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("ab")
         # Own process group: kill() reaches a worker's pool children too, as a
-        # real kill -9 of a host's worker would.
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.base_dir,
-                                start_new_session=True)
+        # real kill -9 of a host's worker would. The child keeps its own copy of the fd.
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.base_dir,
+                                    start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -85,8 +85,8 @@ class Stack:
         if time_scale is not None:
             argv += ["--time-scale", str(time_scale)]
         out = self.logs / "sandbox.out"
-        with out.open("wb") as fh:
-            proc = subprocess.Popen(argv, stdout=fh, stderr=(self.logs / "sandbox.log").open("ab"), env=self.env)
+        with out.open("wb") as fh, (self.logs / "sandbox.log").open("ab") as err:
+            proc = subprocess.Popen(argv, stdout=fh, stderr=err, env=self.env, start_new_session=True)
         self.procs["sandbox"] = proc
 
         def listening() -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dispatcher import phones as phone_rules
@@ -185,13 +185,22 @@ class Checker:
         return out
 
     def same_length(self, rows: Iterable[Sequence[str]], *, field: str) -> None:
-        """Check every per-phone parameter list has the same number of values."""
+        """Check every per-phone parameter list has the same number of values.
+
+        The problem names the first row whose count differs from row 0's
+        (``params[3]``) and lists every count found.
+        """
         lengths: dict[int, int] = {}
         for i, row in enumerate(rows):
             lengths.setdefault(len(row), i)
+        self.same_length_seen(lengths, field=field)
+
+    def same_length_seen(self, lengths: Mapping[int, int], *, field: str) -> None:
+        """Report differing counts from ``{count: index where first seen}`` (collected by the caller)."""
         if len(lengths) > 1:
+            first_odd = min(i for i in lengths.values() if i > 0)
             counts = ", ".join(f"{n} (first at {field}[{i}])" for n, i in sorted(lengths.items()))
-            self.add(field, f"every recipient needs the same number of values; found {counts}")
+            self.add(f"{field}[{first_odd}]", f"every recipient needs the same number of values; found {counts}")
 
     def _unicode(self, value: str, field: str) -> None:
         if "\x00" in value:
