@@ -71,7 +71,8 @@ def _parse_opass(account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[l
 def _parse_aiofish(account: Any, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
     from dispatcher.providers import aiofish_push
 
-    item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway)
+    item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway,
+                                       now_ms=system_clock_ms())
     return [item], aiofish_push.PUSH_OK_BODY.encode(), "text/plain"
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import redis
-from dispatcher.sandbox.control import SandboxControl
 
 from config.accounts import parse_accounts
 from config.settings import Settings
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.producer import Dispatcher, JobStatus
+from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack
 
 #: Timings shrunk so sweeps and reconciliation happen within a test's patience.

@@ -62,7 +62,8 @@ def _post(job: push_payloads.PushJob, url: str) -> requests.Response:
 def test_opass_status_pushes_apply_once_and_late_contradictions_change_nothing(hook) -> None:  # type: ignore[no-untyped-def]
     stack, ledger = hook
     cid = _accepted_chunk(ledger)
-    good = [Receipt("m1", PHONES[0], "DELIVRD", time.time(), cid), Receipt("m1", PHONES[1], "UNDELIV", time.time(), cid)]
+    now = time.time()
+    good = [Receipt("m1", PHONES[0], "DELIVRD", now, cid), Receipt("m1", PHONES[1], "UNDELIV", now, cid)]
     push = push_payloads.opass_status(creds.OPASS_API_KEY, good, _opass_url(stack))
     for _ in range(2):  # the vendor may push the same batch twice
         answer = _post(push, push.url)

@@ -1,0 +1,56 @@
+"""The `sms-dispatch` command line against a running pipeline, as an operator uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dispatcher.demo import phones
+from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(p: Pipeline, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dispatcher", *args], env=p.stack.env, capture_output=True,
+                          text=True, timeout=timeout_s)
+
+
+def test_send_from_csv_then_watch_the_funnel_to_the_end(pipeline_factory, tmp_path: Path) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1)
+    numbers = phones(3_000, seed=21)
+    csv_file = tmp_path / "recipients.csv"
+    csv_file.write_text("phone,name,amount\n" + "".join(f"{n},王五,{i}.50\n" for i, n in enumerate(numbers))
+                        + "12345,坏号码,1\n")
+    sent = _cli(p, "send", "opass", "demo", "--csv", str(csv_file), "--template", "1000000000000000003",
+                "--skip-invalid")
+    assert sent.returncode == 0, sent.stderr
+    handle = json.loads(sent.stdout)
+    assert (handle["recipients"], handle["invalid_skipped"]) == (3_000, 1)
+    assert "storing recipients" in sent.stderr and "recipients[3000].phone" in sent.stderr
+    watched = _cli(p, "status", handle["job_id"], "--watch")
+    assert watched.returncode == 0 and "3000/3000 submitted" in watched.stdout
+    final = json.loads(_cli(p, "status", handle["job_id"], "--json", "--phones").stdout)
+    assert sum(final["counts"].values()) == 3_000
+    assert {ph for ph, _ in final["phones"]} == set(numbers)
+
+
+def test_a_bad_job_is_refused_with_the_field_named_and_nothing_queued(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, beat=False, webhook=False)
+    bad = _cli(p, "send", "aiofish", "demo", "--phones", "13800000001,138000", "--content", "no signature")
+    assert bad.returncode != 0
+    assert "phones[1]" in bad.stderr and "content" in bad.stderr
+    assert p.redis.zcard(p.dispatcher.keys.jobs()) == 0
+
+
+def test_doctor_and_balance_report_every_account(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, beat=False, webhook=False)
+    doctor = _cli(p, "doctor")
+    assert "opass:demo clock: skew" in doctor.stdout and "aiofish:demo credentials" in doctor.stdout
+    assert doctor.returncode == 0, doctor.stdout
+    balance = _cli(p, "balance")
+    assert "opass:demo: 行业短信=" in balance.stdout

@@ -1,0 +1,25 @@
+"""Log lines never carry a whole phone number or a secret."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+
+from dispatcher.logs import configure, mask_text
+
+
+def test_phones_inside_any_text_are_masked() -> None:
+    assert mask_text("sent to 13812345678 and +8613912345678, id 2023123456789") == \
+        "sent to 138****5678 and 139****5678, id 2023123456789"
+
+
+def test_a_log_line_masks_phones_and_redacts_secret_named_fields(capsys) -> None:  # type: ignore[no-untyped-def]
+    configure("INFO")
+    structlog.get_logger("t").info("push", phone="13812345678", detail={"access_key": "k", "to": "13912345678"},
+                                   password="hunter2", job_id="abc")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["phone"] == "138****5678"
+    assert line["detail"] == {"access_key": "[redacted]", "to": "139****5678"}
+    assert line["password"] == "[redacted]"
+    assert line["job_id"] == "abc"
