@@ -29,7 +29,7 @@ def _wait(predicate, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
 
 
 def test_send_in_each_variant_reaches_the_gateway_exactly_as_written(sandbox, aiofish_account) -> None:  # type: ignore[no-untyped-def]
-    result = AiofishClient(aiofish_account).send(PHONES + ["+86" + PHONES[0]], TEXT, sms_id="job.0.1")
+    result = AiofishClient(aiofish_account).send([*PHONES, "+86" + PHONES[0]], TEXT, sms_id="job.0.1")
     assert result.accepted == tuple(PHONES) and result.duplicates == (PHONES[0],)
     assert result.message_id == "job.0.1"
     assert sandbox.ledger()["accepted"]["aiofish"] == {PHONES[0]: 1, PHONES[1]: 1}
