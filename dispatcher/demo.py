@@ -85,14 +85,14 @@ def run_demo(
         say(f"[demo] working in {base}")
         redis_url = stack.start_redis()
         say(f"[demo] redis-server up at {redis_url} (AOF on)")
-        webhook = stack.start_webhook()
         sandbox_url = stack.start_sandbox()
-        control = SandboxControl(sandbox_url)
-        control.configure(**sandbox_settings(webhook))
-        say(f"[demo] sandbox at {sandbox_url}, pushing receipts to the webhook at {webhook}")
         accounts_path = base / "accounts.json"
         accounts_path.write_text(json.dumps(accounts_doc(sandbox_url), ensure_ascii=False))
         stack.env["SMSD_ACCOUNTS_FILE"] = str(accounts_path)
+        webhook = stack.start_webhook()
+        control = SandboxControl(sandbox_url)
+        control.configure(**sandbox_settings(webhook))
+        say(f"[demo] sandbox at {sandbox_url}, pushing receipts to the webhook at {webhook}")
         for i in range(workers):
             stack.start_worker(f"worker{i + 1}", concurrency=concurrency)
         stack.start_beat()

@@ -4,7 +4,7 @@ Routes (``TOKEN`` is the account's ``callback_secret``, compared in constant tim
 
     POST /hooks/opass/{account}/{TOKEN}            status and uplink pushes (JSON)
     POST /hooks/aiofish/{account}/{TOKEN}          reports and uplinks, all three variants
-    GET  /healthz                                  liveness
+    GET  /healthz                                  readiness (accounts loaded, Redis up)
 
 What is checked: the path token; for opass the body's ``apiKey`` equals the
 account's; for aiofish the sign of the fully encrypted variant and that
@@ -117,7 +117,9 @@ def make_app(runtime: Callable[[], Runtime] = get_runtime) -> WsgiApp:
         provider = name = "-"
         try:
             if parts == ["healthz"] and method == "GET":
-                pass
+                # Ready only when the accounts loaded and Redis answers: a webhook that
+                # cannot apply receipts must fail its start, not every push.
+                runtime().redis.ping()
             elif len(parts) == 4 and parts[0] == "hooks" and method == "POST":
                 _, provider, name, token = parts
                 body, content_type = handle_push(runtime(), provider, name, token, environ)
@@ -126,6 +128,10 @@ def make_app(runtime: Callable[[], Runtime] = get_runtime) -> WsgiApp:
         except _Reject as exc:
             status, body, content_type = exc.status, exc.reason.encode(), "text/plain; charset=utf-8"
             log.warning("webhook.refused", provider=provider, account=name, status=status, reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - answer 503 so the vendor retries; log why
+            status, body, content_type = "503 Service Unavailable", b"not ready", "text/plain"
+            log.error("webhook.unavailable", provider=provider, account=name, error=type(exc).__name__,
+                      detail=str(exc))
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info("webhook.answer", provider=provider, account=name, status=status.split()[0],
                  answer_ms=round(elapsed_ms, 2))

@@ -1,0 +1,26 @@
+"""The demo's own code path at small size: its funnels agree with the sandbox's ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatcher.demo import run_demo
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_at_small_size_ends_with_funnels_matching_the_ledger(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(recipients=3_000, otps=2, workers=1, concurrency=2, base_dir=tmp_path, say=lines.append,
+                      timeout_s=240)
+    assert result.ok, "\n".join(lines[-10:])
+    assert len(result.funnels) == 2
+    for counts in result.funnels.values():
+        assert counts["pending"] == counts["sending"] == counts["accepted"] == 0
+    assert sum(sum(c.values()) for c in result.funnels.values()) == 3_000
+    assert len(result.otp_latency_ms) == 2
+    assert any("sandbox ledger: lost 0, duplicated 0" in line for line in lines)
+    # it stopped everything it started: no log keeps growing and no child is left
+    assert "stopped everything" in lines[-1]
