@@ -15,15 +15,14 @@ from typing import Any
 
 import redis
 
-from config.accounts import Accounts, load_accounts
+from config.accounts import Accounts
 from config.settings import Settings
 from dispatcher import jobs
 from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import Problem
-from dispatcher.keys import Keys
-from dispatcher.ledger import COUNTERS, Ledger, as_text
+from dispatcher.ledger import COUNTERS, as_text
 from dispatcher.providers.base import system_clock_ms
-from dispatcher.redis_connection import connect
+from dispatcher.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +83,9 @@ class Dispatcher:
         enqueue: Callable[[str, str, int], None] | None = None,
         clock_ms: Callable[[], int] = system_clock_ms,
     ) -> None:
-        self.settings = settings or Settings.from_env()
-        self.accounts = accounts or load_accounts(self.settings.accounts_file)
-        self.redis = client or connect(self.settings)
-        self.keys = Keys(self.settings.key_prefix)
-        self.ledger = Ledger(self.redis, self.keys)
+        rt = Runtime(settings, accounts=accounts, client=client)
+        self.settings, self.accounts, self.redis = rt.settings, rt.accounts, rt.redis
+        self.keys, self.ledger = rt.keys, rt.ledger
         self._enqueue = enqueue or Enqueuer(self.settings)
         self._clock_ms = clock_ms
 
