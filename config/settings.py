@@ -32,6 +32,10 @@ class Settings:
     reconcile_window_s: float = 600.0
     #: A chunk still ``sending`` after this long lost its worker: make it ambiguous.
     stuck_after_s: float = 120.0
+    #: A pending chunk whose task has not run this long after it was due gets a
+    #: new task (the old one may sit unacked with a killed worker until the
+    #: broker's visibility timeout). Extra tasks are harmless: the claim is atomic.
+    orphan_after_s: float = 600.0
     #: Recipients with no receipt this long after acceptance become ``unknown``.
     receipt_horizon_s: float = 72 * 3600.0
     receipt_poll_s: float = 60.0

@@ -7,6 +7,7 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
     P:jobs                      ZSET  job ids by creation ms (status listing, sweeps)
     P:z:scheduled               ZSET  job ids by the ms they are due (send_at in the future)
+    P:z:pending                 ZSET  "{job}:{n}" by the ms a task for it is due (orphan sweep)
     P:z:sending                 ZSET  "{job}:{n}" by ms the chunk entered sending (stuck sweep)
     P:z:ambiguous               ZSET  "{job}:{n}" by ms its reconcile window ends
     P:z:awaiting                ZSET  "{job}:{n}" by ms accepted (72 h unknown sweep)
@@ -54,6 +55,10 @@ class Keys:
     def scheduled(self) -> str:
         """Jobs with a future send time, scored by when they are due."""
         return f"{self.prefix}:z:scheduled"
+
+    def pending(self) -> str:
+        """Pending chunks, scored by when a task for them is due; the sweep nudges overdue ones."""
+        return f"{self.prefix}:z:pending"
 
     def sending(self) -> str:
         """Chunks in flight, scored by when they started sending."""

@@ -69,6 +69,7 @@ class Ledger:
         now_ms: int,
         flush_every: int = 50,
         progress: Callable[[int], None] | None = None,
+        due_ms: int | None = None,
     ) -> int:
         """Store a job and its chunks (state ``pending``); return the chunk count.
 
@@ -94,6 +95,7 @@ class Ledger:
             key = keys.chunk(job_id, n)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, JOB_TTL_S)
+            pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
             total += len(chunk.phones)
             if (n + 1) % flush_every == 0:
                 pipe.execute()
@@ -120,7 +122,7 @@ class Ledger:
         """Move a chunk ``pending → sending`` unless its account is paused."""
         chunk, job, _ = self._chunk_keys(job_id, n)
         status, detail = self._claim(
-            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account)],
+            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending()],
             args=[now_ms, chunk_member(job_id, n)],
         )
         status, detail = as_text(status), as_text(detail)
@@ -132,10 +134,14 @@ class Ledger:
         """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again."""
         chunk, job, _ = self._chunk_keys(job_id, n)
         done = self._release(
-            keys=[chunk, job, self.keys.sending(), self.keys.ambiguous()],
+            keys=[chunk, job, self.keys.sending(), self.keys.ambiguous(), self.keys.pending()],
             args=[now_ms, chunk_member(job_id, n), expected, attempt, code],
         )
         return bool(done)
+
+    def nudged(self, job_id: str, n: int, *, due_ms: int) -> None:
+        """Record that a task for a pending chunk is queued, due at ``due_ms``."""
+        self.r.zadd(self.keys.pending(), {chunk_member(job_id, n): due_ms}, xx=True)
 
     def mark_ambiguous(self, job_id: str, n: int, *, attempt: int, deadline_ms: int, code: str, now_ms: int) -> bool:
         """Move ``sending → ambiguous``; it is reconciled when ``deadline_ms`` passes."""
@@ -184,7 +190,7 @@ class Ledger:
             args += [phone, "D" if delivered else "F"]
         applied, ignored, transition = self._apply(
             keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting(),
-                  self.keys.stats()],
+                  self.keys.stats(), self.keys.pending()],
             args=args,
         )
         return int(applied), int(ignored), as_text(transition)

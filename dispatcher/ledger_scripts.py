@@ -19,7 +19,7 @@ redelivered task, a late answer) cannot overwrite a newer decision.
 
 from __future__ import annotations
 
-# KEYS: chunk, job, z:sending, paused   ARGV: now_ms, member
+# KEYS: chunk, job, z:sending, paused, z:pending   ARGV: now_ms, member
 CLAIM = """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
@@ -31,10 +31,11 @@ redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
 return {'ok', tostring(attempt)}
 """
 
-# KEYS: chunk, job, z:sending, z:ambiguous
+# KEYS: chunk, job, z:sending, z:ambiguous, z:pending
 # ARGV: now_ms, member, expected_state, attempt, code
 RELEASE = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -45,6 +46,7 @@ redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:pending', size)
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -61,7 +63,7 @@ return 1
 # Shared by ACCEPT and APPLY_RECEIPTS: move a sending/ambiguous/pending chunk to
 # accepted with every phone 'A'. Returns nothing; caller checked the state.
 _ACCEPT_ALL = """
-local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, from_state)
+local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, from_state, zpend)
   local size = tonumber(redis.call('HGET', chunk, 'size'))
   redis.call('SET', st_key, string.rep('A', size))
   local ttl = redis.call('TTL', chunk)
@@ -71,6 +73,7 @@ local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, 
   redis.call('HINCRBY', job, 'c:accepted', size)
   redis.call('ZREM', zsend, member)
   redis.call('ZREM', zamb, member)
+  if zpend then redis.call('ZREM', zpend, member) end
   redis.call('ZADD', zawait, now, member)
 end
 local function mark(st_key, job, idx, byte)
@@ -128,7 +131,7 @@ return 1
 # Apply receipts of one chunk. A receipt carrying the chunk's current attempt is
 # proof that attempt reached the gateway: an ambiguous (or in-flight, or released
 # for resend) chunk becomes accepted before its receipts are applied.
-# KEYS: chunk, job, st, z:sending, z:ambiguous, z:awaiting, stats
+# KEYS: chunk, job, st, z:sending, z:ambiguous, z:awaiting, stats, z:pending
 # ARGV: now_ms, member, attempt, then pairs phone, byte ('D' or 'F') ...
 # Returns {applied, ignored, transition}
 APPLY_RECEIPTS = _ACCEPT_ALL + """
@@ -143,7 +146,7 @@ local transition = ''
 if ARGV[3] ~= current then
   redis.call('HINCRBY', KEYS[7], 'receipts_older_attempt', npairs)
 elseif state == 'sending' or state == 'ambiguous' or state == 'pending' then
-  accept_all(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[1], counter_of(state))
+  accept_all(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[1], counter_of(state), KEYS[8])
   transition = state .. '->accepted'
   state = 'accepted'
 end

@@ -146,9 +146,10 @@ class Dispatcher:
     def _store(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         job_id = secrets.token_hex(8)
         now = self._clock_ms()
-        chunks = self.ledger.create_job(job_id, spec.meta, spec.chunks(chunk_size), now_ms=now, progress=progress)
-        queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
         send_at = int(spec.meta["send_at_ms"])
+        chunks = self.ledger.create_job(job_id, spec.meta, spec.chunks(chunk_size), now_ms=now, progress=progress,
+                                        due_ms=send_at if send_at > now else None)
+        queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
         if send_at > now:
             self.redis.zadd(self.keys.scheduled(), {job_id: send_at})
         else:

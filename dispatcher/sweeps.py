@@ -36,6 +36,27 @@ def stuck_to_ambiguous(rt: Runtime, *, now_ms: int) -> int:
     return moved
 
 
+def orphaned_pending(rt: Runtime, *, now_ms: int) -> list[tuple[str, int]]:
+    """Pending chunks whose task is overdue by ``orphan_after_s``: return them to re-enqueue.
+
+    A worker killed with -9 leaves the tasks it had reserved unacked in the
+    broker until its visibility timeout; the ledger, not the broker, says what
+    still has to be sent. Chunks of paused accounts are left for the resume.
+    """
+    cutoff = now_ms - int(rt.settings.orphan_after_s * 1000)
+    found = []
+    for member in _due(rt, rt.keys.pending(), cutoff):
+        job_id, n = parse_chunk_member(member)
+        job = rt.ledger.job(job_id)
+        if not job or rt.redis.hget(rt.keys.chunk(job_id, n), "state") != b"pending":
+            rt.redis.zrem(rt.keys.pending(), member)
+            continue
+        rt.redis.zadd(rt.keys.pending(), {member: now_ms})
+        if not rt.redis.exists(rt.keys.paused(job["provider"], job["account"])):
+            found.append((job_id, n))
+    return found
+
+
 def due_ambiguous(rt: Runtime, *, now_ms: int) -> list[tuple[str, int]]:
     """Ambiguous chunks whose window passed with no receipt: back to ``pending``; return them.
 

@@ -24,8 +24,9 @@ def _queue_of(job: dict[str, str]) -> str:
 
 
 def enqueue_chunk(job_id: str, n: int, queue: str, countdown_s: float | None = None) -> None:
-    """Queue ``send_chunk(job_id, n)`` on ``queue``."""
+    """Queue ``send_chunk(job_id, n)`` on ``queue`` and note when it is due (for the orphan sweep)."""
     send_chunk.apply_async((job_id, n), queue=queue, countdown=countdown_s)
+    get_runtime().ledger.nudged(job_id, n, due_ms=system_clock_ms() + int((countdown_s or 0) * 1000))
 
 
 @shared_task(name="workers.tasks.fanout")
@@ -62,11 +63,15 @@ def sweep() -> dict[str, int]:
     released = sweeps.due_ambiguous(rt, now_ms=now)
     for job_id, n in released:
         enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+    orphans = sweeps.orphaned_pending(rt, now_ms=now)
+    for job_id, n in orphans:
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
     unknown = sweeps.expire_silent(rt, now_ms=now)
     due = sweeps.due_scheduled(rt, now_ms=now)
     for job_id in due:
         fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job(job_id)))
-    result = {"stuck": stuck, "resent_after_reconcile": len(released), "unknown": unknown, "scheduled": len(due)}
+    result = {"stuck": stuck, "resent_after_reconcile": len(released), "orphans_requeued": len(orphans),
+              "unknown": unknown, "scheduled": len(due)}
     if any(result.values()):
         log.info("sweep", **result)
     return result

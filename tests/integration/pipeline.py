@@ -22,6 +22,7 @@ from dispatcher.stack import Stack
 FAST = {
     "SMSD_RECONCILE_WINDOW_S": "4",
     "SMSD_STUCK_AFTER_S": "6",
+    "SMSD_ORPHAN_AFTER_S": "8",
     "SMSD_SWEEP_EVERY_S": "0.5",
     "SMSD_RECEIPT_POLL_S": "0.5",
     "SMSD_RETRY_BASE_S": "0.2",

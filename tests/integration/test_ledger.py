@@ -108,3 +108,13 @@ def test_whole_chunk_rejection_and_unknown_expiry(ledger: Ledger) -> None:
     assert ledger.expire_awaiting("job1", 1) == 4
     counts = ledger.counts("job1")
     assert (counts["rejected"], counts["delivered"], counts["unknown"], _sum(counts)) == (5, 1, 4, 10)
+
+
+def test_pending_chunks_are_tracked_until_claimed_and_again_when_released(ledger: Ledger, redis_client) -> None:  # type: ignore[no-untyped-def]
+    _job(ledger, chunks=2)
+    pending = ledger.keys.pending()
+    assert redis_client.zcard(pending) == 2
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=5)
+    assert redis_client.zrange(pending, 0, -1) == [b"job1:1"]
+    ledger.release("job1", 0, attempt=1, expected="sending", code="-1", now_ms=7)
+    assert redis_client.zscore(pending, "job1:0") == 7
