@@ -110,6 +110,12 @@ class RateLimiter:
             time.sleep(wait_ms / 1000.0)
             waited += wait_ms / 1000.0
 
+    def factor(self, provider: str, account: str, op: str) -> float:
+        """The current slow-down factor of ``op`` (1.0 when not slowed)."""
+        keys = [self.keys.slowdown(provider, account, limit.kind) for limit in self.limits(provider, account, op)]
+        values = self.r.mget(keys) if keys else []
+        return max([float(v) for v in values if v is not None] or [1.0])
+
     def slow_down(self, provider: str, account: str, op: str) -> float:
         """Double the intervals of ``op``'s limits after a throttle answer; return the factor."""
         factor = 1.0

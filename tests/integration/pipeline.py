@@ -70,11 +70,13 @@ class Pipeline:
         return histogram
 
 
-def build_accounts(sandbox_url: str, *, limits: dict[str, Any] | None) -> dict[str, Any]:
-    """The demo's accounts pointed at the test sandbox, with test limits."""
+def build_accounts(sandbox_url: str, *, limits: dict[str, Any] | None,
+                   opass: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo's accounts pointed at the test sandbox, with test limits (and opass overrides)."""
     doc = accounts_doc(sandbox_url)
     for provider in ("opass", "aiofish"):
         doc[provider][0]["limits"] = limits or {}
+    doc["opass"][0].update(opass or {})
     return doc
 
 
@@ -86,8 +88,8 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
 
     def make(*, workers: int = 1, concurrency: int = 2, beat: bool = True, webhook: bool = True,
              limits: dict[str, Any] | None = FAST_LIMITS, env: dict[str, str] | None = None,
-             sandbox_settings: dict[str, Any] | None = None) -> Pipeline:
-        accounts = build_accounts(sandbox_url, limits=limits)
+             sandbox_settings: dict[str, Any] | None = None, opass: dict[str, Any] | None = None) -> Pipeline:
+        accounts = build_accounts(sandbox_url, limits=limits, opass=opass)
         path = tmp_path / "accounts.json"
         path.write_text(json.dumps(accounts, ensure_ascii=False))
         stack = Stack(tmp_path / "stack", env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path),
