@@ -22,6 +22,7 @@ from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import Problem
 from dispatcher.ledger import COUNTERS, as_text
 from dispatcher.providers.base import system_clock_ms
+from dispatcher.receipts import read_uplinks
 from dispatcher.runtime import Runtime
 
 
@@ -172,3 +173,7 @@ class Dispatcher:
             as_text(paused) if paused else None,
             list(self.ledger.phone_states(job_id)) if phones else None,
         )
+
+    def uplinks(self, provider: str, account: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest replies (MO) received for an account: ``{phone, content, ext, at_ms, message_id}``."""
+        return read_uplinks(self.redis, self.keys, provider, account, limit)

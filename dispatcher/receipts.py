@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -63,6 +64,6 @@ def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, 
     return len(items)
 
 
-def read_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, limit: int = 100) -> list[dict]:
+def read_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, limit: int = 100) -> list[dict[str, Any]]:
     """The newest ``limit`` uplinks of an account."""
     return [json.loads(raw) for raw in client.lrange(keys.uplinks(provider, account), 0, limit - 1)]

@@ -39,6 +39,24 @@ def test_a_20k_opass_job_ends_final_with_every_phone_accepted_once(pipeline_fact
     assert status.counts["delivered"] > 18_000
     assert sum(status.counts.values()) == 20_000
     _assert_exactly_once(p, "opass", numbers, job.job_id)
+    _assert_logs_are_clean(p)
+
+
+SECRETS = ("sandbox-access-key", "sandbox-password", "sandbox-app-secret", "sandbox-aes-k128",
+           "demo-opass-hook-token", "demo-aiofish-hook-token")
+
+
+def _assert_logs_are_clean(p: Pipeline) -> None:
+    """No process of the pipeline logged a whole phone number, a secret or message text."""
+    import re
+
+    whole_phone = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+    for log in p.stack.logs.iterdir():
+        text = log.read_text(errors="replace")
+        assert not whole_phone.search(text), f"{log.name}: {whole_phone.search(text)}"
+        for secret in SECRETS:
+            assert secret not in text, f"{log.name} contains {secret}"
+        assert "张三" not in text, f"{log.name} contains message text"
 
 
 def test_a_20k_aiofish_job_ends_final_with_every_phone_accepted_once(pipeline_factory) -> None:  # noqa: F811
