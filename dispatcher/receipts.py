@@ -64,6 +64,8 @@ def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, 
     return len(items)
 
 
-def read_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, limit: int = 100) -> list[dict[str, Any]]:
+def read_uplinks(
+    client: redis.Redis, keys: Keys, provider: str, account: str, limit: int = 100
+) -> list[dict[str, Any]]:
     """The newest ``limit`` uplinks of an account."""
     return [json.loads(raw) for raw in client.lrange(keys.uplinks(provider, account), 0, limit - 1)]
