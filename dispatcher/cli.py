@@ -267,11 +267,9 @@ def webhook(bind: str, workers: int) -> None:
     """Serve the receipt webhook (WSGI) with gunicorn."""
     import os
 
-    # No request path in the access log: it carries the account's callback secret.
-    # The app logs provider, account, outcome and answer time of every push itself.
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms",
-            "dispatcher.webhook:app"]
+    from dispatcher.stack import webhook_argv
+
+    argv = webhook_argv(bind, workers, access_log=True)
     os.execvp(sys.executable, argv)  # noqa: S606 - become gunicorn; fixed argument list, no shell
 
 

@@ -28,6 +28,18 @@ from dispatcher.redis_server import EmbeddedRedis, free_port
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
+def webhook_argv(bind: str, workers: int, *, access_log: bool = False) -> list[str]:
+    """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
+    pushes cannot keep another vendor's answer past its 1 s limit (opass stops
+    pushing after three slow answers); the work is mostly waiting on Redis."""
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", "16", "--backlog", "2048"]
+    if access_log:
+        # No request path: it carries the account's callback secret.
+        argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
+    return [*argv, "dispatcher.webhook:app"]
+
+
 def wait_for(predicate: Any, *, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
     """Poll ``predicate()`` until true; raise ``TimeoutError`` naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -103,8 +115,7 @@ class Stack:
     def start_webhook(self, *, workers: int = 2) -> str:
         """Serve the webhook with gunicorn on a free port; return its base URL."""
         port = free_port()
-        self._spawn("webhook", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                                "--workers", str(workers), "dispatcher.webhook:app"])
+        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers))
         self.webhook_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:

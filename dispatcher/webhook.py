@@ -141,4 +141,13 @@ def make_app(runtime: Callable[[], Runtime] = get_runtime) -> WsgiApp:
     return app
 
 
-app = make_app()
+def _configured_app() -> WsgiApp:
+    """The app gunicorn serves, with our JSON logging (phones masked) set up first."""
+    from config.settings import Settings
+    from dispatcher.logs import configure
+
+    configure(Settings.from_env().log_level)
+    return make_app()
+
+
+app = _configured_app()
