@@ -54,3 +54,16 @@ def test_doctor_and_balance_report_every_account(pipeline_factory) -> None:  # n
     assert doctor.returncode == 0, doctor.stdout
     balance = _cli(p, "balance")
     assert "opass:demo: 行业短信=" in balance.stdout
+
+
+def test_stats_lists_the_days_sent(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, beat=False, webhook=False, limits={
+        "statistics": [{"kind": "statistics", "count": 10, "window_s": 1}]})
+    job = p.dispatcher.send_template("demo", template_code="1000000000000000001", phones=phones(20, seed=22))
+    p.wait(job.job_id, until="submitted", timeout_s=60)
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
+    stats = _cli(p, "stats", "demo", "--from", today, "--to", today)
+    assert stats.returncode == 0, stats.stderr
+    assert f"{today}: total 20" in stats.stdout

@@ -166,3 +166,16 @@ def test_four_worker_processes_keep_every_limit_and_a_throttle_slows_them(pipeli
     more = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(100, seed=18), params=["3"])
     p.wait(more.job_id, until="submitted", timeout_s=60)
     assert limiter.factor("opass", "demo", "send") >= 2.0
+
+
+def test_a_scheduled_job_waits_for_its_time_then_goes_out_once(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1)
+    numbers = phones(500, seed=19)
+    send_at_ms = int(time.time() * 1000) + 3_000
+    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["444444"],
+                                     send_at=send_at_ms)
+    time.sleep(1.5)
+    assert p.dispatcher.status(job.job_id).counts["pending"] == 500  # not before its time
+    assert p.sandbox.ledger()["requests"].get("/message/send", 0) == 0
+    p.wait(job.job_id, timeout_s=60)
+    _assert_exactly_once(p, "opass", numbers, job.job_id)
