@@ -3,6 +3,9 @@
 The names below are the public API; everything else may change.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from dispatcher.errors import (
     AccountFatalError,
     AmbiguousError,
@@ -19,12 +22,28 @@ from dispatcher.errors import (
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.segments import domestic_segments, international_segments
 
+if TYPE_CHECKING:
+    from dispatcher.producer import Dispatcher, JobHandle, JobStatus
+
+# The producer pulls in config, Redis and Celery: load it on first use, so that
+# `import dispatcher` stays light (the sandbox) and config may import our errors.
+_LAZY = {"Dispatcher": "dispatcher.producer", "JobHandle": "dispatcher.producer", "JobStatus": "dispatcher.producer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dispatcher' has no attribute {name!r}")
+
 __all__ = [
     "AccountFatalError",
     "AiofishAccount",
     "AmbiguousError",
     "ConfigurationError",
     "DispatchError",
+    "Dispatcher",
+    "JobHandle",
+    "JobStatus",
     "OpassAccount",
     "ProviderError",
     "PushVerificationError",
