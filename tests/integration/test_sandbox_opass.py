@@ -106,7 +106,7 @@ def test_residue_value_is_limited_to_once_per_15_s(sandbox: Any, sandbox_url: st
     codes = [opass(sandbox_url, "/sms/residueValue/qry", {})["code"] for _ in range(4)]
     assert codes == [200, 6000, 6000, 6000]
     limits = sandbox.stats()["limits"]["opass"]["sandbox-api-key"]
-    assert limits["opass_residue"] == {"max_seen": 1, "limit": 1, "window_s": 15.0}
+    assert limits["opass_residue"] == {"max_seen": 1, "max_attempted": 4, "refused": 3, "limit": 1, "window_s": 15.0}
 
 
 def test_query_apis_share_three_calls_per_minute(sandbox: Any, sandbox_url: str) -> None:
