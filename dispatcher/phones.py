@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-_MAINLAND = re.compile(r"1[3-9]\d{9}")
-_INTERNATIONAL = re.compile(r"[1-9]\d{7,14}")
+_MAINLAND = re.compile(r"1[3-9][0-9]{9}")  # [0-9], not \d: \d also matches full-width and other digits
+_INTERNATIONAL = re.compile(r"[1-9][0-9]{7,14}")
 _MAINLAND_PREFIXES = ("+86", "0086", "86")
 
 
@@ -20,6 +20,14 @@ def mask(phone: str) -> str:
     if len(phone) >= 8:
         return f"{phone[:3]}****{phone[-4:]}"
     return "*" * len(phone)
+
+
+_IN_TEXT = re.compile(r"(?<![0-9])(?:\+?86)?(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+
+
+def mask_in_text(text: str) -> str:
+    """Mask every mainland mobile number inside free text (log lines, vendor messages)."""
+    return _IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
 
 
 def normalise_mainland(raw: object) -> str | None:

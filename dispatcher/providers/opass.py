@@ -18,7 +18,6 @@ What a failure means for the caller:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import requests
 
 from dispatcher.errors import AmbiguousError, DispatchError, TransientError
-from dispatcher.phones import mask, normalise_mainland
+from dispatcher.phones import mask_in_text, normalise_mainland
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import Clock, raise_for_code, system_clock_ms
 from dispatcher.providers.http import HttpTransport
@@ -64,16 +63,17 @@ QUERY_RETRY_AFTER_S = 20.0
 FAIL_PHONES_CODE = "failPhones"
 _FAIL_PHONES_TEXT = "refused at submit (format, blacklist…)"
 _HEALTH_DETAIL_CHARS = 200
-# Gateway messages may quote a number back; mask any before it reaches an exception.
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 
 
 # -- answer parsing (pure) ---------------------------------------------------------------------------
 
 
 def scrub(text: str) -> str:
-    """``text`` with every mainland mobile number in it masked (``138****1234``)."""
-    return _MOBILE_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+    """``text`` with every mainland mobile number in it masked (``138****1234``).
+
+    Gateway messages may quote a number back; this runs before any reaches an exception.
+    """
+    return mask_in_text(text)
 
 
 def check_code(doc: Mapping[str, Any], *, account: str, side_effect: bool, retry_after_s: float) -> None:

@@ -77,7 +77,7 @@ def test_international_numbers_keep_their_country_code(raw: str, expected: str) 
     assert phones.normalise_international(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["0123456789", "1234567", "1234567890123456", "+44 7911"])
+@pytest.mark.parametrize("raw", ["0123456789", "1234567", "1234567890123456", "+44 7911", "44٧911123456"])
 def test_invalid_international_numbers_are_refused(raw: str) -> None:
     assert phones.normalise_international(raw) is None
 
