@@ -85,8 +85,8 @@ def poll_receipts() -> dict[str, int]:
     for account in rt.accounts:
         if rt.limiter.try_acquire(account.provider, account.name, "receipts") != 0:
             continue
-        client = rt.client(account.provider, account.name)
         try:
+            client = rt.client(account.provider, account.name)
             receipts = client.pull_receipts()
         except Exception as exc:  # noqa: BLE001 - a failed poll is retried next period
             log.warning("receipts.poll_failed", provider=account.provider, account=account.name,
