@@ -7,8 +7,11 @@ templates, keeps a ledger of what it accepted and injects faults on request.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +25,9 @@ from dispatcher.errors import (
 )
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
 from dispatcher.providers.opass import OpassClient
+from dispatcher.providers.opass_push import PUSH_ANSWER_BODY, PUSH_ANSWER_CONTENT_TYPE, parse_push
 from dispatcher.providers.opass_sign import new_nonce
+from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.sandbox import demo
 
 pytestmark = pytest.mark.integration
@@ -52,18 +57,36 @@ def _texts(sandbox: Any, phone: str) -> list[str]:
     return out
 
 
-def _wait_for(predicate: Any, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def push_inbox() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback webhook that records each pushed body and answers as ours does."""
+    bodies: list[bytes] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(200)
+            self.send_header("Content-Type", PUSH_ANSWER_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(PUSH_ANSWER_BODY)))
+            self.end_headers()
+            self.wfile.write(PUSH_ANSWER_BODY)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/opass/push", bodies
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 # -- every method --------------------------------------------------------------------------------
@@ -113,12 +136,16 @@ def test_receipts_are_pulled_once_each_with_the_bid(sandbox: Any, opass_account:
     client = OpassClient(opass_account)
     phones = _phones(3)
     sent = client.send(phones, FIXED, bid="job2.0.1")
-    time.sleep(0.4)  # the sandbox produces receipts 0.2 s after accepting
+    # Receipts fall due 0.2 s after acceptance, which happened before send() returned.
+    time.sleep(0.3)
     receipts = client.pull_receipts(message_ids=[sent.message_id])
+    now_ms = time.time_ns() // 1_000_000
     assert sorted(r.phone for r in receipts) == phones
     assert {r.message_id for r in receipts} == {sent.message_id}
     assert {r.client_id for r in receipts} == {"job2.0.1"}
-    assert all(r.at_ms is not None for r in receipts)
+    # yyMMddHHmm in Beijing time: minute resolution, and no 8-hour shift.
+    assert all(r.at_ms is not None and abs(r.at_ms - now_ms) < 120_000 for r in receipts)
+    assert all(r.delivered == (r.status == "DELIVRD") for r in receipts)
     assert client.pull_receipts(message_ids=[sent.message_id]) == []
 
 
@@ -127,7 +154,7 @@ def test_receipts_by_the_java_samples_path(sandbox: Any, opass_account: OpassAcc
     client = OpassClient(dataclasses.replace(opass_account, receipt_path=OPASS_RECEIPT_PATH_JAVA))
     phones = _phones(2)
     client.send(phones, FIXED, bid="job3.0.1")
-    time.sleep(0.4)
+    time.sleep(0.3)  # past the 0.2 s receipt delay
     receipts = client.pull_receipts(bid="job3.0.1")
     assert sorted(r.phone for r in receipts) == phones
 
@@ -142,6 +169,42 @@ def test_statistics_balance_and_health(sandbox: Any, opass_account: OpassAccount
     assert balance.items and balance.total > 0
     health = client.health()
     assert health.ok and health.latency_ms > 0
+
+
+def test_blacklisted_phones_come_back_as_fail_phones(sandbox: Any, opass_account: OpassAccount) -> None:
+    good, bad = _phones(2)
+    sandbox.configure(blacklist=[bad])
+    result = OpassClient(opass_account).send([good, bad], FIXED)
+    assert result.accepted == (good,)
+    assert [(f.phone, f.code) for f in result.failed] == [(bad, "failPhones")]
+    assert (_accepted_times(sandbox, good), _accepted_times(sandbox, bad)) == (1, 0)
+
+
+def test_a_second_balance_within_15_s_is_throttled_for_20_s(sandbox: Any, opass_account: OpassAccount) -> None:
+    client = OpassClient(opass_account)
+    client.balance()
+    with pytest.raises(ThrottledError) as err:
+        client.balance()
+    assert (err.value.code, err.value.retry_after_s) == ("6000", 20.0)
+
+
+def test_status_and_uplink_pushes_from_the_sandbox_parse(
+    sandbox: Any, opass_account: OpassAccount, push_inbox: tuple[str, list[bytes]]
+) -> None:
+    url, bodies = push_inbox
+    hooks = {"status_url": url, "uplink_url": url}
+    sandbox.configure(receipt_delay_s=0.05, opass={"accounts": {demo.OPASS_API_KEY: hooks}})
+    phones = _phones(2)
+    sent = OpassClient(opass_account).send(phones, FIXED, bid="job5.0.1")
+    sandbox.inject_uplink("opass", demo.OPASS_API_KEY, phones[0], "退订 TD")
+    assert sandbox.wait_idle(10.0)
+    parsed = [item for body in bodies for item in parse_push(body, expected_api_key=demo.OPASS_API_KEY)]
+    receipts = [p for p in parsed if isinstance(p, Receipt)]
+    uplinks = [p for p in parsed if isinstance(p, Uplink)]
+    assert sorted(r.phone for r in receipts) == phones
+    assert {(r.message_id, r.client_id) for r in receipts} == {(sent.message_id, "job5.0.1")}
+    assert [(u.phone, u.content) for u in uplinks] == [(phones[0], "退订 TD")]
+    assert uplinks[0].ext
 
 
 # -- the gateway's own refusals ------------------------------------------------------------------
