@@ -43,6 +43,9 @@ class Settings:
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_attempts: int = 20
+    #: Each limit's window is widened by this much: the time from taking a token
+    #: to the request reaching the gateway varies by up to this (see limiter.py).
+    limiter_jitter_s: float = 0.05
     #: How long a task may wait for a rate-limit token before re-queueing itself.
     limiter_max_wait_s: float = 2.0
     log_level: str = "INFO"

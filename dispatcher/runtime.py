@@ -32,7 +32,8 @@ class Runtime:
         self.redis = client or connect(self.settings)
         self.keys = Keys(self.settings.key_prefix)
         self.ledger = Ledger(self.redis, self.keys)
-        self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides())
+        self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides(),
+                                   jitter_s=self.settings.limiter_jitter_s)
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

@@ -53,7 +53,7 @@ def test_one_call_takes_every_limit_it_needs_or_none(redis_client) -> None:  # t
 
 
 def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: ignore[no-untyped-def]
-    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 10, 1.0),)}, margin=1.0)
+    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.0)
     assert limiter.try_acquire("aiofish", "a", "send") == 0
     normal_wait = limiter.try_acquire("aiofish", "a", "send")
     assert limiter.slow_down("aiofish", "a", "send") == 2.0

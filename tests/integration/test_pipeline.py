@@ -144,7 +144,10 @@ def test_four_worker_processes_keep_every_limit_and_a_throttle_slows_them(pipeli
     # limit lowered to 30/s on both sides so four processes on two cores can
     # press against it (they peak near 80 requests/s here), and chunks of 10.
     send_30 = {"send": [{"kind": "send", "count": 30, "window_s": 1}]}
+    # Eight busy processes share two cores here: a request can reach the sandbox
+    # well over 50 ms after its token was taken, so the allowance is widened.
     p = pipeline_factory(workers=4, concurrency=1, limits=send_30, opass={"batch_max": 10},
+                         env={"SMSD_LIMITER_JITTER_S": "0.25"},
                          sandbox_settings={"limits": {"opass_send": {"max": 30, "window_s": 1.0},
                                                       "opass_query": {"max": 3, "window_s": 60.0}}})
     numbers = phones(3_000, seed=17)
@@ -155,12 +158,12 @@ def test_four_worker_processes_keep_every_limit_and_a_throttle_slows_them(pipeli
         window = seen[name]
         assert window["refused"] == 0, (name, window)
         assert window["max_attempted"] <= window["limit"], (name, window)
-    assert seen["opass_send"]["max_attempted"] >= 25  # the limit was really pressed
+    assert seen["opass_send"]["max_attempted"] >= 22  # the limit was really pressed (30 x 1/1.25 = 24 steady)
     assert seen["opass_query"]["max_attempted"] >= 1  # beat did poll
     # The gateway's throttle answer slows the account's limiter down.
     from dispatcher.limiter import Limit, RateLimiter
 
-    limiter = RateLimiter(p.redis, overrides={("opass", "demo", "send"): (Limit("send", 30, 1.0),)})
+    limiter = RateLimiter(p.redis, overrides={("opass", "demo", "send"): (Limit("send", 30, 1.0),)}, jitter_s=0.25)
     assert limiter.factor("opass", "demo", "send") == 1.0
     p.sandbox.set_faults({"kind": "code", "code": "6000", "rate": 1.0, "count": 3, "path": "/message/"})
     more = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(100, seed=18), params=["3"])
