@@ -19,6 +19,8 @@ MAX_BID_CHARS = 64
 MAX_SMS_ID_CHARS = 32
 MAX_EXTEND_DIGITS = 12
 SEND_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Both gateways read schedule times as China Standard Time (UTC+8, no DST).
+GATEWAY_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 # Ids are echoed in receipts and used as Redis key parts: keep them plain.
 _ID_CHARS = re.compile(r"[A-Za-z0-9_.:\-]+")
@@ -137,10 +139,16 @@ class Checker:
         return value
 
     def send_time(self, value: object, *, field: str) -> str | None:
-        """Check an optional schedule time; accept a ``datetime`` or ``yyyy-MM-dd HH:mm:ss``."""
+        """Check an optional schedule time; accept a ``datetime`` or ``yyyy-MM-dd HH:mm:ss``.
+
+        An aware ``datetime`` is converted to the gateways' China time; naive ones
+        and text are taken as China time already.
+        """
         if value is None:
             return None
         if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(GATEWAY_TZ)
             return value.strftime(SEND_TIME_FORMAT)
         if isinstance(value, str):
             try:

@@ -1,62 +1,102 @@
-"""aiofish SMS requests and answers: validation, the three send variants, parsing. Pure.
+"""aiofish SMS requests: validation and the body of every SMS endpoint. Pure.
 
-Send variants (``AiofishAccount.encryption``):
+Each ``plan_*`` function checks the caller's input (every problem collected into one
+:class:`~dispatcher.errors.ValidationError`) and builds the JSON body; the clock
+is passed in. Nothing here does I/O: :mod:`dispatcher.providers.aiofish` sends
+what these build and parses what comes back.
 
-* ``plain`` → ``/rest/sms/sendSms``: ``password`` is the MD5 of the password;
-* ``phone`` → ``/rest/sms/sendSmsByEncrypt``: each phone AES-encrypted on its
-  own, comma-joined. The manual shows one phone; its per-phone ``resDetail``
-  echo only makes sense with per-phone ciphertexts, so that is our reading;
-* ``full`` → ``/rest/sms/sendSms/encryption``: the whole body AES-encrypted as
-  ``bizContent`` and signed with SHA256 over ``account, appSecret, bizContent, ts``.
+Send variants, picked by ``AiofishAccount.encryption``:
 
-batchSendSms has a plain and a fully encrypted variant only; ``phone`` accounts
-send batches plain (their password still travels as MD5).
+* ``plain`` → ``/rest/sms/sendSms``; ``password`` is the MD5 hex of the password.
+* ``phone`` → ``/rest/sms/sendSmsByEncrypt``: as plain, but each phone is
+  AES-encrypted on its own (hex) and the ciphertexts are comma-joined. The
+  manual's sample shows a single phone; its ``resDetail`` echoes one ciphertext
+  per phone, which only works if each phone is encrypted separately, so that is
+  our reading (the sandbox accepts it and the whole-list reading).
+* ``full`` → ``/rest/sms/sendSms/encryption``: ``{account, ts, bizContent, sign}``,
+  ``bizContent`` being the AES hex of the JSON body and ``sign`` the SHA256 of
+  ``account, appSecret, bizContent, ts``.
+
+batchSendSms exists plain and fully encrypted only: ``phone`` accounts send their
+batches plain (the phones then travel in clear; the password still as MD5).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.errors import AmbiguousError, TransientError
+from dispatcher.errors import ConfigurationError
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES
-from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, aes_encrypt_hex, biz_sign, password_md5
-from dispatcher.providers.base import raise_for_code
-from dispatcher.providers.results import Balance, BalanceItem, PhoneFailure, Receipt, SendResult, Uplink
+from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign, password_md5
 from dispatcher.validation import MAX_SMS_ID_CHARS, Checker
 
 PROVIDER = "aiofish"
+#: The manual's caps: phones per sendSms call, pairs per batchSendSms call.
 MAX_SEND_PHONES = 2000
 MAX_BATCH_ITEMS = 200
-SEND_PATHS = {"plain": "/rest/sms/sendSms", "phone": "/rest/sms/sendSmsByEncrypt",
-              "full": "/rest/sms/sendSms/encryption"}
-BATCH_PATHS = {"plain": "/rest/sms/batchSendSms", "phone": "/rest/sms/batchSendSms",
-               "full": "/rest/sms/batchSendSms/encryption"}
+CONTENT_TYPE = "application/json;charset=utf-8"
+SEND_PATHS: Mapping[str, str] = {
+    "plain": "/rest/sms/sendSms",
+    "phone": "/rest/sms/sendSmsByEncrypt",
+    "full": "/rest/sms/sendSms/encryption",
+}
+BATCH_PATHS: Mapping[str, str] = {
+    "plain": "/rest/sms/batchSendSms",
+    "phone": "/rest/sms/batchSendSms",  # no phone-encrypted batch exists
+    "full": "/rest/sms/batchSendSms/encryption",
+}
 BALANCE_PATH = "/rest/sms/getBalance"
 REPORT_PATH = "/rest/sms/getReport"
 REPLY_PATH = "/rest/sms/getReply"
-DELIVERED = "DELIVRD"
-_BALANCE = re.compile(r"(-?\d+)")
 
 
 @dataclass(frozen=True, slots=True)
 class SendPlan:
-    """A validated send: the path, the JSON body, and how to read the answer."""
+    """A validated send: the path, the JSON body, and what is needed to read the answer.
+
+    ``phones`` are the distinct normalised numbers sent, in the caller's order;
+    ``duplicates`` the repeats dropped; ``sms_id`` the client id sent (or ``None``);
+    ``echo`` maps each phone ciphertext to its phone (sendSmsByEncrypt echoes
+    ciphertexts in ``resDetail``).
+    """
 
     path: str
-    body: dict[str, Any]
+    body: Mapping[str, Any]
     phones: tuple[str, ...]
     duplicates: tuple[str, ...]
     sms_id: str | None
-    #: ciphertext → phone, to read sendSmsByEncrypt's encrypted resDetail echo
-    echo: Mapping[str, str]
+    echo: Mapping[str, str] = field(default_factory=dict)
 
 
-def _options(check: Checker, sms_id: Any, sub_code: Any, send_time: Any) -> dict[str, str]:
+def json_text(doc: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is: what bizContent encrypts."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def sealed_body(account: AiofishAccount, inner: Mapping[str, Any], now_ms: int) -> dict[str, str]:
+    """The fully encrypted body ``{account, ts, bizContent, sign}`` carrying ``inner``.
+
+    ``now_ms`` (epoch milliseconds) becomes ``ts``. Raises ``ConfigurationError``
+    when the account lacks the AES key or app secret.
+    """
+    key, secret = _full_keys(account)
+    biz = aes_encrypt_hex(key, json_text(inner))
+    ts = str(now_ms)
+    return {"account": account.account, "ts": ts, "bizContent": biz,
+            "sign": biz_sign(account=account.account, app_secret=secret, biz_content=biz, ts=ts)}
+
+
+def _full_keys(account: AiofishAccount) -> tuple[str, str]:
+    if not account.aes_key or not account.app_secret:
+        raise ConfigurationError(f"aiofish:{account.name} full encryption needs aes_key and app_secret")
+    return account.aes_key, account.app_secret
+
+
+def _options(check: Checker, sms_id: object, sub_code: object, send_time: object) -> dict[str, str]:
+    """The optional fields every send shares; absent ones stay out of the body."""
     out: dict[str, str] = {}
     if (sid := check.client_id(sms_id, field="sms_id", max_chars=MAX_SMS_ID_CHARS)) is not None:
         out["smsId"] = sid
@@ -67,146 +107,87 @@ def _options(check: Checker, sms_id: Any, sub_code: Any, send_time: Any) -> dict
     return out
 
 
-def _envelope(account: AiofishAccount, inner: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
-    """The fully encrypted body ``{account, ts, bizContent, sign}`` around ``inner``."""
-    if not account.aes_key or not account.app_secret:
-        raise ValueError("full encryption needs aes_key and app_secret")
-    biz = aes_encrypt_hex(account.aes_key, json.dumps(inner, ensure_ascii=False, separators=(",", ":")))
-    ts = str(now_ms)
-    return {"account": account.account, "ts": ts, "bizContent": biz,
-            "sign": biz_sign(account=account.account, app_secret=account.app_secret, biz_content=biz, ts=ts)}
+def _content(check: Checker, value: object, field: str) -> str:
+    """Domestic content: non-empty, ≤ 500 characters, carrying a 【signature】."""
+    text = check.text(value, field=field)
+    if text.strip():  # an empty text is already one problem; "no signature" would repeat it
+        check.signature(text, field=field)
+    return text
 
 
-def plan_send(account: AiofishAccount, phones: Sequence[Any], content: Any, *, sms_id: Any = None,
-              sub_code: Any = None, send_time: Any = None, now_ms: int) -> SendPlan:
-    """Validate and build a same-content send; raises ``ValidationError`` naming every problem."""
+def plan_send(account: AiofishAccount, phones: object, content: object, *, sms_id: object = None,
+              sub_code: object = None, send_time: object = None, now_ms: int) -> SendPlan:
+    """Validate a same-content send to ≤ 2000 phones and build it for the account's variant.
+
+    ``send_time`` is a ``datetime`` or ``yyyy-MM-dd HH:mm:ss`` (China time);
+    ``now_ms`` is epoch milliseconds (the ``ts`` of the encrypted variant).
+    Raises ``ValidationError`` naming every problem (``phones[3]``, ``content``, ``sms_id``…).
+    """
     check = Checker()
     recipients = check.phones(phones, limit=MAX_SEND_PHONES)
-    text = check.text(content, field="content")
-    check.signature(text, field="content")
+    text = _content(check, content, "content")
     options = _options(check, sms_id, sub_code, send_time)
     check.done()
     mode = account.encryption
-    echo: dict[str, str] = {}
     if mode == "full":
-        body = _envelope(account, {"mobile": ",".join(recipients.phones), "content": text, **options}, now_ms)
-    else:
-        mobiles = list(recipients.phones)
-        if mode == "phone":
-            mobiles = [aes_encrypt_hex(account.aes_key or "", p) for p in recipients.phones]
-            echo = dict(zip(mobiles, recipients.phones, strict=True))
-        body = {"account": account.account, "password": password_md5(account.password),
-                "mobile": ",".join(mobiles), "content": text, **options}
+        body: dict[str, Any] = sealed_body(account, {"mobile": ",".join(recipients.phones), "content": text,
+                                                     **options}, now_ms)
+        return SendPlan(SEND_PATHS[mode], body, recipients.phones, recipients.duplicates, options.get("smsId"))
+    echo: dict[str, str] = {}
+    mobiles = list(recipients.phones)
+    if mode == "phone":
+        key = account.aes_key or ""  # AiofishAccount guarantees a key in this mode
+        mobiles = [aes_encrypt_hex(key, p) for p in recipients.phones]
+        echo = dict(zip(mobiles, recipients.phones, strict=True))
+    body = {"account": account.account, "password": password_md5(account.password),
+            "mobile": ",".join(mobiles), "content": text, **options}
     return SendPlan(SEND_PATHS[mode], body, recipients.phones, recipients.duplicates, options.get("smsId"), echo)
 
 
-def plan_batch(account: AiofishAccount, items: Sequence[tuple[Any, Any]], *, sms_id: Any = None,
-               sub_code: Any = None, send_time: Any = None, now_ms: int) -> SendPlan:
-    """Validate and build a per-phone-content batch (≤ 200); the first of a repeated phone wins."""
-    check = Checker()
-    if isinstance(items, str) or not isinstance(items, Sequence) or not items:
-        check.add("items", "must be a non-empty list of (phone, content) pairs")
-        items = []
-    pairs = [i if isinstance(i, tuple | list) and len(i) == 2 else (i, None) for i in items]
-    recipients = check.phones([p for p, _ in pairs], field="items", limit=MAX_BATCH_ITEMS)
-    mobiles = []
-    for phone, index in zip(recipients.phones, recipients.source_index, strict=True):
-        text = check.text(pairs[index][1], field=f"items[{index}].content")
-        check.signature(text, field=f"items[{index}].content")
-        mobiles.append({"mobile": phone, "content": text})
-    options = _options(check, sms_id, sub_code, send_time)
-    check.done()
-    inner = {"mobiles": mobiles, **options}
-    if account.encryption == "full":
-        body = _envelope(account, inner, now_ms)
-    else:
-        body = {"account": account.account, "password": password_md5(account.password), **inner}
-    return SendPlan(BATCH_PATHS[account.encryption], body, recipients.phones, recipients.duplicates,
-                    options.get("smsId"), {})
+def pairs(check: Checker, items: object, *, field: str, what: str) -> list[tuple[object, object]]:
+    """The well-formed 2-item pairs of ``items``; a problem names each malformed one (``items[2]``).
 
-
-def query_params(account: AiofishAccount) -> dict[str, str]:
-    """The ``account``/``password`` query of the GET pulls."""
-    return {"account": account.account, "password": password_md5(account.password)}
-
-
-def check_answer(doc: Mapping[str, Any], *, account: str, side_effect: bool, retry_after_s: float = 1.0) -> None:
-    """Return if the answer says success (code 200 and subStat/revStat r:000); else raise its class."""
-    status = doc.get("subStat", doc.get("revStat"))
-    code = doc.get("code")
-    if status is None and code is None:
-        cls = AmbiguousError if side_effect else TransientError
-        raise cls("answer carries no code", provider=PROVIDER, account=account)
-    text = doc.get("subStatDes") or doc.get("revStatDes")
-    message = text if isinstance(text, str) and text else None
-    for value in (status, code):  # subStat first: it is the finer of the two
-        if value is not None:
-            raise_for_code(AIOFISH_CODES, value, provider=PROVIDER, account=account, message=message,
-                           retry_after_s=retry_after_s)
-
-
-def parse_send_answer(doc: Mapping[str, Any], plan: SendPlan, *, account: str) -> SendResult:
-    """Read a send/batch answer; ``resDetail`` entries not ``r:000`` become failures."""
-    check_answer(doc, account=account, side_effect=True)
-    sms_id = doc.get("smsId")
-    if not isinstance(sms_id, str) or not sms_id:
-        raise AmbiguousError("answer r:000 carries no smsId; the send may have been taken",
-                             provider=PROVIDER, account=account, code="r:000")
-    failed: list[PhoneFailure] = []
-    for item in doc.get("resDetail") or []:
-        if not isinstance(item, Mapping) or item.get("stat") == "r:000":
+    ``what`` names the pair's parts for the message, e.g. ``"(phone, content)"``.
+    """
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        check.add(field, f"must be a list of {what} pairs")
+        return []
+    out: list[tuple[object, object]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
+            check.add(f"{field}[{i}]", f"must be a {what} pair")
             continue
-        raw = str(item.get("phoneNumber", ""))
-        phone = plan.echo.get(raw, raw)
-        failed.append(PhoneFailure(phone, str(item.get("stat")), str(item.get("statDes") or "")))
-    refused = {f.phone for f in failed}
-    accepted = tuple(p for p in plan.phones if p not in refused)
-    return SendResult(PROVIDER, account, sms_id, plan.sms_id, accepted, tuple(failed), plan.duplicates)
-
-
-def parse_balance(doc: Mapping[str, Any], *, account: str) -> Balance:
-    """Read getBalance: the count is inside ``revStatDes`` ("您的短信余额为:2670 条")."""
-    check_answer(doc, account=account, side_effect=False, retry_after_s=5.0)
-    match = _BALANCE.search(str(doc.get("revStatDes", "")))
-    if match is None:
-        raise TransientError("balance answer has no number", provider=PROVIDER, account=account)
-    return Balance(PROVIDER, account, (BalanceItem("短信", int(match.group(1))),))
-
-
-def _ms(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_reports(doc: Mapping[str, Any], *, account: str) -> list[Receipt]:
-    """Read getReport: ``statDes`` is the state; delivered only for DELIVRD."""
-    check_answer(doc, account=account, side_effect=False, retry_after_s=60.0)
-    out = []
-    for item in doc.get("resDetail") or []:
-        if not isinstance(item, Mapping) or not item.get("phoneNumber"):
-            continue
-        state = str(item.get("statDes") or ("DELIVRD" if item.get("stat") == "r:000" else item.get("stat")))
-        sms_id = str(item.get("smsId") or "")
-        out.append(Receipt(PROVIDER, sms_id, str(item["phoneNumber"]), state, state == DELIVERED,
-                           _ms(item.get("revTime")), sms_id or None, str(item.get("stat") or "")))
+        out.append((item[0], item[1]))
     return out
 
 
-def parse_replies(doc: Mapping[str, Any], *, account: str) -> list[Uplink]:
-    """Read getReply into uplinks."""
-    check_answer(doc, account=account, side_effect=False, retry_after_s=60.0)
-    return [
-        Uplink(PROVIDER, str(i["phoneNumber"]), str(i.get("content") or ""), str(i.get("subCode") or "") or None,
-               _ms(i.get("revTime")))
-        for i in doc.get("resDetail") or []
-        if isinstance(i, Mapping) and i.get("phoneNumber")
-    ]
+def plan_batch(account: AiofishAccount, items: object, *, sms_id: object = None, sub_code: object = None,
+               send_time: object = None, now_ms: int) -> SendPlan:
+    """Validate a batch of ≤ 200 ``(phone, content)`` pairs and build batchSendSms.
+
+    A phone given twice is sent once, with its first content; the repeats are
+    reported in ``duplicates``. Problems name the item: ``items[2]`` (the pair or
+    its phone), ``items[2].content``. Raises ``ValidationError``.
+    """
+    check = Checker()
+    options = _options(check, sms_id, sub_code, send_time)
+    given = pairs(check, items, field="items", what="(phone, content)")
+    check.done()  # the phone and content checks need well-formed pairs
+    recipients = check.phones([phone for phone, _ in given], field="items", limit=MAX_BATCH_ITEMS)
+    # Every content is checked, repeats too: the caller sees all problems at once.
+    texts = [_content(check, content, f"items[{i}].content") for i, (_, content) in enumerate(given)]
+    check.done()
+    mobiles = [{"mobile": phone, "content": texts[i]}
+               for phone, i in zip(recipients.phones, recipients.source_index, strict=True)]
+    inner = {"mobiles": mobiles, **options}
+    mode = account.encryption
+    if mode == "full":
+        body: dict[str, Any] = sealed_body(account, inner, now_ms)
+    else:
+        body = {"account": account.account, "password": password_md5(account.password), **inner}
+    return SendPlan(BATCH_PATHS[mode], body, recipients.phones, recipients.duplicates, options.get("smsId"))
 
 
-def decrypt_phone(account: AiofishAccount, value: str) -> str:
-    """Decrypt one AES-hex phone with the account's key (raises ``DecryptionError``)."""
-    if not account.aes_key:
-        raise ValueError("no aes_key")
-    return aes_decrypt_hex(account.aes_key, value)
+def query_params(account: AiofishAccount) -> dict[str, str]:
+    """The ``account``/``password`` (MD5 hex) query of the GET pulls."""
+    return {"account": account.account, "password": password_md5(account.password)}
