@@ -14,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish import AiofishClient
 from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, password_md5, verify_biz_sign
+from tests.unit.scripted import ScriptedAdapter
 
 BASE = "http://aiofish.test"
 NOW_MS = 1_700_000_000_000
@@ -28,31 +28,11 @@ TRICKY = '【沙箱】He said "hi" \\ back\nnew line\ttab 😀 </script> %20 +'
 MODES = ["plain", "phone", "full"]
 
 
-class Recorder(BaseAdapter):
-    """Records every request and answers the next scripted ``(status, body)``."""
-
-    def __init__(self, *answers: tuple[int, bytes]) -> None:
-        super().__init__()
-        self.answers = list(answers)
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.requests.append(request)
-        status, body = self.answers.pop(0)
-        response = requests.Response()
-        response.status_code = status
-        response._content = body
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
 
 
-def recording_session(*answers: tuple[int, bytes]) -> tuple[requests.Session, Recorder]:
-    """A Session whose requests to :data:`BASE` go to a fresh Recorder."""
-    adapter = Recorder(*answers)
+def recording_session(*answers: tuple[int, bytes]) -> tuple[requests.Session, ScriptedAdapter]:
+    """A Session whose requests to :data:`BASE` go to a fresh ScriptedAdapter."""
+    adapter = ScriptedAdapter(*answers)
     session = requests.Session()
     session.mount(BASE, adapter)
     return session, adapter
@@ -70,12 +50,12 @@ def answer(doc: Mapping[str, Any]) -> tuple[int, bytes]:
 ACCEPTED = answer({"code": 200, "smsId": "sid-1", "subStat": "r:000", "subStatDes": "处理成功"})
 
 
-def client(mode: str = "plain", *answers: tuple[int, bytes]) -> tuple[AiofishClient, Recorder]:
+def client(mode: str = "plain", *answers: tuple[int, bytes]) -> tuple[AiofishClient, ScriptedAdapter]:
     session, adapter = recording_session(*(answers or (ACCEPTED,)))
     return AiofishClient(make_account(mode), session=session, clock_ms=lambda: NOW_MS), adapter
 
 
-def posted(adapter: Recorder, n: int = 0) -> tuple[str, dict[str, Any]]:
+def posted(adapter: ScriptedAdapter, n: int = 0) -> tuple[str, dict[str, Any]]:
     """The path and JSON body of the n-th request (which must be a JSON POST)."""
     request = adapter.requests[n]
     assert request.method == "POST"

@@ -14,37 +14,17 @@ from typing import Any
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from dispatcher.errors import AmbiguousError, ThrottledError, TransientError, ValidationError
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
 from dispatcher.providers.opass import OpassClient
+from tests.unit.scripted import ScriptedAdapter
 
 BASE = "http://gateway.test"
 TS_MS = 1641350184346
 NONCE = "H95a7XT1h6"
 
 
-class ScriptedAdapter(BaseAdapter):
-    """Records every request and answers the next scripted (status, body)."""
-
-    def __init__(self, *answers: tuple[int, bytes]) -> None:
-        super().__init__()
-        self.answers = list(answers)
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.requests.append(request)
-        status, body = self.answers.pop(0)
-        response = requests.Response()
-        response.status_code = status
-        response._content = body
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
 
 
 def _client(
