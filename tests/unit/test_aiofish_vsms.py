@@ -14,7 +14,8 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_crypto import x_sign
 from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
-from tests.unit.test_aiofish_requests import NOW_MS, SECRET, Recorder, answer, make_account, recording_session
+from tests.unit.scripted import ScriptedAdapter
+from tests.unit.test_aiofish_requests import NOW_MS, SECRET, answer, make_account, recording_session
 
 APP_KEY = "app-key"
 SIGN = x_sign(app_key=APP_KEY, ts=str(NOW_MS), app_secret=SECRET)
@@ -22,17 +23,17 @@ SENT = answer({"code": "success", "msgId": "m1"})
 TRICKY_VARS = ['a"b\\c', "两行\n文字", "😀x"]
 
 
-def vsms(*answers: tuple[int, bytes]) -> tuple[AiofishVsmsClient, Recorder]:
+def vsms(*answers: tuple[int, bytes]) -> tuple[AiofishVsmsClient, ScriptedAdapter]:
     session, adapter = recording_session(*(answers or (SENT,)))
     return AiofishVsmsClient(make_account(), session=session, clock_ms=lambda: NOW_MS), adapter
 
 
-def isms(*answers: tuple[int, bytes]) -> tuple[AiofishIsmsClient, Recorder]:
+def isms(*answers: tuple[int, bytes]) -> tuple[AiofishIsmsClient, ScriptedAdapter]:
     session, adapter = recording_session(*(answers or (SENT,)))
     return AiofishIsmsClient(make_account(), session=session, clock_ms=lambda: NOW_MS), adapter
 
 
-def signed_json(adapter: Recorder) -> tuple[str, dict[str, Any]]:
+def signed_json(adapter: ScriptedAdapter) -> tuple[str, dict[str, Any]]:
     request = adapter.requests[0]
     assert request.method == "POST" and request.headers["x-sign"] == SIGN
     assert request.headers["Content-Type"].startswith("application/json")
