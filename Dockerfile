@@ -7,5 +7,5 @@ COPY workers ./workers
 COPY config ./config
 RUN pip install --no-cache-dir . && useradd --create-home sms
 USER sms
-ENV SMSD_DATA_DIR=/tmp/smsd
+ENV SMSD_DATA_DIR=/tmp/smsd PYTHONUNBUFFERED=1
 CMD ["celery", "-A", "workers", "worker", "-Q", "sms.otp,sms.bulk", "-l", "INFO"]

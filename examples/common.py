@@ -2,18 +2,26 @@
 
 Each view stays a few lines: parse the request, call the producer, turn a
 ``ValidationError`` into a 400 that lists every field and item that is wrong.
+The Dispatcher is built on first use from the ``SMSD_*`` environment, so an
+app (or a test) only has to set the environment before the first request.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from dispatcher.errors import ValidationError
+from dispatcher.errors import Problem, ValidationError
 from dispatcher.producer import Dispatcher
 
 OTP_TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。
+OTP_DIGITS = 6
+ACCOUNT = "demo"  # the same name under "opass" and "aiofish" in the accounts file
+
+Answer = tuple[int, dict[str, Any]]
+
 _dispatcher: Dispatcher | None = None
 _lock = threading.Lock()
 
@@ -27,31 +35,41 @@ def dispatcher() -> Dispatcher:
         return _dispatcher
 
 
-def send_otp(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Queue a one-time code for ``payload["phone"]`` on the OTP queue."""
-    code = f"{secrets.randbelow(10**6):06d}"
-    job = dispatcher().send_template("demo", template_code=OTP_TEMPLATE, phones=[payload.get("phone")],
-                                     params=[code], priority="otp")
+def send_otp(payload: dict[str, Any]) -> Answer:
+    """Queue a random 6-digit code for ``payload["phone"]`` on the OTP queue; 202 ``{"job_id"}``."""
+    code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+    try:
+        job = dispatcher().send_template(ACCOUNT, template_code=OTP_TEMPLATE, phones=[payload.get("phone")],
+                                         params=[code], priority="otp")
+    except ValidationError as exc:
+        # The producer names the list item; this endpoint's field is the single "phone".
+        raise ValidationError([Problem("phone" if p.field == "phones[0]" else p.field, p.message)
+                               for p in exc.problems]) from None
     return 202, {"job_id": job.job_id}
 
 
-def send_campaign(payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def send_campaign(payload: dict[str, Any]) -> Answer:
     """Queue a bulk aiofish campaign: the same content (with its 【signature】) to many phones."""
-    job = dispatcher().send_content("demo", phones=payload.get("phones") or [], content=payload.get("content"))
+    phones = payload.get("phones")
+    if not isinstance(phones, list):
+        # A bare string would otherwise be validated one character at a time.
+        raise ValidationError([Problem("phones", "must be a JSON list of phone numbers")])
+    job = dispatcher().send_content(ACCOUNT, phones=phones, content=payload.get("content"))
     return 202, {"job_id": job.job_id, "recipients": job.total, "duplicates_dropped": job.duplicates}
 
 
-def job_status(job_id: str) -> tuple[int, dict[str, Any]]:
-    """A job's funnel, or 404."""
+def job_status(job_id: str) -> Answer:
+    """A job's funnel (recipients per state), or 404."""
     try:
         status = dispatcher().status(job_id)
     except KeyError:
         return 404, {"error": f"no job {job_id}"}
-    return 200, {"job_id": job_id, "total": status.total, "counts": status.counts, "paused": status.paused}
+    return 200, {"job_id": job_id, "total": status.total, "counts": status.counts,
+                 "finished": status.finished, "paused": status.paused}
 
 
-def handle(action: Any, *args: Any) -> tuple[int, dict[str, Any]]:
-    """Run ``action``; a ValidationError becomes 400 with ``{"problems": [{field, message}]}``."""
+def handle(action: Callable[..., Answer], *args: Any) -> Answer:
+    """Run ``action``; a ValidationError becomes 400 ``{"problems": [{"field", "message"}, …]}``."""
     try:
         return action(*args)
     except ValidationError as exc:

@@ -1,11 +1,23 @@
-"""A Flask app that sends SMS through sms-dispatch.
+"""A Flask app that sends SMS through sms-dispatch: OTPs (opass) and campaigns (aiofish).
 
-Run it (with a worker running, see the README)::
+Run it from the repository root, against the local sandbox (its demo accounts
+are in ``config/accounts.example.json``; with no ``SMSD_REDIS_URL`` an embedded
+redis-server under ``.data/`` is shared by every process)::
 
-    SMSD_ACCOUNTS_FILE=config/accounts.example.json flask --app examples.flask_app.app run
+    .venv/bin/sms-dispatch sandbox --port 8800 &              # both fake gateways
+    .venv/bin/celery -A workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
+    .venv/bin/celery -A workers beat -s .data/celerybeat-schedule &  # pulls receipts
+    .venv/bin/flask --app examples.flask_app.app run --port 5000
 
     curl -X POST localhost:5000/otp -H 'Content-Type: application/json' -d '{"phone": "13800138000"}'
+    curl -X POST localhost:5000/campaign -H 'Content-Type: application/json' \\
+         -d '{"phones": ["13800138000", "13900139000"], "content": "【沙箱】会员日：全场八折。"}'
     curl localhost:5000/jobs/<job_id>
+
+Endpoints: ``POST /otp`` ``{"phone"}`` → 202 ``{"job_id"}``; ``POST /campaign``
+``{"phones": [...], "content"}`` → 202 ``{"job_id", "recipients", "duplicates_dropped"}``;
+``GET /jobs/<job_id>`` → the funnel. Bad input → 400 ``{"problems": [{"field", "message"}]}``
+and nothing is queued. Settings come from the ``SMSD_*`` environment (``config/settings.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ app = Flask(__name__)
 
 
 def _json() -> dict[str, Any]:
+    """The request's JSON object, or ``{}`` (validation then names what is missing)."""
     body = request.get_json(silent=True)
     return body if isinstance(body, dict) else {}
 
@@ -40,6 +53,6 @@ def campaign() -> tuple[dict[str, Any], int]:
 
 @app.get("/jobs/<job_id>")
 def job(job_id: str) -> tuple[dict[str, Any], int]:
-    """The job's funnel."""
+    """The job's funnel: recipients per state."""
     status, body = common.job_status(job_id)
     return body, status

@@ -1,4 +1,7 @@
-"""Django views over the producer API: plain JSON endpoints (no CSRF: a service API)."""
+"""Django views over the producer API: plain JSON endpoints (CSRF-exempt: a service API).
+
+How to run the project: see ``examples/django_app/manage.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from examples import common
 
 
 def _json(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object, or ``{}`` (validation then names what is missing)."""
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
@@ -20,7 +24,7 @@ def _json(request: HttpRequest) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _answer(result: tuple[int, dict[str, Any]]) -> JsonResponse:
+def _answer(result: common.Answer) -> JsonResponse:
     status, body = result
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
@@ -41,5 +45,5 @@ def campaign(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def job(request: HttpRequest, job_id: str) -> JsonResponse:
-    """The job's funnel."""
+    """The job's funnel: recipients per state."""
     return _answer(common.job_status(job_id))
