@@ -49,6 +49,9 @@ class Settings:
     #: How long a task may wait for a rate-limit token before re-queueing itself.
     limiter_max_wait_s: float = 2.0
     log_level: str = "INFO"
+    #: Send Celery task events from the start (Flower turns them on by itself
+    #: when it runs; they cost three Redis PUBLISHes per task).
+    task_events: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +68,7 @@ class Settings:
             raw = env[name]
             kind: Any = type(f.default)
             try:
-                values[f.name] = kind(raw) if kind is not str else raw
+                values[f.name] = _boolean(raw) if kind is bool else kind(raw) if kind is not str else raw
             except ValueError:
                 raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
         return cls(**values)  # type: ignore[arg-type]
@@ -74,3 +77,13 @@ class Settings:
     def data_path(self) -> Path:
         """``data_dir`` as a path."""
         return Path(self.data_dir)
+
+
+def _boolean(raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); raises ``ValueError`` otherwise."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)

@@ -20,13 +20,16 @@ from dispatcher.keys import JOB_TTL_S, Keys, chunk_member
 COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
 PHONE_STATES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown"}
 PHONE_WIDTH = 11
+#: Jobs whose meta a process keeps (a few hundred bytes each).
+META_CACHE_JOBS = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     """Outcome of trying to move a chunk ``pending → sending``.
 
-    ``status`` is ``ok`` (``attempt`` is the new attempt number), ``paused``
+    ``status`` is ``ok`` (``attempt`` is the new attempt number; ``phones`` and
+    ``payloads`` are the chunk's, read in the same step), ``paused``
     (``detail`` is the account's pause reason) or ``skip`` (``detail`` is the
     chunk's current state: someone else owns it).
     """
@@ -34,6 +37,8 @@ class Claim:
     status: str
     attempt: int = 0
     detail: str = ""
+    phones: tuple[str, ...] = ()
+    payloads: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class Ledger:
         self._reject = client.register_script(lua.REJECT)
         self._apply = client.register_script(lua.APPLY_RECEIPTS)
         self._expire = client.register_script(lua.EXPIRE_AWAITING)
+        self._meta: dict[str, dict[str, str]] = {}
 
     # -- producer side ------------------------------------------------------------
 
@@ -121,14 +127,17 @@ class Ledger:
     def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int) -> Claim:
         """Move a chunk ``pending → sending`` unless its account is paused."""
         chunk, job, _ = self._chunk_keys(job_id, n)
-        status, detail = self._claim(
+        reply = self._claim(
             keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending()],
             args=[now_ms, chunk_member(job_id, n)],
         )
-        status, detail = as_text(status), as_text(detail)
-        if status == "ok":
-            return Claim("ok", attempt=int(detail))
-        return Claim(status, detail=detail)
+        status, detail = as_text(reply[0]), as_text(reply[1])
+        if status != "ok":
+            return Claim(status, detail=detail)
+        text, payloads = as_text(reply[2]), reply[3]
+        return Claim("ok", attempt=int(detail),
+                     phones=tuple(text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH)),
+                     payloads=json.loads(payloads) if payloads else None)
 
     def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:
         """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again."""
@@ -139,9 +148,11 @@ class Ledger:
         )
         return bool(done)
 
-    def nudged(self, job_id: str, n: int, *, due_ms: int) -> None:
-        """Record that a task for a pending chunk is queued, due at ``due_ms``."""
-        self.r.zadd(self.keys.pending(), {chunk_member(job_id, n): due_ms}, xx=True)
+    def nudged(self, job_id: str, ns: Iterable[int], *, due_ms: int) -> None:
+        """Record that tasks for pending chunks ``ns`` are queued, due at ``due_ms`` (one call)."""
+        members = {chunk_member(job_id, n): due_ms for n in ns}
+        if members:
+            self.r.zadd(self.keys.pending(), members, xx=True)
 
     def mark_ambiguous(self, job_id: str, n: int, *, attempt: int, deadline_ms: int, code: str, now_ms: int) -> bool:
         """Move ``sending → ambiguous``; it is reconciled when ``deadline_ms`` passes."""
@@ -205,6 +216,22 @@ class Ledger:
     def job(self, job_id: str) -> dict[str, str]:
         """The job's hash (meta and ``c:*`` counters) as text; empty if unknown."""
         return {as_text(k): as_text(v) for k, v in self.r.hgetall(self.keys.job(job_id)).items()}
+
+    def job_meta(self, job_id: str) -> dict[str, str]:
+        """The job's meta (kind, account, template, params…) without counters; empty if unknown.
+
+        Meta never changes once a job is stored, so it is read from Redis once
+        per process and job: a worker sending a 1000-chunk job asks once, not
+        1000 times. Unknown jobs are not cached (they may be stored later).
+        """
+        meta = self._meta.get(job_id)
+        if meta is None:
+            meta = {k: v for k, v in self.job(job_id).items() if not k.startswith("c:")}
+            if meta:
+                if len(self._meta) >= META_CACHE_JOBS:
+                    self._meta.pop(next(iter(self._meta)), None)  # oldest first: dicts keep insertion order
+                self._meta[job_id] = meta
+        return meta
 
     def counts(self, job_id: str) -> dict[str, int]:
         """Recipients per state, read in one call."""

@@ -19,20 +19,23 @@ redelivered task, a late answer) cannot overwrite a newer decision.
 
 from __future__ import annotations
 
+# The claim also returns what the sender needs (phones, payloads), so sending a
+# chunk costs one round trip before the HTTP call instead of two.
 # KEYS: chunk, job, z:sending, paused, z:pending   ARGV: now_ms, member
+# Returns {'ok', attempt, phones, payloads or ''} | {'paused', reason} | {'skip', state}
 CLAIM = """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'pending' then return {'skip', state or 'missing'} end
-local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
+local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads')
+if c[1] ~= 'pending' then return {'skip', c[1] or 'missing'} end
+local size = tonumber(c[2])
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
-return {'ok', tostring(attempt)}
+return {'ok', tostring(attempt), c[3], c[4] or ''}
 """
 
 # KEYS: chunk, job, z:sending, z:ambiguous, z:pending

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import redis
+import structlog
 
 from config.accounts import AccountConfig, Accounts, load_accounts
 from config.settings import Settings
@@ -19,6 +20,8 @@ from dispatcher.ledger import Ledger
 from dispatcher.limiter import RateLimiter
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.redis_connection import connect
+
+log = structlog.get_logger("dispatcher.runtime")
 
 
 class Runtime:
@@ -48,6 +51,9 @@ class Runtime:
 
 def make_client(account: AccountConfig) -> Any:
     """A protocol client for one account."""
+    # Imported here so producers (Django, Flask) never load the HTTP clients;
+    # workers import them up front (workers/tasks.py) so forked pool processes
+    # share the loaded modules instead of each importing them again.
     if account.provider == "opass":
         from dispatcher.providers.opass import OpassClient
 
@@ -73,6 +79,20 @@ def get_runtime() -> Runtime:
         if _runtime is None:
             _runtime = Runtime()
         return _runtime
+
+
+def warm_runtime() -> None:
+    """Build the process-wide runtime and every account's client now, not on first use.
+
+    A configuration problem is logged, not raised: the task that needs the
+    broken part raises it where it can be handled.
+    """
+    try:
+        rt = get_runtime()
+        for account in rt.accounts:
+            rt.client(account.provider, account.name)
+    except Exception as exc:  # noqa: BLE001 - reported again, in context, by the first task
+        log.warning("runtime.warm_failed", error=type(exc).__name__, detail=str(exc))
 
 
 def reset_runtime() -> None:

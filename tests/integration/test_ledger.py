@@ -38,6 +38,26 @@ def test_a_chunk_is_claimed_once(ledger: Ledger) -> None:
     assert ledger.counts("job1")["sending"] == 5
 
 
+def test_a_claim_hands_over_the_chunks_phones_and_payloads(ledger: Ledger) -> None:
+    payloads = [["张三", str(i)] for i in range(len(PHONES))]
+    ledger.create_job("job2", {"provider": "opass", "account": "a"},
+                      [ChunkData(PHONES), ChunkData(PHONES, payloads)], now_ms=1)
+    plain = ledger.claim("job2", 0, provider="opass", account="a", now_ms=2)
+    batch = ledger.claim("job2", 1, provider="opass", account="a", now_ms=2)
+    assert (plain.phones, plain.payloads) == (tuple(PHONES), None)
+    assert (batch.phones, batch.payloads) == (tuple(PHONES), payloads)
+
+
+def test_job_meta_is_read_once_and_holds_no_counters(ledger: Ledger, redis_client) -> None:  # type: ignore[no-untyped-def]
+    assert ledger.job_meta("job1") == {}  # unknown jobs are not remembered as empty
+    _job(ledger)
+    meta = ledger.job_meta("job1")
+    assert meta["provider"] == "opass"
+    assert not [k for k in meta if k.startswith("c:")]
+    redis_client.hset(ledger.keys.job("job1"), "provider", "changed")
+    assert ledger.job_meta("job1")["provider"] == "opass"
+
+
 def test_a_paused_account_leaves_chunks_pending(ledger: Ledger, redis_client) -> None:  # type: ignore[no-untyped-def]
     _job(ledger)
     redis_client.set(ledger.keys.paused("opass", "a"), "40002 balance")
