@@ -48,6 +48,9 @@ class Settings:
     limiter_jitter_s: float = 0.05
     #: How long a task may wait for a rate-limit token before re-queueing itself.
     limiter_max_wait_s: float = 2.0
+    #: Most chunks one send task takes (a job is spread over 16+ tasks first);
+    #: fewer Celery tasks per recipient, as each costs about as much CPU as an HTTP call.
+    chunks_per_task: int = 8
     log_level: str = "INFO"
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).

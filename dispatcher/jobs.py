@@ -21,7 +21,7 @@ from typing import Any
 
 from dispatcher.errors import Problem, ValidationError
 from dispatcher.ledger import ChunkData
-from dispatcher.phones import describe_bad, normalise_mainland
+from dispatcher.phones import all_unique_mainland, describe_bad, normalise_mainland
 from dispatcher.validation import MAX_BID_CHARS, MAX_SMS_ID_CHARS, Checker
 
 CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
@@ -37,17 +37,18 @@ class JobSpec:
     provider: str
     account: str
     meta: dict[str, str]
-    #: (phone, payload) with payload None for same-for-all kinds
-    recipients: list[tuple[str, Any]] = field(repr=False)
+    #: the distinct normalised phones, in the caller's order
+    phones: list[str] = field(repr=False)
+    #: one payload per phone (params or content) for the per-phone kinds, else None
+    payloads: list[Any] | None = field(default=None, repr=False)
     duplicates: int = 0
     invalid: tuple[Problem, ...] = ()
 
     def chunks(self, size: int) -> Iterator[ChunkData]:
         """The recipients cut into chunks of at most ``size``, in order."""
-        per_phone = self.kind.endswith(".batch")
-        for start in range(0, len(self.recipients), size):
-            part = self.recipients[start : start + size]
-            yield ChunkData([p for p, _ in part], [x for _, x in part] if per_phone else None)
+        for start in range(0, len(self.phones), size):
+            end = start + size
+            yield ChunkData(self.phones[start:end], self.payloads[start:end] if self.payloads is not None else None)
 
 
 def _recipients(
@@ -56,15 +57,26 @@ def _recipients(
     pairs: Iterable[tuple[Any, Any]] | None,
     payload_check: Any,
     skip_invalid: bool,
-) -> tuple[list[tuple[str, Any]], int, list[Problem]]:
-    """Normalise and de-duplicate recipients; collect problems with their index."""
+) -> tuple[list[str], list[Any] | None, int, list[Problem]]:
+    """Normalise and de-duplicate recipients: ``(phones, payloads or None, duplicates, skipped)``.
+
+    Problems are collected in ``check`` with their index. A list of distinct,
+    already-normalised numbers (the usual campaign) is checked in one pass at C
+    speed; anything else goes through the per-item loop.
+    """
     if (phones is None) == (pairs is None):
         check.add("phones", "give either phones (same message for all) or recipients (per phone), not both")
-        return [], 0, []
+        return [], None, 0, []
+    if phones is not None:
+        given = phones if isinstance(phones, list) else list(phones)
+        if len(given) <= MAX_JOB_RECIPIENTS and all_unique_mainland(given):
+            return given, None, 0, []
+        phones = given
     items: Iterable[Any] = ((p, None) for p in phones) if phones is not None else (pairs or ())
     field_name = "phones" if phones is not None else "recipients"
     seen: set[str] = set()
-    out: list[tuple[str, Any]] = []
+    out: list[str] = []
+    values: list[Any] = []
     dups = 0
     skipped: list[Problem] = []
     for i, item in enumerate(items):
@@ -87,13 +99,14 @@ def _recipients(
             dups += 1
             continue
         seen.add(phone)
-        out.append((phone, payload))
+        out.append(phone)
+        values.append(payload)
         if len(out) > MAX_JOB_RECIPIENTS:
             check.add(field_name, f"more than {MAX_JOB_RECIPIENTS} recipients in one job")
             break
     if not out and not check.problems:
         check.add(field_name, "no valid recipient")
-    return out, dups, skipped
+    return out, values if pairs is not None else None, dups, skipped
 
 
 def _common(check: Checker, priority: str, send_at_ms: int | None) -> dict[str, str]:
@@ -135,14 +148,14 @@ def template_job(
         widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
         return got
 
-    rows, dups, skipped = _recipients(check, phones, recipients, per_phone if recipients is not None else None,
-                                      skip_invalid)
+    rows, payloads, dups, skipped = _recipients(
+        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
     check.same_length_seen(widths, field="recipients")
     check.done()
     kind = "opass.batch" if recipients is not None else "opass.send"
     meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),
                 params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", user_bid=bid or "")
-    return JobSpec(kind, "opass", account, meta, rows, dups, tuple(skipped))
+    return JobSpec(kind, "opass", account, meta, rows, payloads, dups, tuple(skipped))
 
 
 def content_job(
@@ -173,13 +186,13 @@ def content_job(
         check.signature(text, field=f"{where}.content")
         return text
 
-    rows, dups, skipped = _recipients(check, phones, recipients, per_phone if recipients is not None else None,
-                                      skip_invalid)
+    rows, payloads, dups, skipped = _recipients(
+        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
     check.done()
     kind = "aiofish.batch" if recipients is not None else "aiofish.send"
     meta.update(kind=kind, provider="aiofish", account=account, content=content or "",
                 sub_code=sub or "", user_sms_id=sms_id or "")
-    return JobSpec(kind, "aiofish", account, meta, rows, dups, tuple(skipped))
+    return JobSpec(kind, "aiofish", account, meta, rows, payloads, dups, tuple(skipped))
 
 
 __all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "template_job"]

@@ -155,7 +155,7 @@ class Dispatcher:
             self.redis.zadd(self.keys.scheduled(), {job_id: send_at})
         else:
             self._enqueue(job_id, queue, 0)
-        return JobHandle(job_id, spec.provider, spec.account, len(spec.recipients), chunks,
+        return JobHandle(job_id, spec.provider, spec.account, len(spec.phones), chunks,
                          spec.duplicates, spec.invalid)
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:

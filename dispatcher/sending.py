@@ -40,10 +40,15 @@ log = structlog.get_logger("dispatcher.sending")
 
 @dataclass(frozen=True, slots=True)
 class Next:
-    """What the task should do next: nothing (``retry_in_s`` None) or run again later."""
+    """What the task should do next: nothing (``retry_in_s`` None) or run again later.
+
+    ``hold_rest`` says the account, not the chunk, is the reason (rate limit,
+    throttle, pause): the task's other chunks should wait too.
+    """
 
     retry_in_s: float | None = None
     note: str = ""
+    hold_rest: bool = False
 
 
 def backoff_s(attempt: int, *, base_s: float, cap_s: float, rng: Callable[[], float] = random.random) -> float:
@@ -84,11 +89,11 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     bound = log.bind(job_id=job_id, chunk=n, provider=provider, account=account)
     waited = rt.limiter.acquire(provider, account, "send", max_wait_s=rt.settings.limiter_max_wait_s)
     if waited < 0:
-        return Next(retry_in_s=-waited, note="rate limit")
+        return Next(retry_in_s=-waited, note="rate limit", hold_rest=True)
     claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms())
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
-        return Next(note=f"{claim.status}: {claim.detail}")
+        return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
     attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
@@ -113,7 +118,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         factor = rt.limiter.slow_down(provider, account, "send")
         rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
         bound.warning("chunk.throttled", code=code, slow_factor=factor)
-        return Next(retry_in_s=max(exc.retry_after_s, 0.1), note="throttled")
+        return Next(retry_in_s=max(exc.retry_after_s, 0.1), note="throttled", hold_rest=True)
     if isinstance(exc, TransientError) and attempt >= s.max_attempts:
         # Recorded as rejected with the reason, so nothing waits forever unseen.
         rt.ledger.reject(job_id, n, attempt=attempt, code=f"gave-up:{code}", now_ms=now)
@@ -133,7 +138,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         rt.redis.set(rt.keys.paused(provider, account), f"{code}: {exc}")
         rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
         bound.error("account.paused", code=code, reason=str(exc))
-        return Next(note="account paused")
+        return Next(note="account paused", hold_rest=True)
     # RequestRejectedError, RecipientRejectedError, ValidationError: resending cannot help.
     rt.ledger.reject(job_id, n, attempt=attempt, code=code, now_ms=now)
     bound.error("chunk.rejected", code=code, reason=str(exc))

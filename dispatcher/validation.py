@@ -72,6 +72,8 @@ class Checker:
         norm: Callable[[object], str | None] = (
             phone_rules.normalise_international if international else phone_rules.normalise_mainland
         )
+        if not international and len(values) <= limit and phone_rules.all_unique_mainland(values):
+            return PhoneList(tuple(values), (), tuple(range(len(values))))
         kind = "international number with country code" if international else "11-digit mainland mobile"
         seen: set[str] = set()
         kept: list[str] = []

@@ -85,3 +85,22 @@ def test_invalid_international_numbers_are_refused(raw: str) -> None:
 def test_masking_hides_the_middle_digits() -> None:
     assert phones.mask("13812341234") == "138****1234"
     assert "2341" not in phones.mask("13812341234")
+
+
+@pytest.mark.parametrize(
+    ("values", "fast"),
+    [
+        (["13800000001", "13900000002"], True),
+        (["13800000001", "13800000001"], False),  # a duplicate: the loop drops and counts it
+        (["13800000001\n13900000002"], False),  # one item with a newline is not two numbers
+        (["13800000001", 13900000002], False),  # not a string
+        (["+8613800000001"], False),  # needs normalising
+        (["１3800000001"], False),  # full-width digit
+        (["12800000001"], False),
+        ([], False),
+    ],
+)
+def test_the_fast_path_takes_only_lists_the_loop_would_keep_unchanged(values: list[object], fast: bool) -> None:
+    assert phones.all_unique_mainland(values) is fast
+    if fast:
+        assert [phones.normalise_mainland(v) for v in values] == values
