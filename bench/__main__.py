@@ -1,149 +1,135 @@
-"""``python -m bench [--quick]``: measure the pipeline against its ceiling; print one JSON object.
+"""``python -m bench [--quick]``: measure sms-dispatch against its ceiling and its peers; print one JSON object.
 
-Starts its own redis-server, sandbox (send limit raised out of the way, receipts
-off the measured path) and Celery workers through :mod:`dispatcher.stack`, then:
+Starts its own redis-server and sandbox (and, per section, the Celery workers,
+gunicorn webhook or naive baseline it needs) through :mod:`dispatcher.stack`,
+runs each section in turn on the same stack and prints every figure in one
+JSON object on stdout; progress goes to stderr. Sections (``--only a,b``):
 
-* ``direct_recipients_per_s``: one process looping bare ``OpassClient.send``
-  calls of pre-built 1000-phone chunks against the same sandbox (the ceiling);
-* ``pipeline_recipients_per_s``: an opass job through ``Dispatcher`` and the
-  workers, from the call to the last chunk accepted (1,000,000 recipients;
-  200,000 with ``--quick``);
-* ``otp_p50_ms`` / ``otp_p99_ms``: enqueue → accepted of single-recipient OTPs
-  sent while that job runs;
-* ``producer_rss_growth_mb`` and ``redis_bytes_per_recipient`` for storing it.
+========  ======================================================  ===============
+section   figures                                                 module
+========  ======================================================  ===============
+opass     direct (ceiling), pipeline, OTP latency, RSS, Redis     bench/opass.py
+aiofish   per-phone-content pipeline (batchSendSms)               bench/aiofish.py
+naive     one Celery task per recipient (the common pattern)      bench/naive.py
+receipts  receipts applied per second from pull batches           bench/receipts.py
+webhook   push answer latency at a steady push rate               bench/webhook.py
+limiter   a binding limit: never exceeded, and how much is used   bench/limiter.py
+========  ======================================================  ===============
 
-Keys not measured yet are ``null`` and listed under ``not_measured``.
+``targets`` holds each target of issue 4 with the measured value and whether
+it was met; BENCHMARKS.md explains every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import os
 import platform
-import resource
-import statistics
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
-from dispatcher.demo import accounts_doc, phones
-from dispatcher.producer import Dispatcher
-from dispatcher.providers.accounts import OpassAccount
-from dispatcher.providers.opass import OpassClient
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
+from dispatcher.stack import Stack
 
-NOT_YET = ["naive_recipients_per_s", "pipeline_vs_naive", "aiofish_pipeline_recipients_per_s",
-           "receipts_applied_per_s", "webhook_p50_ms", "webhook_p99_ms", "webhook_max_ms", "webhook_push_rate",
-           "limiter_max_in_window_over_limit", "limiter_utilisation"]
-SANDBOX = {"limits": {"opass_send": {"max": 100_000, "window_s": 1.0}}, "receipt_mode": "pull",
-           "receipt_delay_s": 3600.0}
+SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter")
 
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def direct(sandbox_url: str, duration_s: float) -> float:
-    """Recipients/s of a single-process loop of bare client sends (1000 phones each)."""
-    client = OpassClient(OpassAccount(name="bench", api_key=creds.OPASS_API_KEY, access_key=creds.OPASS_ACCESS_KEY,
-                                      base_url=sandbox_url))
-    chunks = [phones(1000, seed=1000 + i, prefix="17") for i in range(20)]
-    sent, start = 0, time.perf_counter()
-    i = 0
-    while time.perf_counter() - start < duration_s:
-        client.send(chunks[i % len(chunks)], "1000000000000000002", ["123456"])
-        sent += 1000
-        i += 1
-    return sent / (time.perf_counter() - start)
+#: (figure, comparison, bound): what issue 4 asks of each figure on this 2-core machine.
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("pipeline_vs_direct", ">=", 0.9),
+    ("pipeline_vs_naive", ">=", 100),
+    ("otp_p99_ms", "<", 250),
+    ("receipts_applied_per_s", ">=", 100_000),
+    ("webhook_p99_ms", "<", 50),
+    ("webhook_max_ms", "<", 1000),
+    ("limiter_max_in_window_over_limit", "<=", 1.0),
+    ("limiter_utilisation", ">=", 0.95),
+    ("producer_rss_growth_mb", "<", 100),
+    ("redis_bytes_per_recipient", "<=", 150),
+)
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+}
 
 
-def pipeline(d: Dispatcher, r: redis.Redis, recipients: int, otps: int) -> dict[str, Any]:
-    """Run one big opass job through the workers; OTPs alongside; return the figures."""
-    numbers = phones(recipients, seed=7)
-    used_before, rss_before = r.info("memory")["used_memory"], _rss_mb()
-    t0 = time.perf_counter()
-    job = d.send_template("demo", template_code="1000000000000000002", phones=numbers, params=["654321"])
-    stored_s = time.perf_counter() - t0
-    rss_growth = _rss_mb() - rss_before
-    redis_bytes = (r.info("memory")["used_memory"] - used_before) / recipients
-    del numbers
-    latencies: list[float] = []
+def targets(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with its measured value and ``met`` (``None`` when the figure was not measured)."""
+    out = {}
+    for name, op, bound in TARGETS:
+        value = figures.get(name)
+        met = None if value is None else _COMPARE[op](value, bound)
+        out[name] = {"value": value, "target": f"{op} {bound:g}", "met": met}
+    return out
 
-    def otp_loop() -> None:
-        for i, phone in enumerate(phones(otps, seed=8, prefix="18")):
-            s = time.perf_counter()
-            otp = d.send_template("demo", template_code="1000000000000000002", phones=[phone], params=[f"{i:06d}"],
-                                  priority="otp")
-            wait_for(lambda o=otp: d.status(o.job_id).submitted, timeout_s=60, what="otp", interval_s=0.002)
-            latencies.append((time.perf_counter() - s) * 1000)
-            time.sleep(0.2)
 
-    otp_thread = threading.Thread(target=otp_loop)
-    otp_thread.start()
-    wait_for(lambda: d.status(job.job_id).submitted, timeout_s=1800, what="pipeline job", interval_s=0.05)
-    elapsed = time.perf_counter() - t0
-    otp_thread.join()
-    latencies.sort()
-    return {
-        "pipeline_recipients_per_s": round(recipients / elapsed, 1),
-        "pipeline_store_s": round(stored_s, 2),
-        "otp_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "otp_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1) if latencies else None,
-        "otp_count": len(latencies),
-        "producer_rss_growth_mb": round(rss_growth, 1),
-        "redis_bytes_per_recipient": round(redis_bytes, 1),
-    }
+def _accepted(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` that ``func`` takes as keywords (a section ignores what it has no use for)."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params}
+
+
+def machine(redis_url: str) -> dict[str, Any]:
+    """Cores, Python and Redis versions, platform."""
+    version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "redis": version,
+            "platform": platform.platform()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print one JSON object on stdout."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200,000 recipients instead of 1,000,000")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--direct-s", type=float, default=10.0)
+    """Run the chosen sections; print one JSON object on stdout; 0 unless a section failed."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller jobs and shorter runs (a 200,000-recipient pipeline)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker (default 4)")
+    parser.add_argument("--direct-s", type=float, default=10.0, help="how long the ceiling loop runs")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    recipients = 200_000 if args.quick else 1_000_000
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    figures: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
+    started = time.perf_counter()
     with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
         redis_url = stack.start_redis()
-        sandbox_url = stack.start_sandbox()
-        SandboxControl(sandbox_url).configure(**SANDBOX)
-        doc = accounts_doc(sandbox_url)
-        doc["opass"][0]["limits"] = {"send": [{"kind": "send", "count": 100_000, "window_s": 1}]}
-        path = base / "accounts.json"
-        path.write_text(json.dumps(doc))
-        stack.env["SMSD_ACCOUNTS_FILE"] = str(path)
-        direct_rps = direct(sandbox_url, args.direct_s)
-        for i in range(args.workers):
-            stack.start_worker(f"w{i}", concurrency=args.concurrency)
-        client = redis.Redis.from_url(redis_url)
-        d = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client)
-        figures = pipeline(d, client, recipients, otps=40)
-        version = client.info("server")["redis_version"]
-    result: dict[str, Any] = {
-        "direct_recipients_per_s": round(direct_rps, 1),
-        **figures,
-        "pipeline_vs_direct": round(figures["pipeline_recipients_per_s"] / direct_rps, 3),
-        "recipients": recipients,
-        "workers": f"{args.workers}x{args.concurrency}",
-        **dict.fromkeys(NOT_YET),
-        "not_measured": NOT_YET,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "redis": version,
-                    "platform": sys.platform},
-    }
-    print(json.dumps(result))
-    return 0
+        stack.start_sandbox()
+        for section in chosen:
+            print(f"bench: {section} …", file=sys.stderr, flush=True)
+            t = time.perf_counter()
+            module = importlib.import_module(f"bench.{section}")
+            options = {"workers_n": args.workers, "concurrency": args.concurrency, "direct_s": args.direct_s}
+            try:
+                figures.update(module.run(stack, quick=args.quick, **_accepted(module.run, options)))
+            except Exception as exc:  # noqa: BLE001 - one failed section must not hide the others' figures
+                failed[section] = f"{type(exc).__name__}: {exc}"
+                print(f"bench: {section} failed: {failed[section]} (logs in {stack.logs})", file=sys.stderr)
+            print(f"bench: {section} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+        figures["machine"] = machine(redis_url)
+    pipeline, naive = figures.get("pipeline_recipients_per_s"), figures.get("naive_recipients_per_s")
+    if pipeline and naive:
+        figures["pipeline_vs_naive"] = round(pipeline / naive, 1)
+    figures["targets"] = targets(figures)
+    figures["quick"] = args.quick
+    figures["failed"] = failed
+    figures["bench_s"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(figures, ensure_ascii=False)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

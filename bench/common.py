@@ -1,0 +1,164 @@
+"""What several benchmark modules share: accounts file, worker sets, sandbox waits, standalone runs.
+
+Each benchmark module exposes ``run(stack, *, quick, **kw) -> dict`` and is
+called by ``python -m bench`` on a :class:`~dispatcher.stack.Stack` whose
+redis-server and sandbox are already up; :func:`standalone` gives the same
+``run`` its own stack so ``python -m bench.<module> [--quick]`` prints its JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from config.accounts import parse_accounts
+from config.settings import Settings
+from dispatcher.demo import accounts_doc
+from dispatcher.producer import Dispatcher
+from dispatcher.sandbox.control import SandboxControl
+from dispatcher.stack import Stack, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: A limit no benchmark reaches ("out of the way"), for our accounts file.
+UNLIMITED_SEND: list[dict[str, Any]] = [{"kind": "send", "count": 100_000, "window_s": 1}]
+#: The same for the sandbox's limit table.
+UNLIMITED_SANDBOX = {"max": 100_000, "window_s": 1.0}
+#: Receipts off the measured path: pull only, and not due for an hour.
+QUIET_RECEIPTS = {"receipt_mode": "pull", "receipt_delay_s": 3600.0}
+
+
+def write_accounts(
+    stack: Stack,
+    *,
+    opass: Mapping[str, Any] | None = None,
+    aiofish: Mapping[str, Any] | None = None,
+    name: str = "accounts.json",
+) -> dict[str, Any]:
+    """Write the demo accounts file (``opass``/``aiofish`` keys merged into each account) and point
+    ``stack.env["SMSD_ACCOUNTS_FILE"]`` at it; return the document."""
+    doc = accounts_doc(stack.sandbox_url)
+    for provider, extra in (("opass", opass), ("aiofish", aiofish)):
+        for account in doc[provider]:
+            for key, value in (extra or {}).items():
+                if key == "limits":
+                    account["limits"] = {**account.get("limits", {}), **value}
+                else:
+                    account[key] = value
+    path = stack.base_dir / name
+    path.write_text(json.dumps(doc))
+    stack.env["SMSD_ACCOUNTS_FILE"] = str(path)
+    return doc
+
+
+def fresh_redis(stack: Stack) -> redis.Redis:
+    """A client of the stack's Redis, its database emptied (no queue or ledger left by another bench)."""
+    client = redis.Redis.from_url(stack.env["SMSD_REDIS_URL"])
+    client.flushdb()
+    return client
+
+
+def dispatcher_for(stack: Stack, doc: Mapping[str, Any], client: redis.Redis) -> Dispatcher:
+    """A producer using the stack's settings and the accounts in ``doc``."""
+    return Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client)
+
+
+def reset_sandbox(stack: Stack, **settings: Any) -> SandboxControl:
+    """Forget what the sandbox accepted, deep-merge ``settings`` into its config; return its client."""
+    control = SandboxControl(stack.sandbox_url)
+    control.reset()
+    if settings:
+        control.configure(**settings)
+    return control
+
+
+def spawn(stack: Stack, name: str, argv: Sequence[str], *, ready: str = " ready.", timeout_s: float = 60.0) -> None:
+    """Start ``argv`` as stack process ``name`` (log in ``stack.logs``, repo on ``PYTHONPATH``, own
+    process group so :meth:`Stack.stop` reaches its children) and wait for ``ready`` in its log.
+
+    Raises ``RuntimeError`` if it exits first, ``TimeoutError`` after ``timeout_s``.
+    """
+    # Stack.start_worker only knows the ``workers`` app; this starts any other
+    # (the naive baseline) the same way. The repo goes on PYTHONPATH because
+    # children run in base_dir and ``bench`` is not an installed package.
+    env = {**stack.env, "PYTHONPATH": str(REPO)}
+    with (stack.logs / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=stack.base_dir,
+                                start_new_session=True)
+    stack.procs[name] = proc
+
+    def started() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited; see {stack.logs / (name + '.log')}")
+        return ready in stack.log_text(name)
+
+    wait_for(started, timeout_s=timeout_s, what=name)
+
+
+@contextlib.contextmanager
+def workers(stack: Stack, prefix: str, count: int, concurrency: int,
+            start: Callable[[str], None] | None = None) -> Iterator[list[str]]:
+    """Start ``count`` workers named ``<prefix><i>`` (our Celery app unless ``start`` is given);
+    stop every one on exit, even after an error."""
+    names: list[str] = []
+    try:
+        for i in range(count):
+            name = f"{prefix}{i}"
+            names.append(name)
+            if start is None:
+                stack.start_worker(name, concurrency=concurrency)
+            else:
+                start(name)
+        yield names
+    finally:
+        for name in names:
+            stack.stop(name)
+
+
+def wait_accepted(control: SandboxControl, gateway: str, expected: int, *, timeout_s: float,
+                  interval_s: float = 0.05) -> float:
+    """Wait until the sandbox's ledger holds ``expected`` distinct phones for ``gateway``; return
+    ``time.perf_counter()`` when first seen. Raises ``TimeoutError``.
+
+    Polls the cheap request counter first: the ledger document holds every phone.
+    """
+    deadline = time.monotonic() + timeout_s
+    wait_for(lambda: control.stats()["requests_total"] >= expected, timeout_s=timeout_s,
+             what=f"{expected} {gateway} requests", interval_s=interval_s)
+    while True:
+        accepted = len(control.ledger()["accepted"][gateway])
+        if accepted >= expected:
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{gateway}: {accepted} of {expected} accepted after {timeout_s:.0f} s")
+        time.sleep(interval_s)
+
+
+def standalone(run: Callable[..., dict[str, Any]], doc: str | None, argv: list[str] | None = None) -> int:
+    """``python -m bench.<module> [--quick]``: start redis and the sandbox in a temp dir, call
+    ``run(stack, quick=...)``, print its JSON; everything started is stopped on return."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the short variant")
+    args = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
+    with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
+        stack.start_redis()
+        stack.start_sandbox()
+        result = run(stack, quick=args.quick)
+    print(json.dumps(result))
+    return 0
+
+
+def main_of(run: Callable[..., dict[str, Any]], doc: str | None) -> None:
+    """Entry point body of a benchmark module run with ``python -m``."""
+    sys.exit(standalone(run, doc))
