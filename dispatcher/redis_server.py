@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from dispatcher.errors import ConfigurationError
 
@@ -87,7 +89,8 @@ class EmbeddedRedis:
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=self.detach
         )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        # No retries of its own: this loop is the retry, and it must see the exit above.
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -115,6 +118,23 @@ class EmbeddedRedis:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout_s)
         self.proc = None
+
+    def restart(self, *, down_s: float = 0.0, timeout_s: float = 15.0) -> float:
+        """Stop the server, stay down ``down_s``, start it again on the same port and data.
+
+        The stop is a SIGTERM, so redis-server fsyncs its AOF before exiting and
+        the new process reloads everything acknowledged. Returns the seconds the
+        port was not answering. Raises ``ConfigurationError`` if the server was
+        not running or does not come back within ``timeout_s``.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            raise ConfigurationError("redis-server is not running: nothing to restart")
+        stopped_at = time.monotonic()
+        self.stop(timeout_s=timeout_s)
+        if down_s > 0:
+            time.sleep(down_s)  # the outage itself: clients must ride it out
+        self.start(timeout_s=timeout_s)
+        return time.monotonic() - stopped_at
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -101,8 +101,10 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
         result = call_gateway(rt, job, phones, payloads, cid)
     except (ProviderError, ValidationError, ConfigurationError) as exc:
         return _record_failure(rt, bound, job_id, n, attempt, provider, account, exc, clock_ms)
-    index = {p: i for i, p in enumerate(phones)}
-    failed = sorted(index[f.phone] for f in result.failed if f.phone in index)
+    failed: list[int] = []
+    if result.failed:  # the index of 1000 phones is built only when some failed
+        index = {p: i for i, p in enumerate(phones)}
+        failed = sorted(index[f.phone] for f in result.failed if f.phone in index)
     outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=result.message_id,
                                failed_indexes=failed, now_ms=clock_ms())
     bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)

@@ -146,6 +146,23 @@ class Stack:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
                              "-s", str(self.base_dir / "celerybeat-schedule"), "--max-interval", "1"])
 
+    def restart_redis(self, *, down_s: float = 0.0) -> float:
+        """Stop the embedded redis-server and start it again (same port, data dir, AOF on).
+
+        Every other process keeps running and has to reconnect by itself.
+        Returns the seconds Redis was unreachable. Raises ``ConfigurationError``
+        when this stack uses an external Redis (``start_redis(url)``), which it
+        cannot restart.
+        """
+        if self.redis is None:
+            raise ConfigurationError("this stack did not start its Redis, so it cannot restart it")
+        return self.redis.restart(down_s=down_s)
+
+    def running(self, name: str) -> bool:
+        """Whether process ``name`` was started and has not exited."""
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to process ``name`` and, for a Celery worker, its pool children too."""
         proc = self.procs[name]

@@ -48,6 +48,20 @@ app.conf.update(
     worker_send_task_events=settings.task_events,
     task_send_sent_event=False,
     broker_connection_retry_on_startup=True,
+    # A redis-server restart must not end the worker: its consumer reconnects
+    # for as long as it takes (the ledger, not the broker, knows what is left to
+    # send, and the orphan sweep re-queues tasks the outage swallowed).
+    broker_connection_retry=True,
+    broker_connection_max_retries=None,
+    # Tasks running when the connection drops finish their work (their own Redis
+    # client rides the outage out); cancelling them would cut sends mid-request
+    # and make their chunks ambiguous for nothing. Their acks are lost with the
+    # old connection: the redelivered copies find the chunk no longer pending.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    # Publishing (fan-out, retries, beat's sweeps) rides out a restart too:
+    # 0 + 0.5 + 1 + 1.5 + 2 x 6 s ≈ 15 s before the task fails, and a chunk left
+    # pending by a failed publish is re-queued by the orphan sweep.
+    task_publish_retry_policy={"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 2},
     worker_hijack_root_logger=False,
     beat_schedule={
         "sweep": {"task": "workers.tasks.sweep", "schedule": settings.sweep_every_s},

@@ -1,0 +1,300 @@
+"""Fault drills on real processes, counted by the sandbox's ledger.
+
+One piece of code for ``python -m bench.drills`` (full size, prints JSON) and
+``tests/integration/test_drills.py`` (CI size, asserts): each ``run_*`` function
+takes a running :class:`Rig`, sends one opass job, does harm while it runs, and
+returns what an operator would check::
+
+    recipients   how many the job had
+    lost         accepted 0 times by the sandbox and not refused by the gateway
+    duplicated   accepted more than once
+    reconciled   chunks that went ambiguous and were settled from receipts, not resent
+    finish_s     from the send call until every recipient was final
+
+plus evidence that the harm really happened (kills while chunks were in flight,
+a restart mid-job, faults injected). :func:`start_rig` builds a whole rig (its
+own redis-server with AOF, which a drill can restart); the tests also pass the
+pipeline fixture of ``tests/integration/pipeline.py``, which has the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis
+
+from config.accounts import parse_accounts
+from config.settings import Settings
+from dispatcher.demo import accounts_doc, phones, sandbox_settings
+from dispatcher.ledger import PHONE_WIDTH
+from dispatcher.producer import Dispatcher, JobStatus
+from dispatcher.redis_connection import connect_url
+from dispatcher.sandbox.control import SandboxControl
+from dispatcher.stack import Stack, wait_for
+
+#: Timings shrunk so the sweeps and reconciliation act within a drill's patience
+#: (the idea of tests/integration/pipeline.py's FAST): a chunk left ``sending`` by
+#: a killed worker is ambiguous after 6 s and resent 4 s later if no receipt came.
+DRILL_ENV = {
+    "SMSD_RECONCILE_WINDOW_S": "4",
+    "SMSD_STUCK_AFTER_S": "6",
+    "SMSD_ORPHAN_AFTER_S": "8",
+    "SMSD_SWEEP_EVERY_S": "0.5",
+    "SMSD_RECEIPT_POLL_S": "0.5",
+    "SMSD_RETRY_BASE_S": "0.2",
+    "SMSD_RETRY_CAP_S": "2",
+}
+#: Receipt pulls and balance checks as fast as a drill needs.
+DRILL_LIMITS = {
+    "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
+    "balance": [{"kind": "balance", "count": 20, "window_s": 1}],
+}
+#: Receipts 0.3 s after acceptance; a push the webhook could not take (Redis
+#: down) is retried within seconds, not the vendors' minutes.
+DRILL_SANDBOX = {
+    "receipt_delay_s": 0.3,
+    "time_scale": 0.01,
+    "limits": {"opass_query": {"max": 1000, "window_s": 1.0}, "opass_residue": {"max": 1000, "window_s": 1.0},
+               "aiofish_balance": {"max": 1000, "window_s": 1.0}},
+}
+ONE_PARAM_TEMPLATE = "1000000000000000002"
+SEND_PATH = "/message/send"
+RECEIPT_PATH = "/sms/arriveRes/qry"
+#: The fault mix of the drill: refused connections, "system busy", throttling,
+#: and sends that are taken but whose answer is lost (ambiguous).
+FAULT_MIX = (
+    {"kind": "refuse", "rate": 0.10, "path": "/message/"},
+    {"kind": "code", "code": "-1", "rate": 0.05, "path": "/message/"},
+    {"kind": "code", "code": "6000", "rate": 0.05, "path": "/message/"},
+    {"kind": "drop", "rate": 0.02, "path": "/message/"},
+)
+#: Chunk ``code`` values left by ``sending → ambiguous`` (an unanswered send,
+#: a 5xx, a msgId-less 200, a stuck chunk) or by its release after the window.
+_AMBIGUOUS_CODES = frozenset({"AmbiguousError", "stuck", "200", "reconciled-unsent"})
+_FINAL_BYTES = "XDFU"
+
+Say = Callable[[str], None]
+
+
+class Rig(Protocol):
+    """A running pipeline: its processes, the sandbox's control API, a producer, Redis."""
+
+    stack: Stack
+    sandbox: SandboxControl
+    dispatcher: Dispatcher
+    redis: redis.Redis
+
+
+@dataclass
+class DrillRig:
+    """A :class:`Rig` built by :func:`start_rig`; ``stop()`` ends every process it started."""
+
+    stack: Stack
+    sandbox: SandboxControl
+    dispatcher: Dispatcher
+    redis: redis.Redis
+
+    def stop(self) -> None:
+        """Stop workers, beat, webhook, sandbox (if started here) and Redis."""
+        self.redis.close()
+        self.stack.stop_all()
+
+
+def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, batch_max: int = 1000,
+              sandbox_url: str | None = None, webhook: bool = True) -> DrillRig:
+    """Start redis-server (AOF on), the sandbox (unless ``sandbox_url``), webhook, workers and beat.
+
+    ``batch_max`` is the opass chunk size. The producer's Redis client retries
+    through a restart (:func:`dispatcher.redis_connection.connect_url`).
+    Raises ``ConfigurationError`` or ``TimeoutError`` if a process does not come up;
+    whatever was started is stopped again then.
+    """
+    base = Path(base_dir)
+    stack = Stack(base / "stack", env={**DRILL_ENV, "SMSD_DATA_DIR": str(base / "data")})
+    try:
+        url = stack.start_redis()
+        sandbox_url = sandbox_url or stack.start_sandbox()
+        doc = accounts_doc(sandbox_url)
+        for provider in ("opass", "aiofish"):
+            doc[provider][0]["limits"] = DRILL_LIMITS
+        doc["opass"][0]["batch_max"] = batch_max
+        path = base / "accounts.json"
+        path.write_text(json.dumps(doc, ensure_ascii=False))
+        stack.env["SMSD_ACCOUNTS_FILE"] = str(path)
+        control = SandboxControl(sandbox_url)
+        settings: dict[str, Any] = dict(DRILL_SANDBOX)
+        if webhook:
+            settings = {**sandbox_settings(stack.start_webhook()), **settings}
+        control.configure(**settings)
+        for i in range(workers):
+            stack.start_worker(f"w{i}", concurrency=concurrency)
+        stack.start_beat()
+        client = connect_url(url)
+        dispatcher = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client)
+    except BaseException:
+        stack.stop_all()
+        raise
+    return DrillRig(stack, control, dispatcher, client)
+
+
+# -- counting ------------------------------------------------------------------------
+
+
+def tally(rig: Rig, job_id: str, gateway: str = "opass") -> dict[str, int]:
+    """Count a job against the sandbox's ledger: recipients, lost, duplicated, reconciled….
+
+    ``lost``: accepted 0 times and not refused by the gateway (a chunk we gave
+    up on counts as lost: the gateway never refused it). ``reconciled``: chunks
+    accepted from receipts alone (no send answer recorded) after going
+    ambiguous; ``settled_in_flight``: the same for chunks still ``sending``
+    (their worker was killed after the gateway took them).
+    """
+    seen: dict[str, int] = rig.sandbox.ledger()["accepted"][gateway]
+    ledger, keys = rig.dispatcher.ledger, rig.dispatcher.keys
+    chunks = int(ledger.job(job_id).get("chunks", 0))
+    out = {"recipients": 0, "lost": 0, "duplicated": 0, "rejected_by_gateway": 0, "not_final": 0,
+           "reconciled": 0, "settled_in_flight": 0}
+    for n in range(chunks):
+        chunk = ledger.chunk(job_id, n)
+        raw = rig.redis.get(keys.chunk_states(job_id, n))
+        states = raw.decode() if isinstance(raw, bytes) else ""
+        gave_up = chunk.get("state") == "rejected" and chunk.get("code", "").startswith("gave-up")
+        text = chunk.get("phones", "")
+        for i in range(len(text) // PHONE_WIDTH):
+            phone, byte = text[i * PHONE_WIDTH:(i + 1) * PHONE_WIDTH], states[i:i + 1]
+            times = seen.get(phone, 0)
+            out["recipients"] += 1
+            out["duplicated"] += times > 1
+            out["not_final"] += byte not in _FINAL_BYTES or byte == ""
+            if times == 0 and byte == "X" and not gave_up:
+                out["rejected_by_gateway"] += 1
+            elif times == 0:
+                out["lost"] += 1
+        if chunk.get("state") == "accepted" and "mid" not in chunk:
+            code = chunk.get("code", "")
+            went_ambiguous = code in _AMBIGUOUS_CODES or code.startswith("http-5")
+            out["reconciled" if went_ambiguous else "settled_in_flight"] += 1
+    return out
+
+
+def _submitted(status: JobStatus) -> int:
+    """Recipients past the gateway call (accepted, final or refused)."""
+    c = status.counts
+    return status.total - c["pending"] - c["sending"]
+
+
+def _requests(rig: Rig, path: str) -> int:
+    return int(rig.sandbox.ledger()["requests"].get(path, 0))
+
+
+def _finish(rig: Rig, job_id: str, started: float, timeout_s: float, say: Say, name: str) -> dict[str, Any]:
+    """Wait until the job is final (or ``timeout_s``); return its tally with ``finish_s``."""
+    try:
+        wait_for(lambda: rig.dispatcher.status(job_id).finished, timeout_s=timeout_s, what=f"{name} job",
+                 interval_s=0.2)
+        final = True
+    except TimeoutError:
+        final = False
+    finish_s = time.monotonic() - started
+    counts = tally(rig, job_id)
+    say(f"{name}: {'final' if final else 'NOT final'} after {finish_s:.1f} s: "
+        f"lost {counts['lost']}, duplicated {counts['duplicated']}, reconciled {counts['reconciled']}")
+    return {**counts, "final": final, "finish_s": round(finish_s, 1)}
+
+
+def _send(rig: Rig, recipients: int, seed: int, say: Say, name: str) -> tuple[str, int, float]:
+    numbers = phones(recipients, seed=seed)
+    started = time.monotonic()
+    job = rig.dispatcher.send_template("demo", template_code=ONE_PARAM_TEMPLATE, phones=numbers,
+                                       params=["246810"])
+    say(f"{name}: job of {job.total} recipients queued in {job.chunks} chunks")
+    return job.job_id, job.chunks, started
+
+
+def _at_progress(rig: Rig, job_id: str, fraction: float, timeout_s: float) -> JobStatus:
+    """Wait until ``fraction`` of the job is submitted while chunks are in flight; return that status."""
+    seen: list[JobStatus] = []
+
+    def reached() -> bool:
+        status = rig.dispatcher.status(job_id)
+        seen[:] = [status]
+        return _submitted(status) >= fraction * status.total and status.counts["sending"] > 0
+
+    wait_for(reached, timeout_s=timeout_s, what=f"{fraction:.0%} of the job", interval_s=0.05)
+    return seen[0]
+
+
+# -- the drills ----------------------------------------------------------------------
+
+
+def run_kill9(rig: Rig, *, recipients: int, kills: int = 5, worker: str = "w0", concurrency: int = 2,
+              slow_ms: int = 400, seed: int = 101, timeout_s: float = 300.0, say: Say = print) -> dict[str, Any]:
+    """kill -9 ``worker`` (its whole process group) ``kills`` times during one job, restarting it each time.
+
+    Every send answers after ``slow_ms`` so each kill finds requests in flight;
+    the kills are spread over the job by its progress, not by the clock.
+    """
+    rig.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": slow_ms, "path": "/message/"})
+    job_id, chunks, started = _send(rig, recipients, seed, say, "kill9")
+    in_flight, mid_job = [], 0
+    for k in range(kills):
+        status = _at_progress(rig, job_id, (k + 1) / (kills + 2), timeout_s)
+        rig.stack.kill(worker)
+        in_flight.append(status.counts["sending"])
+        mid_job += not status.submitted
+        say(f"kill9: kill {k + 1}/{kills} at {_submitted(status)}/{status.total} submitted, "
+            f"{status.counts['sending']} recipients in flight")
+        rig.stack.start_worker(worker, concurrency=concurrency)
+    rig.sandbox.clear_faults()
+    result = _finish(rig, job_id, started, timeout_s, say, "kill9")
+    return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "kills": kills,
+            "kills_mid_job": mid_job, "in_flight_at_kills": in_flight}
+
+
+def run_redis_restart(rig: Rig, *, recipients: int, down_s: float = 2.0, at_fraction: float = 0.3,
+                      slow_ms: int = 300, seed: int = 102, timeout_s: float = 300.0,
+                      say: Say = print) -> dict[str, Any]:
+    """Stop redis-server and start it again (same port, data, AOF) once ``at_fraction`` of a job is out.
+
+    Nothing else is restarted: workers, beat, webhook and this producer's status
+    polling must reconnect by themselves. Raises ``ConfigurationError`` if the
+    rig's stack did not start its own Redis.
+    """
+    rig.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": slow_ms, "path": "/message/"})
+    job_id, chunks, started = _send(rig, recipients, seed, say, "redis_restart")
+    before = _at_progress(rig, job_id, at_fraction, timeout_s)
+    polls_before = _requests(rig, RECEIPT_PATH)
+    down = rig.stack.restart_redis(down_s=down_s)
+    after = rig.dispatcher.status(job_id)  # the producer's client reconnects by itself
+    say(f"redis_restart: redis-server restarted at {_submitted(before)}/{before.total} submitted, "
+        f"unreachable {down:.1f} s; counters after: {after.counts}")
+    wait_for(lambda: _submitted(rig.dispatcher.status(job_id)) > _submitted(after), timeout_s=timeout_s,
+             what="progress after the restart", interval_s=0.1)
+    rig.sandbox.clear_faults()
+    result = _finish(rig, job_id, started, timeout_s, say, "redis_restart")
+    alive = [name for name in list(rig.stack.procs) if name != "sandbox"]
+    return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "down_s": round(down, 2),
+            "mid_job": not before.submitted, "counters_kept": sum(after.counts.values()) == after.total,
+            "receipt_polls_after_restart": _requests(rig, RECEIPT_PATH) - polls_before,
+            "processes_exited": [name for name in alive if not rig.stack.running(name)]}
+
+
+def run_fault_mix(rig: Rig, *, recipients: int, faults: tuple[Mapping[str, Any], ...] = FAULT_MIX,
+                  seed: int = 103, timeout_s: float = 300.0, say: Say = print) -> dict[str, Any]:
+    """Send one job while the sandbox injects ``faults`` on its send paths; clear them once it is submitted."""
+    rig.sandbox.set_faults(*[dict(f) for f in faults])
+    job_id, chunks, started = _send(rig, recipients, seed, say, "fault_mix")
+    wait_for(lambda: rig.dispatcher.status(job_id).submitted, timeout_s=timeout_s, what="fault_mix submission",
+             interval_s=0.2)
+    injected = {f"{r['kind']}:{r.get('code') or ''}".rstrip(":"): int(r.get("injected", 0))
+                for r in rig.sandbox.faults()}
+    rig.sandbox.clear_faults()
+    say(f"fault_mix: submitted after {time.monotonic() - started:.1f} s; faults injected {injected}")
+    result = _finish(rig, job_id, started, timeout_s, say, "fault_mix")
+    return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "injected": injected}

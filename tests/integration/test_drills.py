@@ -1,0 +1,59 @@
+"""Fault drills at CI size, counted by the sandbox's ledger: kill -9, a Redis restart, a gateway fault mix.
+
+The drills are :mod:`dispatcher.drill`, the same code ``python -m bench.drills``
+runs at full size. Each test asserts what an operator would check afterwards:
+every recipient final, none accepted twice, none never accepted; and that the
+harm really happened while the job ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatcher.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_restart, start_rig
+from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+
+def test_kill_9_of_a_worker_five_times_mid_job_loses_and_duplicates_nothing(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=2, concurrency=2, opass={"batch_max": 50})
+    result = run_kill9(p, recipients=6_000, kills=5)
+    assert result["final"], result
+    assert (result["lost"], result["duplicated"]) == (0, 0), result
+    assert result["kills_mid_job"] == 5, result  # every kill landed before the job was submitted
+    # Some chunks were killed after the gateway took them: settled from receipts, not sent again.
+    assert result["settled_in_flight"] + result["reconciled"] > 0, result
+
+
+def test_a_redis_server_restart_mid_job_is_ridden_out_by_every_process_and_loses_nothing(
+    tmp_path: Path, sandbox, sandbox_url: str,
+) -> None:
+    rig = start_rig(tmp_path, workers=2, concurrency=2, batch_max=50, sandbox_url=sandbox_url)
+    try:
+        result = run_redis_restart(rig, recipients=6_000, down_s=2.0)
+    finally:
+        rig.stop()
+    assert result["final"], result
+    assert (result["lost"], result["duplicated"]) == (0, 0), result
+    assert result["mid_job"] and result["down_s"] >= 2.0, result
+    assert result["counters_kept"], result  # the AOF brought the job's funnel back whole
+    assert result["processes_exited"] == [], result  # nothing had to be restarted by hand
+    assert result["receipt_polls_after_restart"] > 0, result  # beat's schedule went on
+
+
+def test_a_gateway_fault_mix_loses_and_duplicates_nothing_and_unanswered_sends_are_not_resent(
+    pipeline_factory,  # noqa: F811
+) -> None:
+    p = pipeline_factory(workers=2, concurrency=2, opass={"batch_max": 100})
+    # The bench's mix, with more unanswered sends so every run has some to reconcile.
+    faults = tuple({**rule, "rate": 0.1} if rule["kind"] == "drop" else rule for rule in FAULT_MIX)
+    result = run_fault_mix(p, recipients=10_000, faults=faults)
+    assert result["final"], result
+    assert (result["lost"], result["duplicated"]) == (0, 0), result
+    assert result["sends"] > result["chunks"], result  # faults really happened and were retried
+    assert all(result["injected"][kind] > 0 for kind in ("code:-1", "code:6000", "drop")), result
+    # Each send taken but left unanswered was settled from its receipts.
+    assert result["reconciled"] == result["injected"]["drop"], result
