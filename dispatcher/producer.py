@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import structlog
 
 from config.accounts import Accounts
 from config.settings import Settings
@@ -25,10 +26,17 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
 from dispatcher.runtime import Runtime
 
+log = structlog.get_logger("dispatcher.producer")
+
 
 @dataclass(frozen=True, slots=True)
 class JobHandle:
-    """A stored, queued job. ``invalid`` lists recipients skipped (``skip_invalid=True``)."""
+    """A stored job. ``invalid`` lists recipients skipped (``skip_invalid=True``).
+
+    ``queued`` is False when the job was stored but the broker did not take its
+    fan-out task: it is sent anyway, by the orphan sweep within
+    ``SMSD_ORPHAN_AFTER_S``. Do not send it again (that would send it twice).
+    """
 
     job_id: str
     provider: str
@@ -37,6 +45,7 @@ class JobHandle:
     chunks: int
     duplicates: int = 0
     invalid: tuple[Problem, ...] = field(default=(), repr=False)
+    queued: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +160,21 @@ class Dispatcher:
         chunks = self.ledger.create_job(job_id, spec.meta, spec.chunks(chunk_size), now_ms=now, progress=progress,
                                         due_ms=send_at if send_at > now else None)
         queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
+        queued = True
         if send_at > now:
             self.redis.zadd(self.keys.scheduled(), {job_id: send_at})
         else:
-            self._enqueue(job_id, queue, 0)
+            try:
+                self._enqueue(job_id, queue, 0)
+            except Exception as exc:  # noqa: BLE001 - stored is what counts: raising would invite a second send
+                # Its chunks are pending with a due time, so the orphan sweep
+                # queues them; an error here would make the caller retry and
+                # the job go out twice.
+                queued = False
+                log.warning("job.enqueue_failed", job_id=job_id, queue=queue, error=type(exc).__name__,
+                            sweep_after_s=self.settings.orphan_after_s)
         return JobHandle(job_id, spec.provider, spec.account, len(spec.phones), chunks,
-                         spec.duplicates, spec.invalid)
+                         spec.duplicates, spec.invalid, queued)
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
         """The job's funnel; with ``phones=True`` also each phone's state.
