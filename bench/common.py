@@ -105,11 +105,23 @@ def spawn(stack: Stack, name: str, argv: Sequence[str], *, ready: str = " ready.
     wait_for(started, timeout_s=timeout_s, what=name)
 
 
+def require_no_workers(stack: Stack) -> None:
+    """Raise ``RuntimeError`` if a worker of our app is already running on ``stack``: it would take
+    this benchmark's tasks with the accounts file (and limits) it was started with."""
+    # Stack starts every process with an argument list; str() also covers a plain command string.
+    running = [name for name, proc in stack.procs.items()
+               if proc.poll() is None and "workers" in (proc.args if isinstance(proc.args, list) else [str(proc.args)])]
+    if running:
+        raise RuntimeError(f"stop these workers first: {', '.join(running)}")
+
+
 @contextlib.contextmanager
 def workers(stack: Stack, prefix: str, count: int, concurrency: int,
             start: Callable[[str], None] | None = None) -> Iterator[list[str]]:
     """Start ``count`` workers named ``<prefix><i>`` (our Celery app unless ``start`` is given);
-    stop every one on exit, even after an error."""
+    stop every one on exit, even after an error. Raises ``RuntimeError`` (see
+    :func:`require_no_workers`) before starting any."""
+    require_no_workers(stack)
     names: list[str] = []
     try:
         for i in range(count):

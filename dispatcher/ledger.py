@@ -195,16 +195,31 @@ class Ledger:
         Returns ``(applied, ignored, transition)``; ``transition`` is e.g.
         ``ambiguous->accepted`` when the receipts proved an unknown submission.
         """
-        chunk, job, st = self._chunk_keys(job_id, n)
-        args: list[Any] = [now_ms, chunk_member(job_id, n), attempt]
-        for phone, delivered in receipts:
-            args += [phone, "D" if delivered else "F"]
-        applied, ignored, transition = self._apply(
-            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting(),
-                  self.keys.stats(), self.keys.pending()],
-            args=args,
-        )
-        return int(applied), int(ignored), as_text(transition)
+        return self.apply_receipt_groups([(job_id, n, attempt, receipts)], now_ms=now_ms)[0]
+
+    def apply_receipt_groups(
+        self, groups: Sequence[tuple[str, int, int, Sequence[tuple[str, bool]]]], *, now_ms: int
+    ) -> list[tuple[int, int, str]]:
+        """Apply ``(job_id, n, attempt, [(phone, delivered), …])`` groups in one atomic call, idempotently.
+
+        One round trip however many chunks the groups name (a pull answer of 600
+        receipts spans up to 600 chunks). Returns ``(applied, ignored, transition)``
+        per group, in order. Raises ``redis.RedisError``.
+        """
+        if not groups:
+            return []
+        keys = self.keys
+        script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending()]
+        args: list[Any] = [now_ms]
+        for job_id, n, attempt, receipts in groups:
+            script_keys += [keys.chunk(job_id, n), keys.job(job_id), keys.chunk_states(job_id, n)]
+            phones = [phone for phone, _ in receipts]
+            joined = ",".join(phones)
+            if joined.count(",") != len(phones) - 1:  # a comma inside a phone: send it as "" (matches nothing)
+                joined = ",".join("" if "," in phone else phone for phone in phones)
+            args += (chunk_member(job_id, n), attempt, joined, "".join("D" if d else "F" for _, d in receipts))
+        lines = as_text(self._apply(keys=script_keys, args=args)).split(";")
+        return [(int(a), int(i), t) for a, i, t in (line.split(" ", 2) for line in lines)]
 
     def expire_awaiting(self, job_id: str, n: int) -> int:
         """Mark a chunk's phones still awaiting a receipt as ``unknown``; return how many."""

@@ -9,6 +9,17 @@ gateway sees at or under ``count`` as long as that variation stays below
 ``jitter_s``, however many workers share the account. The default 50 ms keeps
 ≥ 95 % of a 1-second limit usable; a busy host needs more (SMSD_LIMITER_JITTER_S).
 
+:meth:`RateLimiter.acquire` *reserves* the next free slot (up to ``max_wait_s``
+ahead) and sleeps until it, rather than sleeping and asking again: waiting
+workers line up for consecutive slots, so the limit is used at its full
+``count / (window_s + jitter_s)`` instead of losing the wake-up and Redis round
+trip of every token (``python -m bench.limiter``: 0.91 → 0.95 of a 50/s limit).
+A slot is never earlier than its spacing allows, so the bound above is unchanged.
+Using the whole budget leaves ``jitter_s`` as the only slack, so a caller that
+wakes more than ``jitter_s / 2`` after its slot (a stalled process) moves the
+account's next free slots back by its overrun (:meth:`RateLimiter.defer`):
+the allowance then only has to cover the rest of the way to the gateway.
+
 When the gateway answers a throttle code, :meth:`RateLimiter.slow_down` doubles
 that operation's intervals (up to 16×) for ``slow_ttl_s``; the factor decays by
 expiring.
@@ -16,8 +27,9 @@ expiring.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -78,40 +90,66 @@ class RateLimiter:
         self.slow_ttl_s = slow_ttl_s
         self._acquire = client.register_script(lua.ACQUIRE)
         self._slow = client.register_script(lua.SLOW_DOWN)
+        self._defer = client.register_script(lua.DEFER)
 
     def limits(self, provider: str, account: str, op: str) -> tuple[Limit, ...]:
         """The limits one ``op`` call of ``account`` consumes (override or default)."""
         return self.overrides.get((provider, account, op), DEFAULT_LIMITS.get((provider, op), ()))
 
-    def try_acquire(self, provider: str, account: str, op: str) -> int:
-        """Take the tokens for one call now; return 0, or the wait in ms if not yet due."""
+    def _keys(self, provider: str, account: str, limits: tuple[Limit, ...]) -> list[str]:
+        return [self.keys.limiter(provider, account, limit.kind) for limit in limits]
+
+    def _take(self, provider: str, account: str, op: str, reserve_ms: float) -> tuple[bool, float]:
+        """Run ACQUIRE: (taken, wait_ms); taken for a slot ``wait_ms`` ahead if that is ≤ ``reserve_ms``."""
         limits = self.limits(provider, account, op)
         if not limits:
-            return 0
+            return True, 0.0
         keys: list[str] = []
-        args: list[float | int] = []
+        args: list[float | int] = [reserve_ms]
         for limit in limits:
             keys.append(self.keys.limiter(provider, account, limit.kind))
             keys.append(self.keys.slowdown(provider, account, limit.kind))
             args += [limit.interval_ms(self.jitter_s), 1]
-        return int(self._acquire(keys=keys, args=args))
+        taken, wait_ms = self._acquire(keys=keys, args=args)
+        return bool(int(taken)), float(wait_ms)
 
-    def acquire(self, provider: str, account: str, op: str, *, max_wait_s: float) -> float:
-        """Wait (sleeping) until the tokens are taken; return seconds waited.
+    def try_acquire(self, provider: str, account: str, op: str) -> int:
+        """Take the tokens for one call now; return 0, or the wait in ms (≥ 1) if not yet due."""
+        taken, wait_ms = self._take(provider, account, op, 0.0)
+        return 0 if taken else max(1, math.ceil(wait_ms))
 
-        Returns ``-wait_s`` without taking anything if the next token is further
-        than ``max_wait_s`` away, so a Celery task can retry later instead of
-        holding a worker.
+    def acquire(self, provider: str, account: str, op: str, *, max_wait_s: float,
+                clock_s: Callable[[], float] = time.monotonic) -> float:
+        """Take the tokens of the next free slot and sleep until it; return seconds waited.
+
+        Returns ``-wait_s`` without taking anything if that slot is further than
+        ``max_wait_s`` away, so a Celery task can retry later instead of
+        holding a worker. If the sleep overran the slot by more than half the
+        jitter allowance (a busy host), the account's next slots move back by
+        the overrun: see :meth:`defer`.
         """
-        waited = 0.0
-        while True:
-            wait_ms = self.try_acquire(provider, account, op)
-            if wait_ms == 0:
-                return waited
-            if waited + wait_ms / 1000.0 > max_wait_s:
-                return -wait_ms / 1000.0
+        asked = clock_s()
+        taken, wait_ms = self._take(provider, account, op, max_wait_s * 1000.0)
+        if not taken:
+            return -wait_ms / 1000.0
+        if wait_ms > 0:
+            # Sleeping never ends early, so the call goes out at or after its slot.
             time.sleep(wait_ms / 1000.0)
-            waited += wait_ms / 1000.0
+        # The slot is wait_ms after the script ran, which was after `asked`.
+        late_s = clock_s() - asked - wait_ms / 1000.0
+        if late_s > self.jitter_s / 2:
+            self.defer(provider, account, op, late_s)
+        return wait_ms / 1000.0
+
+    def defer(self, provider: str, account: str, op: str, late_s: float) -> None:
+        """Move ``op``'s next free slots back by ``late_s``: a token taken was used that late.
+
+        The allowance ``jitter_s`` then need not cover this lateness. Slots already
+        reserved keep their time (the reservation horizon is short next to a window).
+        """
+        keys = self._keys(provider, account, self.limits(provider, account, op))
+        if keys:
+            self._defer(keys=keys, args=[late_s * 1000.0])
 
     def factor(self, provider: str, account: str, op: str) -> float:
         """The current slow-down factor of ``op`` (1.0 when not slowed)."""

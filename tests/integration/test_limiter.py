@@ -62,3 +62,20 @@ def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: 
     slowed_wait = limiter.try_acquire("aiofish", "a", "send")  # the next one is 4 intervals out
     assert 0 < normal_wait <= 100
     assert slowed_wait > 300
+
+
+def test_waiting_callers_reserve_consecutive_slots_and_a_far_slot_takes_nothing(redis_client) -> None:  # type: ignore[no-untyped-def]
+    limiter = RateLimiter(redis_client, overrides={("opass", "r", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.0)
+    assert limiter.acquire("opass", "r", "send", max_wait_s=1.0) == 0.0
+    # The next slot is one interval (100 ms) out: taken now, slept until.
+    assert 0.05 < limiter.acquire("opass", "r", "send", max_wait_s=1.0) <= 0.1
+    # Two more slots out is beyond 10 ms: refused, and nothing was reserved by asking.
+    assert limiter.acquire("opass", "r", "send", max_wait_s=0.01) < 0
+    assert 0 < limiter.try_acquire("opass", "r", "send") <= 100
+
+
+def test_a_call_that_woke_late_moves_the_next_slots_back(redis_client) -> None:  # type: ignore[no-untyped-def]
+    limiter = RateLimiter(redis_client, overrides={("opass", "l", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.05)
+    ticks = iter([0.0, 0.8])  # asked at 0 s, back from the (zero) wait 0.8 s later: a stalled process
+    assert limiter.acquire("opass", "l", "send", max_wait_s=1.0, clock_s=lambda: next(ticks)) == 0.0
+    assert limiter.try_acquire("opass", "l", "send") > 800  # one interval (105 ms) + the 800 ms overrun
