@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+import requests
 
 from config.accounts import parse_accounts
 from config.settings import Settings
@@ -74,9 +75,6 @@ FAULT_MIX = (
     {"kind": "code", "code": "6000", "rate": 0.05, "path": "/message/"},
     {"kind": "drop", "rate": 0.02, "path": "/message/"},
 )
-#: Chunk ``code`` values left by ``sending → ambiguous`` (an unanswered send,
-#: a 5xx, a msgId-less 200, a stuck chunk) or by its release after the window.
-_AMBIGUOUS_CODES = frozenset({"AmbiguousError", "stuck", "200", "reconciled-unsent"})
 _FINAL_BYTES = "XDFU"
 
 Say = Callable[[str], None]
@@ -151,9 +149,10 @@ def tally(rig: Rig, job_id: str, gateway: str = "opass") -> dict[str, int]:
 
     ``lost``: accepted 0 times and not refused by the gateway (a chunk we gave
     up on counts as lost: the gateway never refused it). ``reconciled``: chunks
-    accepted from receipts alone (no send answer recorded) after going
-    ambiguous; ``settled_in_flight``: the same for chunks still ``sending``
-    (their worker was killed after the gateway took them).
+    that receipts proved accepted after they went ambiguous (or were released
+    for a resend), so they were not sent again; ``settled_in_flight``: the same
+    for chunks still ``sending`` (their worker was killed after the gateway
+    took them). Both read the chunk's ``settled_from``, set by APPLY_RECEIPTS.
     """
     seen: dict[str, int] = rig.sandbox.ledger()["accepted"][gateway]
     ledger, keys = rig.dispatcher.ledger, rig.dispatcher.keys
@@ -176,10 +175,11 @@ def tally(rig: Rig, job_id: str, gateway: str = "opass") -> dict[str, int]:
                 out["rejected_by_gateway"] += 1
             elif times == 0:
                 out["lost"] += 1
-        if chunk.get("state") == "accepted" and "mid" not in chunk:
-            code = chunk.get("code", "")
-            went_ambiguous = code in _AMBIGUOUS_CODES or code.startswith("http-5")
-            out["reconciled" if went_ambiguous else "settled_in_flight"] += 1
+        settled_from = chunk.get("settled_from")  # set when receipts proved an attempt arrived
+        if settled_from == "sending":
+            out["settled_in_flight"] += 1
+        elif settled_from:  # ambiguous, or released for a resend that receipts then made needless
+            out["reconciled"] += 1
     return out
 
 
@@ -270,7 +270,19 @@ def run_redis_restart(rig: Rig, *, recipients: int, down_s: float = 2.0, at_frac
     job_id, chunks, started = _send(rig, recipients, seed, say, "redis_restart")
     before = _at_progress(rig, job_id, at_fraction, timeout_s)
     polls_before = _requests(rig, RECEIPT_PATH)
-    down = rig.stack.restart_redis(down_s=down_s)
+    probe: dict[str, Any] = {}
+
+    def probe_webhook() -> None:
+        # A vendor waits 1 s at most: the webhook must say 503 (so it retries
+        # the push) well within that, not hang on a patient Redis client.
+        t = time.perf_counter()
+        try:
+            probe["status"] = requests.get(rig.stack.webhook_url + "/healthz", timeout=5).status_code
+        except requests.RequestException as exc:
+            probe["status"] = type(exc).__name__
+        probe["answer_ms"] = round((time.perf_counter() - t) * 1000, 1)
+
+    down = rig.stack.restart_redis(down_s=down_s, while_down=probe_webhook if rig.stack.webhook_url else None)
     after = rig.dispatcher.status(job_id)  # the producer's client reconnects by itself
     say(f"redis_restart: redis-server restarted at {_submitted(before)}/{before.total} submitted, "
         f"unreachable {down:.1f} s; counters after: {after.counts}")
@@ -282,7 +294,8 @@ def run_redis_restart(rig: Rig, *, recipients: int, down_s: float = 2.0, at_frac
     return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "down_s": round(down, 2),
             "mid_job": not before.submitted, "counters_kept": sum(after.counts.values()) == after.total,
             "receipt_polls_after_restart": _requests(rig, RECEIPT_PATH) - polls_before,
-            "processes_exited": [name for name in alive if not rig.stack.running(name)]}
+            "processes_exited": [name for name in alive if not rig.stack.running(name)],
+            "webhook_while_down": probe}
 
 
 def run_fault_mix(rig: Rig, *, recipients: int, faults: tuple[Mapping[str, Any], ...] = FAULT_MIX,

@@ -10,8 +10,9 @@ arrived). Every script that moves recipients also moves the job's counters
 Per-phone states live in a string key, one byte per phone in chunk order:
 ``A`` accepted and awaiting a receipt, ``X`` rejected at submit, ``D`` delivered,
 ``F`` failed, ``U`` unknown (no receipt within 72 h). ``X D F U`` are terminal.
-Phones are stored fixed-width (11 digits, no separator) so a phone's index is
-found with one plain ``string.find``.
+Phones are stored fixed-width (11 digits, no separator); APPLY_RECEIPTS finds a
+phone's index through the chunk's ``ix`` hash table (built on the first receipt,
+every hit checked against the stored phones), else with one plain ``string.find``.
 
 Every mutating script checks the chunk's ``attempt`` so a stale actor (a
 redelivered task, a late answer) cannot overwrite a newer decision.
@@ -215,6 +216,9 @@ for c = 0, (#KEYS - 5) / 3 - 1 do
       older = older + count
     elseif state == 'sending' or state == 'ambiguous' or state == 'pending' then
       accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5])
+      -- Remember how it was settled (drills and operators count reconciliations).
+      redis.call('HSET', chunk, 'settled_from', state)
+      redis.call('HINCRBY', KEYS[1], 'reconciled:' .. state, 1)
       transition = state .. '->accepted'
       state = 'accepted'
     end

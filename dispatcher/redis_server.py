@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -119,20 +120,26 @@ class EmbeddedRedis:
                 self.proc.wait(timeout=timeout_s)
         self.proc = None
 
-    def restart(self, *, down_s: float = 0.0, timeout_s: float = 15.0) -> float:
+    def restart(self, *, down_s: float = 0.0, timeout_s: float = 15.0,
+                while_down: Callable[[], None] | None = None) -> float:
         """Stop the server, stay down ``down_s``, start it again on the same port and data.
 
         The stop is a SIGTERM, so redis-server fsyncs its AOF before exiting and
-        the new process reloads everything acknowledged. Returns the seconds the
-        port was not answering. Raises ``ConfigurationError`` if the server was
-        not running or does not come back within ``timeout_s``.
+        the new process reloads everything acknowledged. ``while_down`` is called
+        once the server is stopped (to watch how the others behave; its time
+        counts towards ``down_s``). Returns the seconds the port was not
+        answering. Raises ``ConfigurationError`` if the server was not running
+        or does not come back within ``timeout_s``.
         """
         if self.proc is None or self.proc.poll() is not None:
             raise ConfigurationError("redis-server is not running: nothing to restart")
         stopped_at = time.monotonic()
         self.stop(timeout_s=timeout_s)
-        if down_s > 0:
-            time.sleep(down_s)  # the outage itself: clients must ride it out
+        if while_down is not None:
+            while_down()
+        rest_s = down_s - (time.monotonic() - stopped_at)
+        if rest_s > 0:
+            time.sleep(rest_s)  # the outage itself: clients must ride it out
         self.start(timeout_s=timeout_s)
         return time.monotonic() - stopped_at
 

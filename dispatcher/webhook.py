@@ -16,18 +16,21 @@ Lua call per chunk, so the answer goes back in milliseconds, far inside opass's
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 
+from config.settings import Settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
 from dispatcher.providers import opass_push
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipts import apply_receipts, store_uplinks
-from dispatcher.runtime import Runtime, get_runtime
+from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
+from dispatcher.runtime import Runtime
 
 log = structlog.get_logger("dispatcher.webhook")
 
@@ -110,7 +113,26 @@ def handle_push(
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def make_app(runtime: Callable[[], Runtime] = get_runtime) -> WsgiApp:
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def webhook_runtime() -> Runtime:
+    """The webhook process's runtime: its Redis client gives up after ~0.5 s, not ~20 s.
+
+    A vendor waits at most 1 s for the answer and opass stops pushing after
+    three slow ones; during a Redis outage a fast 503 keeps the pushes coming
+    (both vendors retry a failed push), where a patient client would not.
+    """
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            settings = Settings.from_env()
+            _runtime = Runtime(settings, client=connect_url(redis_url(settings), retries=FAIL_FAST_RETRIES))
+        return _runtime
+
+
+def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
     """Build the WSGI app; ``runtime`` is called per request (cached by default)."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -42,6 +42,9 @@ def test_a_redis_server_restart_mid_job_is_ridden_out_by_every_process_and_loses
     assert result["counters_kept"], result  # the AOF brought the job's funnel back whole
     assert result["processes_exited"] == [], result  # nothing had to be restarted by hand
     assert result["receipt_polls_after_restart"] > 0, result  # beat's schedule went on
+    # While Redis was down the webhook said 503 (vendors retry) inside their 1 s limit.
+    probe = result["webhook_while_down"]
+    assert probe["status"] == 503 and probe["answer_ms"] < 1000, probe
 
 
 def test_a_gateway_fault_mix_loses_and_duplicates_nothing_and_unanswered_sends_are_not_resent(
