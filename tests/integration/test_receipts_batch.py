@@ -97,7 +97,9 @@ def test_one_call_reconciles_ignores_and_counts_per_chunk_state(ledger: Ledger, 
     assert (counts["delivered"], counts["failed"], counts["rejected"], counts["sending"]) == (1, 1, 5, 5)
     assert sum(counts.values()) == 20
     stats = {k.decode(): int(v) for k, v in redis_client.hgetall(ledger.keys.stats()).items()}
-    assert stats == {"receipts_unmatched": 2, "receipts_older_attempt": 1, "receipts_ignored": 2}
+    assert stats == {"receipts_unmatched": 2, "receipts_older_attempt": 1, "receipts_ignored": 2,
+                     "reconciled:ambiguous": 1}
+    assert ledger.chunk("j", 0)["settled_from"] == "ambiguous"  # how it was settled stays on the chunk
 
 
 def test_a_list_longer_than_one_call_is_applied_in_several(ledger: Ledger) -> None:
