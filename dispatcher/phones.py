@@ -44,25 +44,33 @@ def normalise_mainland(raw: object) -> str | None:
     return phone if _MAINLAND.fullmatch(phone) else None
 
 
-#: Many normalised mainland numbers, one per line: the whole list checked in one C-level match.
-_MAINLAND_LINES = re.compile(r"(?:1[3-9][0-9]{9}\n)*1[3-9][0-9]{9}")
+#: Checks over many numbers joined one per line; each is a linear C-level scan.
+#: (One ``(?:1[3-9][0-9]{9}\n)*`` match would do it too, but its repeat stack
+#: costs ~80 MB for a million numbers.)
+_NOT_DIGIT_OR_NEWLINE = re.compile(r"[^0-9\n]")
+_LINE_NOT_1_3_TO_9 = re.compile(r"^(?!1[3-9])", re.MULTILINE)
 
 
 def all_unique_mainland(values: Sequence[object]) -> bool:
     """Whether ``values`` are distinct strings, each already an 11-digit mainland number.
 
-    The fast path of validation: a 1M-recipient list is checked in ~0.2 s
-    instead of ~1 s for the per-item loop, which callers still run (for its
-    exact error messages and normalisation) whenever this answers ``False``.
+    The fast path of validation: a 1M-recipient list is checked in ~0.2 s and
+    ~10 MB instead of ~1 s for the per-item loop, which callers still run (for
+    its exact error messages and normalisation) whenever this answers ``False``.
     """
+    n = len(values)
     try:
         blob = "\n".join(values)  # type: ignore[arg-type]  # TypeError names a non-string: the slow path reports it
     except TypeError:
         return False
-    # The length check rejects an item with a newline inside passing as two numbers.
-    if len(blob) != 12 * len(values) - 1 or _MAINLAND_LINES.fullmatch(blob) is None:
+    # Every item exactly 11 characters: the length, the newline count and every
+    # 12th character agree only then (an item with a newline inside fails the count).
+    if n == 0 or len(blob) != 12 * n - 1 or blob.count("\n") != n - 1 or blob[11::12] != "\n" * (n - 1):
         return False
-    return len(set(values)) == len(values)
+    if _NOT_DIGIT_OR_NEWLINE.search(blob) or _LINE_NOT_1_3_TO_9.search(blob):
+        return False
+    del blob  # before the set: the two need not be held at once
+    return len(set(values)) == n
 
 
 def normalise_international(raw: object) -> str | None:
