@@ -93,13 +93,13 @@ def _interleaved(chunks: list[tuple[list[str], str]], rng: random.Random) -> lis
     return out
 
 
-def _pushes(ledger: Ledger, total: int, now_ms: int) -> tuple[list[Push], int, int]:
+def _pushes(ledger: Ledger, total: int, now_ms: int, per_push: int, tag: str) -> tuple[list[Push], int, int]:
     """The pushes in send order, the receipts they carry, and how many of those say delivered."""
     aiofish_n = total // AIOFISH_EVERY
     opass_n = total - aiofish_n
     rng = random.Random(9)
-    opass = _interleaved(_accepted_job(ledger, "benchhko", opass_n * OPASS_RECEIPTS_PER_PUSH, 21, now_ms), rng)
-    fish = _interleaved(_accepted_job(ledger, "benchhka", aiofish_n, 22, now_ms), rng)
+    opass = _interleaved(_accepted_job(ledger, f"{tag}ko", opass_n * per_push, 21, now_ms), rng)
+    fish = _interleaved(_accepted_job(ledger, f"{tag}ka", aiofish_n, 22, now_ms), rng)
     opass_path = f"/hooks/opass/demo/{OPASS_HOOK_TOKEN}"
     fish_path = f"/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}"
     fish_account = dataclasses.replace(parse_config(initial_config()).aiofish_accounts[creds.AIOFISH_ACCOUNT],
@@ -119,11 +119,11 @@ def _pushes(ledger: Ledger, total: int, now_ms: int) -> tuple[list[Push], int, i
             pushes.append(Push(fish_path, job.body, job.content_type, b"0"))
             continue
         receipts = []
-        for phone, bid in opass[o : o + OPASS_RECEIPTS_PER_PUSH]:
+        for phone, bid in opass[o : o + per_push]:
             state = "DELIVRD" if rng.random() < DELIVERED_SHARE else "UNDELIV"
             delivered += state == "DELIVRD"
             receipts.append(Receipt(f"m{bid}", phone, state, now_s, bid))
-        o += OPASS_RECEIPTS_PER_PUSH
+        o += per_push
         job = push_payloads.opass_status(creds.OPASS_API_KEY, receipts, opass_path)
         pushes.append(Push(opass_path, job.body, job.content_type, None))
     return pushes, o + f, delivered
@@ -132,10 +132,11 @@ def _pushes(ledger: Ledger, total: int, now_ms: int) -> tuple[list[Push], int, i
 class _Sender:
     """Sends pushes at their due times over ``CONNECTIONS`` keep-alive connections; records latencies."""
 
-    def __init__(self, base_url: str, pushes: list[Push]) -> None:
+    def __init__(self, base_url: str, pushes: list[Push], rate_per_s: float) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.pushes = pushes
+        self.rate_per_s = rate_per_s
         self.latency_ms: list[float] = [0.0] * len(pushes)
         self.errors = 0
         self._next = 0
@@ -162,7 +163,7 @@ class _Sender:
     def _loop(self) -> None:
         conn: http.client.HTTPConnection | None = None
         while (i := self._take()) is not None:
-            due = self.start + i / RATE_PER_S
+            due = self.start + i / self.rate_per_s
             wait = due - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
@@ -216,10 +217,12 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * q))]
 
 
-def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
-    """Measure push latency at ``RATE_PER_S``; raise ``RuntimeError`` if the receipts do not add up."""
-    duration_s = 8.0 if quick else 20.0
-    total = int(RATE_PER_S * duration_s)
+def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float, tag: str) -> dict[str, Any]:
+    """Push at ``rate_per_s`` for ``duration_s``, ``per_push`` receipts per opass push; return the figures.
+
+    Raises ``RuntimeError`` if the receipts do not add up or a webhook already runs.
+    """
+    total = int(rate_per_s * duration_s)
     if "webhook" in stack.procs:
         raise RuntimeError("a webhook is already running on this stack")
     client = redis.Redis.from_url(stack.env["SMSD_REDIS_URL"])
@@ -229,7 +232,7 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
     try:
         client.flushdb()
         ledger = Ledger(client)
-        pushes, receipts, delivered = _pushes(ledger, total, int(time.time() * 1000))
+        pushes, receipts, delivered = _pushes(ledger, total, int(time.time() * 1000), per_push, tag)
         stack.env["SMSD_ACCOUNTS_FILE"] = str(accounts)
         try:
             url = stack.start_webhook()
@@ -238,14 +241,14 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
                 stack.env.pop("SMSD_ACCOUNTS_FILE", None)
             else:
                 stack.env["SMSD_ACCOUNTS_FILE"] = saved
-        sender = _Sender(url, pushes)
+        sender = _Sender(url, pushes, rate_per_s)
         pid = stack.procs["webhook"].pid
         cpu_s, script_us, own_cpu_s = _cpu_s(pid), _script_us(client), time.process_time()
         elapsed_s = sender.run()
         cpu_s, script_us = _cpu_s(pid) - cpu_s, _script_us(client) - script_us
         own_cpu_s = time.process_time() - own_cpu_s
-        counts = {**ledger.counts("benchhko")}
-        fish = ledger.counts("benchhka")
+        counts = {**ledger.counts(f"{tag}ko")}
+        fish = ledger.counts(f"{tag}ka")
         got_delivered = counts["delivered"] + fish["delivered"]
         got_failed = counts["failed"] + fish["failed"]
         if not sender.errors and (got_delivered, got_failed) != (delivered, receipts - delivered):
@@ -256,22 +259,41 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
         client.close()
     latency = sorted(sender.latency_ms)
     return {
-        "webhook_p50_ms": round(statistics.median(latency), 2),
-        "webhook_p99_ms": round(_percentile(latency, 0.99), 2),
-        "webhook_max_ms": round(latency[-1], 2),
-        "webhook_push_rate": round(total / elapsed_s, 1),
-        "webhook_pushes": total,
-        "webhook_errors": sender.errors,
-        "webhook_target_rate": RATE_PER_S,
-        "webhook_receipts": receipts,
-        "webhook_receipts_per_opass_push": OPASS_RECEIPTS_PER_PUSH,
-        "webhook_aiofish_share": round(1 / AIOFISH_EVERY, 2),
-        "webhook_connections": CONNECTIONS,
+        "p50_ms": round(statistics.median(latency), 2),
+        "p99_ms": round(_percentile(latency, 0.99), 2),
+        "max_ms": round(latency[-1], 2),
+        "push_rate": round(total / elapsed_s, 1),
+        "pushes": total,
+        "errors": sender.errors,
+        "target_rate": rate_per_s,
+        "receipts": receipts,
+        "receipts_per_opass_push": per_push,
+        "aiofish_share": round(1 / AIOFISH_EVERY, 2),
+        "connections": CONNECTIONS,
         # Where the time went, per push: gunicorn's CPU, Redis inside the scripts, this load generator's CPU.
-        "webhook_cpu_ms_per_push": round(cpu_s * 1000 / total, 3),
-        "webhook_redis_ms_per_push": round(script_us / 1000 / total, 3),
-        "webhook_sender_cpu_ms_per_push": round(own_cpu_s * 1000 / total, 3),
+        "cpu_ms_per_push": round(cpu_s * 1000 / total, 3),
+        "redis_ms_per_push": round(script_us / 1000 / total, 3),
+        "sender_cpu_ms_per_push": round(own_cpu_s * 1000 / total, 3),
     }
+
+
+#: Lighter and slower points measured after the headline one, to show where the knee is.
+CURVE: tuple[tuple[float, int], ...] = ((500.0, 20), (250.0, 100))
+
+
+def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
+    """The headline figures (``webhook_*``: ``RATE_PER_S`` pushes/s, ``OPASS_RECEIPTS_PER_PUSH`` receipts
+    per opass push) and ``webhook_curve``: the same at the ``CURVE`` points (8 s each).
+
+    Raises ``RuntimeError`` if the receipts do not add up.
+    """
+    head = measure(stack, rate_per_s=RATE_PER_S, per_push=OPASS_RECEIPTS_PER_PUSH,
+                   duration_s=8.0 if quick else 20.0, tag="benchh")
+    curve = [{k: head[k] for k in ("push_rate", "receipts_per_opass_push", "p50_ms", "p99_ms", "max_ms")}]
+    for i, (rate, per_push) in enumerate(CURVE):
+        point = measure(stack, rate_per_s=rate, per_push=per_push, duration_s=8.0, tag=f"benchc{i}")
+        curve.append({k: point[k] for k in ("push_rate", "receipts_per_opass_push", "p50_ms", "p99_ms", "max_ms")})
+    return {**{f"webhook_{k}": v for k, v in head.items()}, "webhook_curve": curve}
 
 
 def main(argv: list[str] | None = None) -> int:
