@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
 
+from bench.common import main_of
 from dispatcher.demo import phones
 from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
@@ -144,15 +142,5 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run standalone on a redis-server of its own; print the JSON figures."""
-    args = sys.argv[1:] if argv is None else argv
-    base = Path(tempfile.mkdtemp(prefix="smsd-bench-receipts-"))
-    with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
-        stack.start_redis()
-        print(json.dumps(run(stack, quick="--quick" in args)))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main_of(run, __doc__)

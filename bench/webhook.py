@@ -29,8 +29,6 @@ import json
 import os
 import random
 import statistics
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from bench.common import main_of
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc, phones
 from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
@@ -296,15 +295,5 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
     return {**{f"webhook_{k}": v for k, v in head.items()}, "webhook_curve": curve}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run standalone on a redis-server of its own; print the JSON figures."""
-    args = sys.argv[1:] if argv is None else argv
-    base = Path(tempfile.mkdtemp(prefix="smsd-bench-webhook-"))
-    with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
-        stack.start_redis()
-        print(json.dumps(run(stack, quick="--quick" in args)))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main_of(run, __doc__)

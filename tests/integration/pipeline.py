@@ -14,31 +14,18 @@ import redis
 from config.accounts import parse_accounts
 from config.settings import Settings
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
+from dispatcher.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
 from dispatcher.producer import Dispatcher, JobStatus
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack
 
-#: Timings shrunk so sweeps and reconciliation happen within a test's patience.
-FAST = {
-    "SMSD_RECONCILE_WINDOW_S": "4",
-    "SMSD_STUCK_AFTER_S": "6",
-    "SMSD_ORPHAN_AFTER_S": "8",
-    "SMSD_SWEEP_EVERY_S": "0.5",
-    "SMSD_RECEIPT_POLL_S": "0.5",
-    "SMSD_RETRY_BASE_S": "0.2",
-    "SMSD_RETRY_CAP_S": "2",
-}
+#: Timings and limits shrunk so sweeps, pulls and reconciliation happen within a
+#: test's patience: the drills' (one definition for both).
+FAST = DRILL_ENV
 #: Pull as fast as the test needs; the limiter test uses the documented limits instead.
-FAST_LIMITS = {
-    "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
-    "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
-    "balance": [{"kind": "balance", "count": 20, "window_s": 1}],
-}
-SANDBOX_FAST = {
-    "receipt_delay_s": 0.3,
-    "limits": {"opass_query": {"max": 1000, "window_s": 1.0}, "opass_residue": {"max": 1000, "window_s": 1.0},
-               "aiofish_balance": {"max": 1000, "window_s": 1.0}},
-}
+FAST_LIMITS = DRILL_LIMITS
+#: The drills' sandbox settings without their faster push retries.
+SANDBOX_FAST = {k: v for k, v in DRILL_SANDBOX.items() if k != "time_scale"}
 
 
 class Pipeline:
