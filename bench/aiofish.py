@@ -16,9 +16,11 @@ import time
 from typing import Any
 
 from bench.common import (
+    CONCURRENCY,
     QUIET_RECEIPTS,
     UNLIMITED_SANDBOX,
     UNLIMITED_SEND,
+    WORKERS,
     dispatcher_for,
     fresh_redis,
     main_of,
@@ -30,8 +32,8 @@ from dispatcher.demo import phones
 from dispatcher.stack import Stack, wait_for
 
 
-def run(stack: Stack, *, quick: bool, workers_n: int = 2, concurrency: int = 4, recipients: int | None = None,
-        **_: Any) -> dict[str, Any]:
+def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int = CONCURRENCY,
+        recipients: int | None = None, **_: Any) -> dict[str, Any]:
     """Send one aiofish per-phone-content job through ``workers_n`` x ``concurrency`` workers.
 
     Raises ``TimeoutError`` if it is not submitted within 30 minutes, ``RuntimeError``

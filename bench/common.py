@@ -30,6 +30,12 @@ from dispatcher.stack import Stack, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: The worker set of the throughput sections: one worker of three pool
+#: processes. The best measured on this 2-core machine for the 1M-recipient
+#: opass job (1x2, 1x3, 2x2 and 2x4 prefork, 2x2 and 2x4 threads tried; see
+#: BENCHMARKS.md): more processes than cores only add switching between them.
+WORKERS = 1
+CONCURRENCY = 3
 #: A limit no benchmark reaches ("out of the way"), for our accounts file.
 UNLIMITED_SEND: list[dict[str, Any]] = [{"kind": "send", "count": 100_000, "window_s": 1}]
 #: The same for the sandbox's limit table.

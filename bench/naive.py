@@ -20,8 +20,10 @@ from typing import Any
 
 from bench import naive_app
 from bench.common import (
+    CONCURRENCY,
     QUIET_RECEIPTS,
     UNLIMITED_SANDBOX,
+    WORKERS,
     fresh_redis,
     main_of,
     reset_sandbox,
@@ -34,8 +36,8 @@ from dispatcher.demo import phones
 from dispatcher.stack import Stack
 
 
-def run(stack: Stack, *, quick: bool, workers_n: int = 2, concurrency: int = 4, recipients: int | None = None,
-        **_: Any) -> dict[str, Any]:
+def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int = CONCURRENCY,
+        recipients: int | None = None, **_: Any) -> dict[str, Any]:
     """Send ``recipients`` phones one task each through the naive app; return recipients/s.
 
     Raises ``TimeoutError`` if the sandbox has not accepted them all within 10 minutes.

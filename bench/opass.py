@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    CONCURRENCY,
     QUIET_RECEIPTS,
     UNLIMITED_SANDBOX,
     UNLIMITED_SEND,
+    WORKERS,
     dispatcher_for,
     fresh_redis,
     main_of,
@@ -123,8 +125,9 @@ def otp_latencies_ms(d: Dispatcher, sent: list[tuple[str, int]]) -> list[float]:
     return [float(int(d.ledger.chunk(job_id, 0)["since"]) - started_ms) for job_id, started_ms in sent]
 
 
-def run(stack: Stack, *, quick: bool, workers_n: int = 2, concurrency: int = 4, direct_s: float = 10.0,
-        recipients: int | None = None, otp_every_s: float = 0.02, **_: Any) -> dict[str, Any]:
+def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int = CONCURRENCY,
+        direct_s: float = 10.0, recipients: int | None = None, otp_every_s: float = 0.02,
+        **_: Any) -> dict[str, Any]:
     """Measure the ceiling, then one big opass job with OTPs alongside; return the figures.
 
     Raises ``TimeoutError`` if the job is not submitted within 30 minutes and
