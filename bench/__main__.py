@@ -17,7 +17,8 @@ limiter   a binding limit: never exceeded, and how much is used   bench/limiter.
 ========  ======================================================  ===============
 
 ``targets`` holds each target of issue 4 with the measured value and whether
-it was met; BENCHMARKS.md explains every figure.
+it was met; with ``--repeat N`` every number is the median of N runs and
+``runs`` lists each run's target figures. BENCHMARKS.md explains every figure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import inspect
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -81,6 +83,18 @@ def _accepted(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, An
     return {k: v for k, v in options.items() if k in params}
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure set from several runs: the median of each number, the last run's other values."""
+    merged: dict[str, Any] = {}
+    for run in runs:
+        merged.update(run)
+    for key, value in merged.items():
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)]
+        if len(values) > 1 and isinstance(value, int | float) and not isinstance(value, bool):
+            merged[key] = round(statistics.median(values), 3)
+    return merged
+
+
 def machine(redis_url: str) -> dict[str, Any]:
     """Cores, Python and Redis versions, platform."""
     version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
@@ -99,36 +113,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
                         help=f"pool processes per worker (default {CONCURRENCY})")
     parser.add_argument("--direct-s", type=float, default=10.0, help="how long the ceiling loop runs")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every section this many times and report medians (this machine is noisy)")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    figures: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
     started = time.perf_counter()
     with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
         redis_url = stack.start_redis()
         stack.start_sandbox()
-        for section in chosen:
-            print(f"bench: {section} …", file=sys.stderr, flush=True)
-            t = time.perf_counter()
-            module = importlib.import_module(f"bench.{section}")
-            options: dict[str, Any] = {"direct_s": args.direct_s}
-            if section not in OWN_WORKERS:
-                options.update(workers_n=args.workers, concurrency=args.concurrency)
-            try:
-                figures.update(module.run(stack, quick=args.quick, **_accepted(module.run, options)))
-            except Exception as exc:  # noqa: BLE001 - one failed section must not hide the others' figures
-                failed[section] = f"{type(exc).__name__}: {exc}"
-                print(f"bench: {section} failed: {failed[section]} (logs in {stack.logs})", file=sys.stderr)
-            print(f"bench: {section} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+        for r in range(args.repeat):
+            run: dict[str, Any] = {}
+            for section in chosen:
+                tag = f"{section} (run {r + 1}/{args.repeat})" if args.repeat > 1 else section
+                print(f"bench: {tag} …", file=sys.stderr, flush=True)
+                t = time.perf_counter()
+                module = importlib.import_module(f"bench.{section}")
+                options: dict[str, Any] = {"direct_s": args.direct_s}
+                if section not in OWN_WORKERS:
+                    options.update(workers_n=args.workers, concurrency=args.concurrency)
+                try:
+                    run.update(module.run(stack, quick=args.quick, **_accepted(module.run, options)))
+                except Exception as exc:  # noqa: BLE001 - one failed section must not hide the others' figures
+                    failed[section] = f"{type(exc).__name__}: {exc}"
+                    print(f"bench: {section} failed: {failed[section]} (logs in {stack.logs})", file=sys.stderr)
+                print(f"bench: {tag} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+            pipeline, naive = run.get("pipeline_recipients_per_s"), run.get("naive_recipients_per_s")
+            if pipeline and naive:
+                run["pipeline_vs_naive"] = round(pipeline / naive, 1)
+            runs.append(run)
+        figures = median_of(runs)
         figures["machine"] = machine(redis_url)
-    pipeline, naive = figures.get("pipeline_recipients_per_s"), figures.get("naive_recipients_per_s")
-    if pipeline and naive:
-        figures["pipeline_vs_naive"] = round(pipeline / naive, 1)
+    if len(runs) > 1:
+        # Every run's value of each target figure, so the spread shows next to the median.
+        figures["runs"] = {name: [r.get(name) for r in runs] for name, _, _ in TARGETS}
     figures["targets"] = targets(figures)
     figures["quick"] = args.quick
     figures["failed"] = failed
