@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -89,26 +88,14 @@ def reset_sandbox(stack: Stack, **settings: Any) -> SandboxControl:
 
 
 def spawn(stack: Stack, name: str, argv: Sequence[str], *, ready: str = " ready.", timeout_s: float = 60.0) -> None:
-    """Start ``argv`` as stack process ``name`` (log in ``stack.logs``, repo on ``PYTHONPATH``, own
-    process group so :meth:`Stack.stop` reaches its children) and wait for ``ready`` in its log.
+    """Start ``argv`` as stack process ``name`` with the repo on ``PYTHONPATH``; wait for ``ready``.
 
-    Raises ``RuntimeError`` if it exits first, ``TimeoutError`` after ``timeout_s``.
+    Raises ``ConfigurationError`` if it exits first, ``TimeoutError`` after ``timeout_s``.
     """
     # Stack.start_worker only knows the ``workers`` app; this starts any other
     # (the naive baseline) the same way. The repo goes on PYTHONPATH because
     # children run in base_dir and ``bench`` is not an installed package.
-    env = {**stack.env, "PYTHONPATH": str(REPO)}
-    with (stack.logs / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=stack.base_dir,
-                                start_new_session=True)
-    stack.procs[name] = proc
-
-    def started() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited; see {stack.logs / (name + '.log')}")
-        return ready in stack.log_text(name)
-
-    wait_for(started, timeout_s=timeout_s, what=name)
+    stack.spawn(name, list(argv), ready=ready, env={"PYTHONPATH": str(REPO)}, timeout_s=timeout_s)
 
 
 def require_no_workers(stack: Stack) -> None:

@@ -65,19 +65,45 @@ class Stack:
 
     # -- processes ------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         # Own process group: kill() reaches a worker's pool children too, as a
         # real kill -9 of a host's worker would. The child keeps its own copy of the fd.
         with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.base_dir,
-                                    start_new_session=True)
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**self.env, **(env or {})},
+                                    cwd=self.base_dir, start_new_session=True)
         self.procs[name] = proc
         return proc
 
-    def log_text(self, name: str) -> str:
-        """Everything process ``name`` wrote so far."""
+    def log_text(self, name: str, *, since: int = 0) -> str:
+        """What process ``name`` wrote so far (from byte ``since`` of its log on)."""
         path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if not path.exists():
+            return ""
+        with path.open("rb") as fh:
+            fh.seek(since)
+            return fh.read().decode(errors="replace")
+
+    def spawn(self, name: str, argv: list[str], *, ready: str | None = None, env: Mapping[str, str] | None = None,
+              timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as process ``name`` and, with ``ready``, wait until it writes that text.
+
+        Only what this start writes counts: a name started again (after a kill,
+        or in a second benchmark run) appends to the same log, whose earlier
+        "ready" must not pass for the new process's. ``env`` is added to the
+        stack's environment. Raises ``ConfigurationError`` if the process exits
+        first, ``TimeoutError`` after ``timeout_s``.
+        """
+        log_path = self.logs / f"{name}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        proc = self._spawn(name, argv, env=env)
+        if ready is not None:
+            def started() -> bool:
+                if proc.poll() is not None:
+                    raise ConfigurationError(f"{name} exited; see {log_path}")
+                return ready in self.log_text(name, since=offset)
+
+            wait_for(started, timeout_s=timeout_s, what=name)
+        return proc
 
     def start_redis(self, redis_url: str | None = None) -> str:
         """Use ``redis_url``, or start an embedded redis-server (AOF on); return the URL."""
@@ -131,15 +157,9 @@ class Stack:
 
     def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk") -> None:
         """Start a Celery worker process and wait until it is ready to take tasks."""
-        self._spawn(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
-                           "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-                           "--without-mingle", "--without-heartbeat", "-l", "INFO"])
-        wait_for(lambda: self._ready(name), timeout_s=60, what=f"celery {name}")
-
-    def _ready(self, name: str) -> bool:
-        if self.procs[name].poll() is not None:
-            raise ConfigurationError(f"{name} exited; see {self.logs / (name + '.log')}")
-        return " ready." in self.log_text(name)
+        self.spawn(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
+                          "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+                          "--without-mingle", "--without-heartbeat", "-l", "INFO"], ready=" ready.")
 
     def start_beat(self) -> None:
         """Start celery beat (its schedule file under ``base_dir``)."""
