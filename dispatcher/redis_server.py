@@ -48,7 +48,8 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server child process on loopback with its data under ``data_dir``.
+    """A redis-server on loopback with its data under ``data_dir``: our child, or with
+    ``detach`` a daemon of its own that outlives us (stopped with SHUTDOWN).
 
     ``noeviction`` because a dispatch ledger must never lose keys silently;
     ``appendonly yes`` with ``everysec`` fsync: at most one second of writes is at
@@ -83,19 +84,27 @@ class EmbeddedRedis:
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.data_dir / "redis.log"),
-            "--daemonize", "no",
         ]
-        # detach: its own session, so it outlives the process that started it and
-        # a Ctrl-C in that terminal does not kill the shared server.
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=self.detach
-        )
+        if self.detach:
+            # A daemon of its own (redis-server forks and its launcher exits at
+            # once), so it outlives the process that started it, a Ctrl-C in that
+            # terminal does not reach it, and no child of ours is left unreaped.
+            # It is stopped with SHUTDOWN (redis_connection.stop_embedded).
+            launcher = subprocess.run(
+                [*args, "--daemonize", "yes", "--pidfile", str(self.data_dir / "redis.pid")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s, check=False,
+            )
+            if launcher.returncode != 0:
+                raise ConfigurationError(f"redis-server did not start; see {self.data_dir / 'redis.log'}")
+        else:
+            self.proc = subprocess.Popen([*args, "--daemonize", "no"], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
         # No retries of its own: this loop is the retry, and it must see the exit above.
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
+                if self.proc is not None and self.proc.poll() is not None:
                     break
                 try:
                     if client.ping():

@@ -18,6 +18,7 @@ from dispatcher import sweeps
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import apply_receipts, store_uplinks
 from dispatcher.runtime import Runtime, get_runtime
+from dispatcher.sending import chunks_per_task
 from dispatcher.sending import send_chunk as send_one_chunk
 
 log = structlog.get_logger("workers.tasks")
@@ -45,21 +46,6 @@ def enqueue_chunks(job_id: str, first: int, count: int, queue: str, *, per_task:
 def enqueue_chunk(job_id: str, n: int, queue: str, countdown_s: float | None = None) -> None:
     """Queue ``send_chunk(job_id, n)`` on ``queue`` and note when it is due (for the orphan sweep)."""
     enqueue_chunks(job_id, n, 1, queue, countdown_s=countdown_s)
-
-
-#: A job is spread over at least this many send tasks (while chunks allow), so
-#: every worker process of a typical deployment gets a share of it.
-SPREAD_TASKS = 16
-
-
-def chunks_per_task(chunks: int, most: int) -> int:
-    """How many chunks one send task takes: 1 for small jobs, up to ``most`` for big ones.
-
-    Each Celery task costs the worker about as much CPU as the HTTP call it
-    makes (broker fetch, unacked bookkeeping, ack, pool hand-off): measured on a
-    1M-recipient job, 8 chunks a task halved the workers' CPU per chunk.
-    """
-    return max(1, min(most, -(-chunks // SPREAD_TASKS)))
 
 
 @shared_task(name="workers.tasks.fanout")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.tasks import chunks_per_task
+from dispatcher.sending import chunks_per_task
 
 
 @pytest.mark.parametrize(("chunks", "per_task"), [(1, 1), (16, 1), (17, 2), (30, 2), (200, 8), (1000, 8)])
