@@ -60,6 +60,9 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("producer_rss_growth_mb", "<", 100),
     ("redis_bytes_per_recipient", "<=", 150),
 )
+#: Throughput and latency figures whose every run is listed too with ``--repeat``.
+HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recipients_per_s",
+            "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["machine"] = machine(redis_url)
     if len(runs) > 1:
         # Every run's value of each target figure, so the spread shows next to the median.
-        figures["runs"] = {name: [r.get(name) for r in runs] for name, _, _ in TARGETS}
+        figures["runs"] = {name: [r.get(name) for r in runs] for name in (*HEADLINE, *(t[0] for t in TARGETS))}
     figures["targets"] = targets(figures)
     figures["quick"] = args.quick
     figures["failed"] = failed
