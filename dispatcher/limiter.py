@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import redis
 
-from dispatcher import ledger_scripts as lua
+from dispatcher import limiter_scripts as lua
 from dispatcher.keys import Keys
 
 

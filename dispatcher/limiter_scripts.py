@@ -1,0 +1,64 @@
+"""Lua scripts of the rate limiter: GCRA over several limits at once, on the Redis clock.
+
+Registered once per connection by :class:`dispatcher.limiter.RateLimiter`.
+Keys are built in :mod:`dispatcher.keys` (``rl:…`` theoretical arrival times,
+``rlslow:…`` slow-down factors).
+"""
+
+from __future__ import annotations
+
+# GCRA limiter over several limits at once: a token is taken from every limit or
+# from none (an opass balance call needs its own 1/15 s slot AND the 3/min query
+# budget). KEYS: tat1, slow1, tat2, slow2, …   ARGV: reserve_ms, interval1_ms, burst1, …
+# Uses the Redis clock so every worker on every host shares one time line.
+# The tokens' slot is the first instant every limit allows; if it is at most
+# reserve_ms away the tokens are taken for that slot now (a reservation: the
+# caller sleeps until it), so waiting callers queue for consecutive slots and no
+# slot is lost to a caller waking late or to several callers racing for one.
+# Returns {1, wait_ms} when taken (wait_ms 0: due now), {0, wait_ms} when nothing
+# was taken (due further than reserve_ms away). wait_ms is a string (fractions kept).
+ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local slot, tats, intervals = now, {}, {}
+for i = 1, #KEYS, 2 do
+  local j = (i + 1) / 2
+  local interval = tonumber(ARGV[2 * j]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
+  local burst = tonumber(ARGV[2 * j + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  local due = tat - (burst - 1) * interval
+  if due > slot then slot = due end
+  tats[j], intervals[j] = tat, interval
+end
+local wait = slot - now
+if wait > tonumber(ARGV[1]) then return {0, string.format('%.3f', wait)} end
+for i = 1, #KEYS, 2 do
+  local j = (i + 1) / 2
+  local new_tat = math.max(tats[j], slot) + intervals[j]
+  redis.call('SET', KEYS[i], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 60000)
+end
+return {1, string.format('%.3f', wait)}
+"""
+
+# A reserved slot was used late_ms late (the caller woke late): move every
+# limit's next free slot back by as much, so the call N tokens later is still a
+# whole widened window after this one. KEYS: tat1, tat2, …   ARGV: late_ms
+DEFER = """
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local ttl = redis.call('PTTL', KEYS[i])
+  if tat > 0 and ttl > 0 then
+    redis.call('SET', KEYS[i], string.format('%.3f', tat + tonumber(ARGV[1])), 'PX', ttl + math.ceil(ARGV[1]))
+  end
+end
+return 0
+"""
+
+# KEYS: slowdown   ARGV: factor_max, ttl_ms   Doubles the slow-down factor (≤ max).
+SLOW_DOWN = """
+local f = tonumber(redis.call('GET', KEYS[1]) or '1') * 2
+if f > tonumber(ARGV[1]) then f = tonumber(ARGV[1]) end
+redis.call('SET', KEYS[1], f, 'PX', ARGV[2])
+return tostring(f)
+"""
