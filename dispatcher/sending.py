@@ -43,14 +43,21 @@ class Next:
     """What the task should do next: nothing (``retry_in_s`` None) or run again later.
 
     ``hold_rest`` says the account, not the chunk, is the reason (rate limit,
-    throttle, pause): the task's other chunks should wait too.
+    throttle, pause): the task's other chunks should wait too. ``limited`` says
+    the chunk went out but had to wait for its rate-limit slot: the account's
+    limit, not the CPU, sets the pace.
     """
 
     retry_in_s: float | None = None
     note: str = ""
     hold_rest: bool = False
+    limited: bool = False
 
 
+#: A wait for the limiter's slot this long means the account's limit, not the
+#: CPU, sets the pace (a limit far out of the way makes racing workers wait
+#: microseconds, which must not count).
+PACED_WAIT_S = 0.001
 #: A job is spread over at least this many send tasks (while chunks allow), so
 #: every worker process of a typical deployment gets a share of it.
 SPREAD_TASKS = 16
@@ -123,7 +130,7 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=result.message_id,
                                failed_indexes=failed, now_ms=clock_ms())
     bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)
-    return Next(note="accepted")
+    return Next(note="accepted", limited=waited >= PACED_WAIT_S)
 
 
 def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, provider: str, account: str,

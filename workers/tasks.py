@@ -96,6 +96,13 @@ def _send_chunks(rt: Runtime, job_id: str, n: int, count: int) -> str:
             break
         if nxt.retry_in_s is not None:
             enqueue_chunk(job_id, i, _queue_of(rt.ledger.job_meta(job_id)), nxt.retry_in_s)
+        if nxt.limited and i + 1 < n + count:
+            # The account's limit sets the pace, so holding this process for the
+            # rest of the group saves nothing and would make an OTP wait behind
+            # a group's worth of slots: the rest goes back to the queue.
+            rest = n + count - i - 1
+            enqueue_chunks(job_id, i + 1, rest, _queue_of(rt.ledger.job_meta(job_id)), per_task=rest)
+            break
     return note
 
 

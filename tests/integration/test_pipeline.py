@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dispatcher.demo import phones
-from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
+from tests.integration.pipeline import FAST_LIMITS, Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -137,6 +137,29 @@ def test_an_otp_is_submitted_within_seconds_during_a_large_campaign(pipeline_fac
     # The OTP went out ahead of the campaign's remaining chunks (latency itself is
     # measured by bench/, not asserted here).
     assert not p.dispatcher.status(bulk.job_id).submitted, "the campaign should still be running"
+
+
+def test_when_the_account_limit_binds_an_otp_waits_for_at_most_one_bulk_chunk(pipeline_factory) -> None:  # noqa: F811
+    # One pool process, 5 sends/s: the campaign's 120 chunks go out 8 to a task
+    # but the limit sets the pace, so the process hands the rest of each task
+    # back to the queue after every chunk and the OTP is next in line.
+    send_5 = {**FAST_LIMITS, "send": [{"kind": "send", "count": 5, "window_s": 1}]}
+    p = pipeline_factory(workers=1, concurrency=1, webhook=False, limits=send_5, opass={"batch_max": 10},
+                         sandbox_settings={"limits": {"opass_send": {"max": 5, "window_s": 1.0}}})
+    bulk = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(1_200, seed=19), params=["1"])
+    time.sleep(2.0)
+    otp = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=["18612345679"], params=["000222"],
+                                     priority="otp")
+    p.wait(otp.job_id, until="submitted", timeout_s=30)
+    ledger = p.dispatcher.ledger
+    queued_ms = int(ledger.job(otp.job_id)["created_ms"])
+    sent_ms = int(ledger.chunk(otp.job_id, 0)["since"])
+    between = [n for n in range(bulk.chunks) if ledger.chunk(bulk.job_id, n)["state"] == "accepted"
+               and queued_ms <= int(ledger.chunk(bulk.job_id, n)["since"]) <= sent_ms]
+    # The chunk in flight when the OTP arrived may finish first; a task holding
+    # its group would have sent up to 7 more before letting the OTP in.
+    assert len(between) <= 2, between
+    assert not p.dispatcher.status(bulk.job_id).submitted
 
 
 def test_four_worker_processes_keep_every_limit_and_a_throttle_slows_them(pipeline_factory) -> None:  # noqa: F811
