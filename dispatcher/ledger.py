@@ -29,7 +29,8 @@ class Claim:
     """Outcome of trying to move a chunk ``pending → sending``.
 
     ``status`` is ``ok`` (``attempt`` is the new attempt number; ``phones`` and
-    ``payloads`` are the chunk's, read in the same step), ``paused``
+    ``payloads`` are the chunk's, read in the same step), ``wait`` (the rate
+    limit's next slot is ``wait_s`` away, too far to reserve), ``paused``
     (``detail`` is the account's pause reason) or ``skip`` (``detail`` is the
     chunk's current state: someone else owns it).
     """
@@ -39,6 +40,9 @@ class Claim:
     detail: str = ""
     phones: tuple[str, ...] = ()
     payloads: list[Any] | None = None
+    #: ``ok``: how long until the rate-limit slot taken with the claim; ``wait``:
+    #: how far away the next slot is (nothing was taken or claimed).
+    wait_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +128,30 @@ class Ledger:
     def _chunk_keys(self, job_id: str, n: int) -> tuple[str, str, str]:
         return self.keys.chunk(job_id, n), self.keys.job(job_id), self.keys.chunk_states(job_id, n)
 
-    def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int) -> Claim:
-        """Move a chunk ``pending → sending`` unless its account is paused."""
+    def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int,
+              slot: tuple[Sequence[str], Sequence[float]] | None = None) -> Claim:
+        """Move a chunk ``pending → sending`` unless its account is paused.
+
+        With ``slot`` (:meth:`~dispatcher.limiter.RateLimiter.slot_script_args`)
+        the rate-limit slot is taken in the same step: the chunk is claimed only
+        if its slot could be reserved, and ``wait_s`` says when it is due.
+        """
         chunk, job, _ = self._chunk_keys(job_id, n)
+        slot_keys, slot_args = slot or ((), ())
         reply = self._claim(
-            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending()],
-            args=[now_ms, chunk_member(job_id, n)],
+            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(),
+                  *slot_keys],
+            args=[now_ms, chunk_member(job_id, n), *slot_args] if slot_keys else [now_ms, chunk_member(job_id, n), 0],
         )
         status, detail = as_text(reply[0]), as_text(reply[1])
+        if status == "wait":
+            return Claim("wait", wait_s=float(detail) / 1000.0)
         if status != "ok":
             return Claim(status, detail=detail)
         text, payloads = as_text(reply[2]), reply[3]
         return Claim("ok", attempt=int(detail),
                      phones=tuple(text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH)),
-                     payloads=json.loads(payloads) if payloads else None)
+                     payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0)
 
     def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:
         """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again."""

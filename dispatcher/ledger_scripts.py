@@ -20,15 +20,27 @@ redelivered task, a late answer) cannot overwrite a newer decision.
 
 from __future__ import annotations
 
-# The claim also returns what the sender needs (phones, payloads), so sending a
-# chunk costs one round trip before the HTTP call instead of two.
-# KEYS: chunk, job, z:sending, paused, z:pending   ARGV: now_ms, member
-# Returns {'ok', attempt, phones, payloads or ''} | {'paused', reason} | {'skip', state}
-CLAIM = """
+from dispatcher.limiter_scripts import TAKE_SLOT
+
+# The claim also takes the sender's rate-limit slot and returns what the sender
+# needs (phones, payloads), so sending a chunk costs one round trip before the
+# HTTP call. The slot is only taken for a chunk that can be claimed; a chunk
+# whose slot is further than reserve_ms away is left pending ('wait').
+# KEYS: chunk, job, z:sending, paused, z:pending, then the limits' tat1, slow1, …
+# ARGV: now_ms, member, reserve_ms, then interval1_ms, burst1, …
+# Returns {'ok', attempt, phones, payloads or '', wait_ms} | {'wait', wait_ms}
+#       | {'paused', reason} | {'skip', state}
+CLAIM = TAKE_SLOT + """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
 local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads')
 if c[1] ~= 'pending' then return {'skip', c[1] or 'missing'} end
+local wait = 0
+if #KEYS > 5 then
+  local taken
+  taken, wait = take_slot(5, 3, tonumber(ARGV[3]))
+  if not taken then return {'wait', string.format('%.3f', wait)} end
+end
 local size = tonumber(c[2])
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1])
@@ -36,7 +48,7 @@ redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
-return {'ok', tostring(attempt), c[3], c[4] or ''}
+return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait)}
 """
 
 # KEYS: chunk, job, z:sending, z:ambiguous, z:pending

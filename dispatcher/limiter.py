@@ -99,18 +99,29 @@ class RateLimiter:
     def _keys(self, provider: str, account: str, limits: tuple[Limit, ...]) -> list[str]:
         return [self.keys.limiter(provider, account, limit.kind) for limit in limits]
 
-    def _take(self, provider: str, account: str, op: str, reserve_ms: float) -> tuple[bool, float]:
-        """Run ACQUIRE: (taken, wait_ms); taken for a slot ``wait_ms`` ahead if that is ≤ ``reserve_ms``."""
+    def slot_script_args(self, provider: str, account: str, op: str,
+                         reserve_ms: float) -> tuple[list[str], list[float]] | None:
+        """KEYS and ARGV of ``take_slot`` for one ``op`` call (``None`` when ``op`` has no limit).
+
+        For scripts that take a slot along with their own work (the ledger's claim).
+        """
         limits = self.limits(provider, account, op)
         if not limits:
-            return True, 0.0
+            return None
         keys: list[str] = []
-        args: list[float | int] = [reserve_ms]
+        args: list[float] = [reserve_ms]
         for limit in limits:
             keys.append(self.keys.limiter(provider, account, limit.kind))
             keys.append(self.keys.slowdown(provider, account, limit.kind))
             args += [limit.interval_ms(self.jitter_s), 1]
-        taken, wait_ms = self._acquire(keys=keys, args=args)
+        return keys, args
+
+    def _take(self, provider: str, account: str, op: str, reserve_ms: float) -> tuple[bool, float]:
+        """Run ACQUIRE: (taken, wait_ms); taken for a slot ``wait_ms`` ahead if that is ≤ ``reserve_ms``."""
+        script = self.slot_script_args(provider, account, op, reserve_ms)
+        if script is None:
+            return True, 0.0
+        taken, wait_ms = self._acquire(keys=script[0], args=script[1])
         return bool(int(taken)), float(wait_ms)
 
     def try_acquire(self, provider: str, account: str, op: str) -> int:
@@ -132,14 +143,25 @@ class RateLimiter:
         taken, wait_ms = self._take(provider, account, op, max_wait_s * 1000.0)
         if not taken:
             return -wait_ms / 1000.0
-        if wait_ms > 0:
-            # Sleeping never ends early, so the call goes out at or after its slot.
-            time.sleep(wait_ms / 1000.0)
-        # The slot is wait_ms after the script ran, which was after `asked`.
-        late_s = clock_s() - asked - wait_ms / 1000.0
+        self.sleep_until_slot(provider, account, op, wait_ms / 1000.0, asked_s=asked, clock_s=clock_s)
+        return wait_ms / 1000.0
+
+    def sleep_until_slot(self, provider: str, account: str, op: str, wait_s: float, *, asked_s: float,
+                         clock_s: Callable[[], float] = time.monotonic) -> None:
+        """Sleep until a slot just reserved, ``wait_s`` ahead, is due; call right after the reply.
+
+        ``asked_s`` (``clock_s`` time) is when the reserving call was sent. If
+        the wake overran the slot by more than half the jitter allowance (a busy
+        host), the account's next slots move back by the overrun: see :meth:`defer`.
+        """
+        if wait_s > 0:
+            # The whole wait from the reply: the slot is wait_s after the script
+            # ran, which was before the reply came, so the call never goes out early.
+            time.sleep(wait_s)
+        # The slot is wait_s after the script ran, which was after `asked_s`.
+        late_s = clock_s() - asked_s - wait_s
         if late_s > self.jitter_s / 2:
             self.defer(provider, account, op, late_s)
-        return wait_ms / 1000.0
 
     def defer(self, provider: str, account: str, op: str, late_s: float) -> None:
         """Move ``op``'s next free slots back by ``late_s``: a token taken was used that late.

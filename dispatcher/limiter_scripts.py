@@ -9,36 +9,46 @@ from __future__ import annotations
 
 # GCRA limiter over several limits at once: a token is taken from every limit or
 # from none (an opass balance call needs its own 1/15 s slot AND the 3/min query
-# budget). KEYS: tat1, slow1, tat2, slow2, …   ARGV: reserve_ms, interval1_ms, burst1, …
-# Uses the Redis clock so every worker on every host shares one time line.
+# budget). Uses the Redis clock so every worker on every host shares one time line.
 # The tokens' slot is the first instant every limit allows; if it is at most
 # reserve_ms away the tokens are taken for that slot now (a reservation: the
 # caller sleeps until it), so waiting callers queue for consecutive slots and no
 # slot is lost to a caller waking late or to several callers racing for one.
+# take_slot(k0, a0, reserve_ms) reads KEYS[k0+1…] as tat1, slow1, tat2, slow2, …
+# and ARGV[a0+1…] as interval1_ms, burst1, …; it returns (taken, wait_ms). Shared
+# by ACQUIRE and the ledger's claim (one round trip for token and chunk).
+TAKE_SLOT = """
+local function take_slot(k0, a0, reserve_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local slot, tats, intervals = now, {}, {}
+  for i = k0 + 1, #KEYS, 2 do
+    local j = (i - k0 + 1) / 2
+    local interval = tonumber(ARGV[a0 + 2 * j - 1]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
+    local burst = tonumber(ARGV[a0 + 2 * j])
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if tat < now then tat = now end
+    local due = tat - (burst - 1) * interval
+    if due > slot then slot = due end
+    tats[j], intervals[j] = tat, interval
+  end
+  local wait = slot - now
+  if wait > reserve_ms then return false, wait end
+  for i = k0 + 1, #KEYS, 2 do
+    local j = (i - k0 + 1) / 2
+    local new_tat = math.max(tats[j], slot) + intervals[j]
+    redis.call('SET', KEYS[i], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 60000)
+  end
+  return true, wait
+end
+"""
+
+# KEYS: tat1, slow1, tat2, slow2, …   ARGV: reserve_ms, interval1_ms, burst1, …
 # Returns {1, wait_ms} when taken (wait_ms 0: due now), {0, wait_ms} when nothing
 # was taken (due further than reserve_ms away). wait_ms is a string (fractions kept).
-ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local slot, tats, intervals = now, {}, {}
-for i = 1, #KEYS, 2 do
-  local j = (i + 1) / 2
-  local interval = tonumber(ARGV[2 * j]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
-  local burst = tonumber(ARGV[2 * j + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < now then tat = now end
-  local due = tat - (burst - 1) * interval
-  if due > slot then slot = due end
-  tats[j], intervals[j] = tat, interval
-end
-local wait = slot - now
-if wait > tonumber(ARGV[1]) then return {0, string.format('%.3f', wait)} end
-for i = 1, #KEYS, 2 do
-  local j = (i + 1) / 2
-  local new_tat = math.max(tats[j], slot) + intervals[j]
-  redis.call('SET', KEYS[i], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 60000)
-end
-return {1, string.format('%.3f', wait)}
+ACQUIRE = TAKE_SLOT + """
+local taken, wait = take_slot(0, 1, tonumber(ARGV[1]))
+return {taken and 1 or 0, string.format('%.3f', wait)}
 """
 
 # A reserved slot was used late_ms late (the caller woke late): move every

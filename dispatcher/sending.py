@@ -1,4 +1,4 @@
-"""Sending one chunk: take a token, claim the chunk, call the gateway, record the outcome.
+"""Sending one chunk: claim it with its rate-limit slot, call the gateway, record the outcome.
 
 What happens after each error class (DESIGN.md):
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,21 +102,26 @@ def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloa
 def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms) -> Next:
     """Send chunk ``n`` of a job once, recording the outcome in the ledger.
 
-    Three Redis round trips on the way: the limiter's token, the claim (which
-    returns the chunk's phones) and the outcome; the job's meta is cached.
+    Two Redis round trips on the way: the claim (which takes the rate-limit
+    slot and returns the chunk's phones) and the outcome; the job's meta is cached.
     """
     job = rt.ledger.job_meta(job_id)
     if not job:
         return Next(note="job expired or unknown")
     provider, account = job["provider"], job["account"]
     bound = log.bind(job_id=job_id, chunk=n, provider=provider, account=account)
-    waited = rt.limiter.acquire(provider, account, "send", max_wait_s=rt.settings.limiter_max_wait_s)
-    if waited < 0:
-        return Next(retry_in_s=-waited, note="rate limit", hold_rest=True)
-    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms())
+    # One round trip takes the rate-limit slot and claims the chunk; the wait
+    # for the slot comes after, so the request leaves right when it is due.
+    asked_s = time.monotonic()
+    slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=rt.settings.limiter_max_wait_s * 1000)
+    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot)
+    if claim.status == "wait":
+        return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
+    rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
+    waited = claim.wait_s
     attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
