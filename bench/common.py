@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -41,6 +42,19 @@ UNLIMITED_SEND: list[dict[str, Any]] = [{"kind": "send", "count": 100_000, "wind
 UNLIMITED_SANDBOX = {"max": 100_000, "window_s": 1.0}
 #: Receipts off the measured path: pull only, and not due for an hour.
 QUIET_RECEIPTS = {"receipt_mode": "pull", "receipt_delay_s": 3600.0}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0–1) of ``values`` by the nearest-rank method; ``None`` if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]
+
+
+def evalsha_us(client: redis.Redis) -> int:
+    """Microseconds Redis has spent in EVALSHA so far (INFO commandstats)."""
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
 
 
 def write_accounts(

@@ -33,7 +33,15 @@ from typing import Any
 
 import redis
 
-from bench.common import QUIET_RECEIPTS, dispatcher_for, fresh_redis, reset_sandbox, workers, write_accounts
+from bench.common import (
+    QUIET_RECEIPTS,
+    dispatcher_for,
+    fresh_redis,
+    percentile,
+    reset_sandbox,
+    workers,
+    write_accounts,
+)
 from dispatcher.demo import phones
 from dispatcher.keys import Keys
 from dispatcher.limiter import Limit
@@ -148,7 +156,7 @@ def _summary(name: str, values: list[float]) -> dict[str, float]:
     v = sorted(values)
 
     def pct(q: float) -> float:
-        return round(v[min(len(v) - 1, int(len(v) * q))], 1)
+        return round(percentile(v, q) or 0.0, 1)
 
     return {f"{name}_n": len(v), f"{name}_min": round(v[0], 1), f"{name}_mean": round(sum(v) / len(v), 2),
             f"{name}_p50": pct(0.5), f"{name}_p90": pct(0.9), f"{name}_p99": pct(0.99), f"{name}_max": round(v[-1], 1)}

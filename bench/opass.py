@@ -23,7 +23,6 @@ off the measured path; the limiter benchmark presses a binding limit instead.
 from __future__ import annotations
 
 import contextlib
-import math
 import resource
 import statistics
 import threading
@@ -40,6 +39,7 @@ from bench.common import (
     dispatcher_for,
     fresh_redis,
     main_of,
+    percentile,
     reset_sandbox,
     workers,
     write_accounts,
@@ -82,12 +82,8 @@ def peak_rss_mb() -> float:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q`` quantile (0–1) of ``values`` by the nearest-rank method; ``None`` if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1], 1)
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def direct(sandbox_url: str, duration_s: float) -> float:
@@ -176,7 +172,7 @@ def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int
         "pipeline_s": round(elapsed, 3),
         "pipeline_workers": f"{workers_n}x{concurrency}",
         "otp_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "otp_p99_ms": percentile(latencies, 0.99),
+        "otp_p99_ms": _round(percentile(latencies, 0.99)),
         "otp_max_ms": round(max(latencies), 1) if latencies else None,
         "otp_count": len(latencies),
         "producer_rss_growth_mb": round(rss_growth, 1),

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from bench.common import main_of
+from bench.common import evalsha_us, main_of
 from dispatcher.demo import phones
 from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
@@ -84,11 +84,6 @@ def _pull_answers(accepted: list[tuple[list[str], str, str]], start_s: float) ->
     return answers, delivered
 
 
-def _script_us(client: redis.Redis) -> int:
-    """Microseconds Redis has spent in EVALSHA so far (INFO commandstats)."""
-    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
-
-
 def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
     """Measure receipts applied per second; raise ``RuntimeError`` if the counts do not add up."""
     recipients = 50_000 if quick else 200_000
@@ -102,7 +97,7 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
         chunks_per_answer = statistics.mean(len({r.client_id for r in a}) for a in answers)
         batch_ms: list[float] = []
         applied = ignored = 0
-        script_us = _script_us(client)
+        script_us = evalsha_us(client)
         cpu_s = time.process_time()
         started = time.perf_counter()
         for answer in answers:
@@ -112,7 +107,7 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
             applied, ignored = applied + done.applied, ignored + done.ignored
         elapsed_s = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_s
-        script_us = _script_us(client) - script_us
+        script_us = evalsha_us(client) - script_us
         counts = ledger.counts(JOB_ID)
         expected = {"delivered": delivered, "failed": recipients - delivered, "accepted": 0}
         if applied != recipients or ignored or any(counts[k] != v for k, v in expected.items()):

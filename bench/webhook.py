@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from bench.common import main_of
+from bench.common import evalsha_us, main_of, percentile
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc, phones
 from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
@@ -207,15 +207,6 @@ def _cpu_s(root_pid: int) -> float:
     return total
 
 
-def _script_us(client: redis.Redis) -> int:
-    """Microseconds Redis has spent in EVALSHA so far (INFO commandstats)."""
-    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
-
-
-def _percentile(sorted_ms: list[float], q: float) -> float:
-    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * q))]
-
-
 def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float, tag: str) -> dict[str, Any]:
     """Push at ``rate_per_s`` for ``duration_s``, ``per_push`` receipts per opass push; return the figures.
 
@@ -242,9 +233,9 @@ def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float
                 stack.env["SMSD_ACCOUNTS_FILE"] = saved
         sender = _Sender(url, pushes, rate_per_s)
         pid = stack.procs["webhook"].pid
-        cpu_s, script_us, own_cpu_s = _cpu_s(pid), _script_us(client), time.process_time()
+        cpu_s, script_us, own_cpu_s = _cpu_s(pid), evalsha_us(client), time.process_time()
         elapsed_s = sender.run()
-        cpu_s, script_us = _cpu_s(pid) - cpu_s, _script_us(client) - script_us
+        cpu_s, script_us = _cpu_s(pid) - cpu_s, evalsha_us(client) - script_us
         own_cpu_s = time.process_time() - own_cpu_s
         counts = {**ledger.counts(f"{tag}ko")}
         fish = ledger.counts(f"{tag}ka")
@@ -259,7 +250,7 @@ def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float
     latency = sorted(sender.latency_ms)
     return {
         "p50_ms": round(statistics.median(latency), 2),
-        "p99_ms": round(_percentile(latency, 0.99), 2),
+        "p99_ms": round(percentile(latency, 0.99) or 0.0, 2),
         "max_ms": round(latency[-1], 2),
         "push_rate": round(total / elapsed_s, 1),
         "pushes": total,
