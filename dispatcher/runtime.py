@@ -7,6 +7,7 @@ are created on first use and keep their HTTP connection pools.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -68,17 +69,33 @@ def make_client(account: AccountConfig) -> Any:
     return AiofishClient(account.gateway)
 
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
+class LazyRuntime:
+    """One runtime per process, built by ``build`` on first call (thread-safe); ``reset`` forgets it."""
+
+    def __init__(self, build: Callable[[], Runtime]) -> None:
+        self._build = build
+        self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Runtime:
+        """The runtime, built now if this is the first call since start or :meth:`reset`."""
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = self._build()
+            return self._runtime
+
+    def reset(self) -> None:
+        """Forget the runtime (after fork, or in tests): the next call builds a new one."""
+        with self._lock:
+            self._runtime = None
+
+
+_process_runtime = LazyRuntime(Runtime)
 
 
 def get_runtime() -> Runtime:
     """The process-wide runtime, built from the environment on first use."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = Runtime()
-        return _runtime
+    return _process_runtime()
 
 
 def warm_runtime() -> None:
@@ -97,6 +114,4 @@ def warm_runtime() -> None:
 
 def reset_runtime() -> None:
     """Forget the process-wide runtime (after fork, or in tests)."""
-    global _runtime
-    with _runtime_lock:
-        _runtime = None
+    _process_runtime.reset()

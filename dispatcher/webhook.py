@@ -16,7 +16,6 @@ Lua call per chunk, so the answer goes back in milliseconds, far inside opass's
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,7 +29,7 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipts import apply_receipts, store_uplinks
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
-from dispatcher.runtime import Runtime
+from dispatcher.runtime import LazyRuntime, Runtime
 
 log = structlog.get_logger("dispatcher.webhook")
 
@@ -113,23 +112,19 @@ def handle_push(
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def webhook_runtime() -> Runtime:
-    """The webhook process's runtime: its Redis client gives up after ~0.5 s, not ~20 s.
+def _fail_fast_runtime() -> Runtime:
+    """A runtime whose Redis client gives up after ~0.5 s, not ~20 s.
 
     A vendor waits at most 1 s for the answer and opass stops pushing after
     three slow ones; during a Redis outage a fast 503 keeps the pushes coming
     (both vendors retry a failed push), where a patient client would not.
     """
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            settings = Settings.from_env()
-            _runtime = Runtime(settings, client=connect_url(redis_url(settings), retries=FAIL_FAST_RETRIES))
-        return _runtime
+    settings = Settings.from_env()
+    return Runtime(settings, client=connect_url(redis_url(settings), retries=FAIL_FAST_RETRIES))
+
+
+#: The webhook process's runtime (built on the first request).
+webhook_runtime = LazyRuntime(_fail_fast_runtime)
 
 
 def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
