@@ -141,7 +141,7 @@ class Ledger:
         reply = self._claim(
             keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(),
                   *slot_keys],
-            args=[now_ms, chunk_member(job_id, n), *slot_args] if slot_keys else [now_ms, chunk_member(job_id, n), 0],
+            args=[now_ms, chunk_member(job_id, n), *slot_args],
         )
         status, detail = as_text(reply[0]), as_text(reply[1])
         if status == "wait":

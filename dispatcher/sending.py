@@ -121,7 +121,6 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
     rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
-    waited = claim.wait_s
     attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
@@ -136,7 +135,7 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=result.message_id,
                                failed_indexes=failed, now_ms=clock_ms())
     bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)
-    return Next(note="accepted", limited=waited >= PACED_WAIT_S)
+    return Next(note="accepted", limited=claim.wait_s >= PACED_WAIT_S)
 
 
 def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, provider: str, account: str,

@@ -114,14 +114,14 @@ def sweep() -> dict[str, int]:
     stuck = sweeps.stuck_to_ambiguous(rt, now_ms=now)
     released = sweeps.due_ambiguous(rt, now_ms=now)
     for job_id, n in released:
-        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
     orphans = sweeps.orphaned_pending(rt, now_ms=now)
     for job_id, n in orphans:
-        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
     unknown = sweeps.expire_silent(rt, now_ms=now)
     due = sweeps.due_scheduled(rt, now_ms=now)
     for job_id in due:
-        fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job(job_id)))
+        fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job_meta(job_id)))
     result = {"stuck": stuck, "resent_after_reconcile": len(released), "orphans_requeued": len(orphans),
               "unknown": unknown, "scheduled": len(due)}
     if any(result.values()):
@@ -162,7 +162,7 @@ def resume_account(provider: str, account: str) -> int:
     rt.redis.delete(rt.keys.paused(provider, account))
     chunks = sweeps.pending_chunks(rt, provider, account)
     for job_id, n in chunks:
-        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job(job_id)))
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
     log.info("account.resumed", provider=provider, account=account, chunks=len(chunks))
     return len(chunks)
 
