@@ -9,15 +9,14 @@ from config.settings import Settings
 from dispatcher.demo import accounts_doc
 from dispatcher.keys import chunk_member
 from dispatcher.producer import Dispatcher
-
-
-def _broker_down(job_id: str, queue: str, countdown: int) -> None:
-    raise ConnectionError("broker unreachable")
+from dispatcher.redis_server import free_port
 
 
 def test_a_job_the_broker_refused_is_stored_pending_and_marked_not_queued(redis_client: redis.Redis) -> None:
-    d = Dispatcher(Settings(), accounts=parse_accounts(accounts_doc("http://127.0.0.1:9")), client=redis_client,
-                   enqueue=_broker_down)
+    # The real Celery client, pointed at a port nothing listens on.
+    dead_broker = f"redis://127.0.0.1:{free_port()}/0"
+    d = Dispatcher(Settings(broker_url=dead_broker), accounts=parse_accounts(accounts_doc("http://127.0.0.1:9")),
+                   client=redis_client)
     job = d.send_template("demo", template_code="1000000000000000002", phones=["13800000001", "13900000002"],
                           params=["123456"])
     assert job.queued is False
