@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher.errors import ConfigurationError
+from dispatcher.keys import JOB_TTL_S
+from dispatcher.redis_server import REDIS_MAXMEMORY_MB
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,14 @@ class Settings:
     orphan_after_s: float = 600.0
     #: Recipients with no receipt this long after acceptance become ``unknown``.
     receipt_horizon_s: float = 72 * 3600.0
+    #: A job, its chunks and its index entries are dropped this long after it
+    #: was created (after its send time, if scheduled). Longer than the receipt
+    #: horizon, so the ``unknown`` verdict lands while the job still exists.
+    job_ttl_s: float = float(JOB_TTL_S)
+    #: ``maxmemory`` of the embedded redis-server (and docker-compose's), in MiB;
+    #: 0 = no limit. With ``noeviction`` a full Redis refuses new jobs
+    #: (``StorageFullError``) instead of silently dropping ledger keys.
+    redis_maxmemory_mb: int = REDIS_MAXMEMORY_MB
     receipt_poll_s: float = 60.0
     sweep_every_s: float = 15.0
     retry_base_s: float = 1.0
@@ -55,6 +65,17 @@ class Settings:
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).
     task_events: bool = False
+
+    def __post_init__(self) -> None:
+        if self.job_ttl_s <= self.receipt_horizon_s:
+            # Else the 72 h sweep would look for chunks that already expired, and
+            # their index entries would outlive them until the horizon.
+            raise ConfigurationError(
+                f"SMSD_JOB_TTL_S ({self.job_ttl_s:g}) must be longer than SMSD_RECEIPT_HORIZON_S "
+                f"({self.receipt_horizon_s:g})")
+        if self.redis_maxmemory_mb < 0:
+            raise ConfigurationError(f"SMSD_REDIS_MAXMEMORY_MB must be 0 (no limit) or more, "
+                                     f"got {self.redis_maxmemory_mb}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

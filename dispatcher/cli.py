@@ -231,11 +231,16 @@ def _clock_skew_s(base_url: str, timeout_s: float = 5.0) -> float:
 
 @main.command()
 def doctor() -> None:
-    """Check each account: connectivity, clock skew against the ±60 s window, credentials."""
+    """Check Redis's memory settings, then each account: connectivity, clock skew, credentials."""
+    from dispatcher.redis_checks import memory_summary, memory_warnings
     from dispatcher.runtime import get_runtime
 
     rt = get_runtime()
     failed = False
+    warnings = memory_warnings(rt.redis)
+    click.echo(f"{'WARN' if warnings else 'ok '} redis memory: {memory_summary(rt.redis)}")
+    for warning in warnings:  # a warning, not a failure: the accounts can still send
+        click.echo(f"WARN redis memory: {warning}")
     for acct in rt.accounts:
         name = f"{acct.provider}:{acct.name}"
         base = acct.gateway.base_url

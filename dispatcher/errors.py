@@ -8,6 +8,7 @@ Every error a caller can act on has its own class; each gateway code and each
     ├── ConfigurationError            an account or URL is unusable as configured
     ├── ValidationError               bad input, raised before anything is queued or sent
     ├── PushVerificationError         a pushed receipt failed its checks (forged, malformed)
+    ├── StorageFullError              Redis is at its maxmemory: the job was not stored
     └── ProviderError                 a gateway call did not succeed
         ├── TransientError            provably not taken effect: retry with backoff
         ├── ThrottledError            the gateway said "too fast": retry after a delay
@@ -69,6 +70,10 @@ class ValidationError(DispatchError, ValueError):
 
 class PushVerificationError(DispatchError):
     """Raised when a pushed receipt or uplink is malformed, forged or replayed."""
+
+
+class StorageFullError(DispatchError):
+    """Raised when Redis refuses a write because it is at its ``maxmemory``; nothing of the job was kept."""
 
 
 class ProviderError(DispatchError):

@@ -6,7 +6,7 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:job:{job}:c:{n}           HASH  chunk: state, size, attempt, phones, payloads, mid, since,
                                       ix (phone index while receipts are due), settled_from…
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
-    P:jobs                      ZSET  job ids by creation ms (status listing, sweeps)
+    P:jobs                      ZSET  job ids by the ms they expire (trimmed as they do)
     P:z:scheduled               ZSET  job ids by the ms they are due (send_at in the future)
     P:z:pending                 ZSET  "{job}:{n}" by the ms a task for it is due (orphan sweep)
     P:z:sending                 ZSET  "{job}:{n}" by ms the chunk entered sending (stuck sweep)
@@ -18,14 +18,24 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
 
-Job and chunk keys expire ``JOB_TTL_S`` after creation: longer than the 72 h
+Job and chunk keys expire ``SMSD_JOB_TTL_S`` (default ``JOB_TTL_S``) after
+creation, or after the send time of a scheduled job: longer than the 72 h
 receipt horizon plus a margin for the status to be read afterwards.
+
+No index outlives what it indexes: ``P:jobs`` is trimmed by its score (the
+expiry) whenever a job is stored and on every sweep; each ``P:z:*`` member is
+removed by its own sweep well before its job expires (stuck after minutes,
+ambiguous after the reconcile window, awaiting at the receipt horizon, which
+settings keep shorter than the job TTL), and a pending member whose job is gone
+is dropped by the orphan sweep when it comes due. So sweeps, resume and status
+cost what the live jobs cost, not the history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Default of ``SMSD_JOB_TTL_S``.
 JOB_TTL_S = 8 * 24 * 3600
 LIMITER_MIN_TTL_S = 60
 MO_MAX_ITEMS = 10_000
@@ -50,7 +60,7 @@ class Keys:
         return f"{self.prefix}:job:{job_id}:c:{n}:st"
 
     def jobs(self) -> str:
-        """All jobs by creation time."""
+        """Live jobs by the epoch ms they expire (members of expired jobs are trimmed)."""
         return f"{self.prefix}:jobs"
 
     def scheduled(self) -> str:

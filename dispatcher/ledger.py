@@ -8,6 +8,7 @@ method is one round trip. Times are epoch milliseconds passed in by the caller
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import redis
 
 from dispatcher import ledger_scripts as lua
+from dispatcher.errors import StorageFullError
 from dispatcher.keys import JOB_TTL_S, Keys, chunk_member
 
 COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
@@ -56,9 +58,11 @@ class ChunkData:
 class Ledger:
     """Jobs, chunks and per-phone states of sms-dispatch in one Redis."""
 
-    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None, *, job_ttl_s: float = JOB_TTL_S) -> None:
         self.r = client
         self.keys = keys or Keys()
+        #: Whole seconds (EXPIRE's unit), at least one.
+        self.job_ttl_s = max(1, math.ceil(job_ttl_s))
         self._claim = client.register_script(lua.CLAIM)
         self._release = client.register_script(lua.RELEASE)
         self._ambiguous = client.register_script(lua.AMBIGUOUS)
@@ -86,42 +90,82 @@ class Ledger:
         Writes in pipelined batches of ``flush_every`` chunks, so a 1M-recipient
         job costs ~20 round trips, never one per recipient. The job hash is
         written last: a job is only visible (``P:jobs``) once all chunks exist.
+        A ``due_ms`` in the future schedules the job (``P:z:scheduled``).
+        Everything expires ``job_ttl_s`` after ``due_ms`` or ``now_ms``;
+        ``P:jobs`` drops expired jobs on the way.
+
+        Raises ``StorageFullError`` when Redis is at its ``maxmemory``: what was
+        already written of the job is deleted first, so nothing of it remains.
+        Other ``redis.RedisError`` pass through.
         """
         keys = self.keys
+        # A scheduled job must outlive its send time by the full TTL.
+        ttl_s = self.job_ttl_s + max(0, ((due_ms or now_ms) - now_ms) // 1000)
         pipe = self.r.pipeline(transaction=False)
         total = 0
-        n = 0
-        for n, chunk in enumerate(chunks):
-            fields: dict[Any, Any] = {
-                "state": "pending",
-                "size": len(chunk.phones),
-                "attempt": 0,
-                "phones": "".join(chunk.phones),
-                "w": PHONE_WIDTH,
-                "since": now_ms,
-            }
-            if chunk.payloads is not None:
-                fields["payloads"] = json.dumps(list(chunk.payloads), ensure_ascii=False, separators=(",", ":"))
-            key = keys.chunk(job_id, n)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, JOB_TTL_S)
-            pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
-            total += len(chunk.phones)
-            if (n + 1) % flush_every == 0:
-                pipe.execute()
-                if progress:
-                    progress(total)
-        count = n + 1 if total else 0
-        job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms}
-        job_fields.update({f"c:{c}": 0 for c in COUNTERS})
-        job_fields["c:pending"] = total
-        pipe.hset(keys.job(job_id), mapping=job_fields)
-        pipe.expire(keys.job(job_id), JOB_TTL_S)
-        pipe.zadd(keys.jobs(), {job_id: now_ms})
-        pipe.execute()
+        n = -1
+        try:
+            for n, chunk in enumerate(chunks):
+                fields: dict[Any, Any] = {
+                    "state": "pending",
+                    "size": len(chunk.phones),
+                    "attempt": 0,
+                    "phones": "".join(chunk.phones),
+                    "w": PHONE_WIDTH,
+                    "since": now_ms,
+                }
+                if chunk.payloads is not None:
+                    fields["payloads"] = json.dumps(list(chunk.payloads), ensure_ascii=False, separators=(",", ":"))
+                key = keys.chunk(job_id, n)
+                pipe.hset(key, mapping=fields)
+                pipe.expire(key, ttl_s)
+                pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
+                total += len(chunk.phones)
+                if (n + 1) % flush_every == 0:
+                    pipe.execute()
+                    if progress:
+                        progress(total)
+            count = n + 1 if total else 0
+            job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms}
+            job_fields.update({f"c:{c}": 0 for c in COUNTERS})
+            job_fields["c:pending"] = total
+            pipe.hset(keys.job(job_id), mapping=job_fields)
+            pipe.expire(keys.job(job_id), ttl_s)
+            pipe.zadd(keys.jobs(), {job_id: now_ms + ttl_s * 1000})
+            pipe.zremrangebyscore(keys.jobs(), "-inf", now_ms)
+            if due_ms is not None and due_ms > now_ms:
+                pipe.zadd(keys.scheduled(), {job_id: due_ms})
+            pipe.execute()
+        except redis.OutOfMemoryError:
+            pipe.reset()
+            self.delete_job(job_id, chunks=n + 1)
+            raise StorageFullError(
+                "Redis is at its maxmemory and refuses new data: the job was not stored (nothing of it "
+                "was kept or queued). Free memory or raise maxmemory (SMSD_REDIS_MAXMEMORY_MB), then send "
+                "again.") from None
         if progress:
             progress(total)
         return count
+
+    def delete_job(self, job_id: str, *, chunks: int) -> None:
+        """Remove a job, its first ``chunks`` chunks and every index entry naming them.
+
+        Only deletions, which Redis accepts even at ``maxmemory``; raises ``redis.RedisError``.
+        """
+        keys = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        for start in range(0, chunks, 500):
+            ns = range(start, min(chunks, start + 500))
+            pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns))
+            members = [chunk_member(job_id, n) for n in ns]
+            for index in (keys.pending(), keys.sending(), keys.ambiguous(), keys.awaiting()):
+                pipe.zrem(index, *members)
+            pipe.execute()
+        pipe.delete(keys.job(job_id))
+        pipe.zrem(keys.jobs(), job_id)
+        pipe.zrem(keys.scheduled(), job_id)
+        pipe.execute()
+        self._meta.pop(job_id, None)
 
     # -- state changes --------------------------------------------------------------
 

@@ -117,7 +117,8 @@ class Dispatcher:
         """Queue opass template SMS: ``phones`` + ``params`` (same for all) or ``recipients``.
 
         Raises ``ValidationError`` (nothing stored or queued) listing every bad
-        field and item, or ``ConfigurationError`` for an unknown account. With
+        field and item, ``ConfigurationError`` for an unknown account, or
+        ``StorageFullError`` (nothing stored or queued) when Redis is full. With
         ``skip_invalid`` bad phones are left out and listed in the handle instead.
         """
         acct = self.accounts.get("opass", account)
@@ -144,7 +145,8 @@ class Dispatcher:
     ) -> JobHandle:
         """Queue aiofish free-content SMS: ``phones`` + ``content`` or per-phone ``recipients``.
 
-        Raises ``ValidationError`` (nothing stored or queued) or ``ConfigurationError``.
+        Raises ``ValidationError`` or ``StorageFullError`` (nothing stored or queued either
+        way) or ``ConfigurationError``.
         """
         self.accounts.get("aiofish", account)
         spec = jobs.content_job(
@@ -161,9 +163,7 @@ class Dispatcher:
                                         due_ms=send_at if send_at > now else None)
         queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
         queued = True
-        if send_at > now:
-            self.redis.zadd(self.keys.scheduled(), {job_id: send_at})
-        else:
+        if send_at <= now:  # else create_job scheduled it
             try:
                 self._enqueue(job_id, queue, 0)
             except Exception as exc:  # noqa: BLE001 - stored is what counts: raising would invite a second send

@@ -85,7 +85,7 @@ def redis_url(settings: Settings) -> str:
             url = url_file.read_text().strip()
             if _alive(url):
                 return url
-        server = EmbeddedRedis(data, detach=True)
+        server = EmbeddedRedis(data, detach=True, maxmemory_mb=settings.redis_maxmemory_mb)
         url = server.start()
         url_file.write_text(url)
         return url

@@ -23,6 +23,11 @@ from redis.retry import Retry
 
 from dispatcher.errors import ConfigurationError
 
+#: Default ``maxmemory`` of the servers we start (``SMSD_REDIS_MAXMEMORY_MB``):
+#: a 100,000-recipient campaign takes ~10 MiB, an OTP job ~1 KiB, so this holds
+#: about a million OTPs within their TTL on a small host.
+REDIS_MAXMEMORY_MB = 1024
+
 
 def find_redis_server() -> str:
     """Path of a redis-server binary; raises ``ConfigurationError`` if none exists."""
@@ -51,13 +56,16 @@ class EmbeddedRedis:
     """A redis-server on loopback with its data under ``data_dir``: our child, or with
     ``detach`` a daemon of its own that outlives us (stopped with SHUTDOWN).
 
-    ``noeviction`` because a dispatch ledger must never lose keys silently;
-    ``appendonly yes`` with ``everysec`` fsync: at most one second of writes is at
+    ``noeviction`` because a dispatch ledger must never lose keys silently: at
+    ``maxmemory_mb`` (0 = no limit) writes fail and the producer says so
+    (``StorageFullError``) instead; ``appendonly yes`` with ``everysec`` fsync: at most one second of writes is at
     risk on a power cut, none on a process crash.
     """
 
-    def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True, detach: bool = False) -> None:
+    def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True, detach: bool = False,
+                 maxmemory_mb: int = REDIS_MAXMEMORY_MB) -> None:
         self.data_dir = Path(data_dir).resolve()  # redis-server chdirs to --dir: relative paths break
+        self.maxmemory_mb = maxmemory_mb
         self.detach = detach
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -82,6 +90,7 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
             "--save", "",
+            "--maxmemory", f"{self.maxmemory_mb}mb",
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.data_dir / "redis.log"),
         ]

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from dispatcher.errors import ConfigurationError
-from dispatcher.redis_server import EmbeddedRedis, free_port
+from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
 
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -108,7 +108,8 @@ class Stack:
     def start_redis(self, redis_url: str | None = None) -> str:
         """Use ``redis_url``, or start an embedded redis-server (AOF on); return the URL."""
         if redis_url is None:
-            self.redis = EmbeddedRedis(self.base_dir / "redis")
+            maxmemory_mb = int(self.env.get("SMSD_REDIS_MAXMEMORY_MB", REDIS_MAXMEMORY_MB))
+            self.redis = EmbeddedRedis(self.base_dir / "redis", maxmemory_mb=maxmemory_mb)
             redis_url = self.redis.start()
         self.env["SMSD_REDIS_URL"] = redis_url
         return redis_url

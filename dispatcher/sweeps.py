@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.keys import parse_chunk_member
+from dispatcher.keys import chunk_member, parse_chunk_member
 from dispatcher.ledger import as_text
 from dispatcher.runtime import Runtime
 
@@ -94,17 +94,41 @@ def due_scheduled(rt: Runtime, *, now_ms: int) -> list[str]:
     return due
 
 
-def pending_chunks(rt: Runtime, provider: str, account: str) -> list[tuple[str, int]]:
-    """Pending chunks of an account's jobs (to re-enqueue after a resume)."""
-    found = []
-    all_jobs: Any = rt.redis.zrange(rt.keys.jobs(), 0, -1)
-    for job_id in map(as_text, all_jobs):
-        job = rt.ledger.job(job_id)
-        if not job or (job.get("provider"), job.get("account")) != (provider, account):
-            continue
-        if int(job.get("c:pending", 0)) == 0:
-            continue
-        for n in range(int(job.get("chunks", 0))):
-            if rt.redis.hget(rt.keys.chunk(job_id, n), "state") == b"pending":
-                found.append((job_id, n))
+def trim_expired_jobs(rt: Runtime, *, now_ms: int) -> int:
+    """Drop jobs whose TTL has passed from ``P:jobs`` (their keys expired by themselves); return how many."""
+    return int(rt.redis.zremrangebyscore(rt.keys.jobs(), "-inf", now_ms))
+
+
+def pending_chunks(rt: Runtime, provider: str, account: str, *, page: int = 1000) -> list[tuple[str, int]]:
+    """Pending chunks of an account's jobs (to re-enqueue after a resume), in job and chunk order.
+
+    Read from ``P:z:pending``, which holds only chunks waiting to be sent: the
+    cost follows what is pending now, not every job ever stored. Members whose
+    job expired are dropped on the way. Raises ``redis.RedisError``.
+    """
+    by_job: dict[str, list[int]] = {}
+    # ZSCAN, not ZRANGE: it pages through a set that claims change meanwhile.
+    for member, _ in rt.redis.zscan_iter(rt.keys.pending(), count=page):
+        job_id, n = parse_chunk_member(as_text(member))
+        by_job.setdefault(job_id, []).append(n)
+    found: list[tuple[str, int]] = []
+    job_ids = list(by_job)
+    for start in range(0, len(job_ids), page):
+        batch = job_ids[start : start + page]
+        pipe = rt.redis.pipeline(transaction=False)
+        for job_id in batch:
+            pipe.hmget(rt.keys.job(job_id), ["provider", "account"])
+        owners: Any = pipe.execute()
+        mine: list[tuple[str, int]] = []
+        for job_id, (prov, acct) in zip(batch, owners, strict=True):
+            if prov is None:
+                rt.redis.zrem(rt.keys.pending(), *(chunk_member(job_id, n) for n in by_job[job_id]))
+            elif (as_text(prov), as_text(acct)) == (provider, account):
+                mine.extend((job_id, n) for n in sorted(by_job[job_id]))
+        for at in range(0, len(mine), page):
+            part = mine[at : at + page]
+            for job_id, n in part:
+                pipe.hget(rt.keys.chunk(job_id, n), "state")
+            states: Any = pipe.execute()
+            found.extend(chunk for chunk, state in zip(part, states, strict=True) if state == b"pending")
     return found

@@ -108,7 +108,7 @@ def _send_chunks(rt: Runtime, job_id: str, n: int, count: int) -> str:
 
 @shared_task(name="workers.tasks.sweep")
 def sweep() -> dict[str, int]:
-    """Repair what needs time to show: stuck, ambiguous, silent, scheduled."""
+    """Repair what needs time to show: stuck, ambiguous, silent, scheduled; forget expired jobs."""
     rt = get_runtime()
     now = system_clock_ms()
     stuck = sweeps.stuck_to_ambiguous(rt, now_ms=now)
@@ -122,8 +122,9 @@ def sweep() -> dict[str, int]:
     due = sweeps.due_scheduled(rt, now_ms=now)
     for job_id in due:
         fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job_meta(job_id)))
+    expired = sweeps.trim_expired_jobs(rt, now_ms=now)
     result = {"stuck": stuck, "resent_after_reconcile": len(released), "orphans_requeued": len(orphans),
-              "unknown": unknown, "scheduled": len(due)}
+              "unknown": unknown, "scheduled": len(due), "expired_jobs": expired}
     if any(result.values()):
         log.info("sweep", **result)
     return result

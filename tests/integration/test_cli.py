@@ -51,6 +51,7 @@ def test_doctor_and_balance_report_every_account(pipeline_factory) -> None:  # n
     p = pipeline_factory(workers=1, beat=False, webhook=False)
     doctor = _cli(p, "doctor")
     assert "opass:demo clock: skew" in doctor.stdout and "aiofish:demo credentials" in doctor.stdout
+    assert "ok  redis memory: used" in doctor.stdout and "policy noeviction" in doctor.stdout
     assert doctor.returncode == 0, doctor.stdout
     balance = _cli(p, "balance")
     assert "opass:demo: 行业短信=" in balance.stdout
