@@ -1,9 +1,12 @@
 """structlog set-up: JSON lines with job/chunk ids, phones masked, secrets dropped.
 
-Two safety nets under the rule "never log a phone or a secret": every string
-value is scanned for mainland mobile numbers (masked ``138****1234``), and keys
-that name secrets are replaced by ``[redacted]``. Message text is logged only
-at DEBUG, by the code that chose to.
+Three safety nets under the rule "never log a phone or a secret": every string
+value is scanned for mainland mobile numbers (masked ``138****1234``), keys
+that name secrets are replaced by ``[redacted]``, and URL query strings are
+dropped from every line, ours and the libraries' (urllib3 logs each request
+line at DEBUG, and requests' exceptions quote the URL: aiofish's GET pulls
+carry the password hash in the query). Message text is logged only at DEBUG,
+by the code that chose to.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from dispatcher.phones import mask_in_text
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|access_?key|api_?key|aes|token|sign$", re.I)
 
 
-mask_text = mask_in_text  # the name the rest of this module (and its tests) use
+# A '?' and what follows it up to a space or quote, where it holds a key=value
+# pair: a URL's query string (request lines, URLs in exception text).
+_QUERY = re.compile(r"\?[^\s\"'?]*=[^\s\"']*")
+
+
+def mask_text(text: str) -> str:
+    """``text`` with phones masked and URL query strings replaced by ``?[query]``."""
+    return mask_in_text(_QUERY.sub("?[query]", text))
 
 
 def _scrub(value: Any) -> Any:
@@ -62,6 +72,9 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # A handler that fails to write (closed stream) would otherwise print the
+    # record's raw message and arguments to stderr, unmasked, with a traceback.
+    logging.raiseExceptions = False
     root.setLevel(level.upper())
 
 

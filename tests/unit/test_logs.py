@@ -23,3 +23,18 @@ def test_a_log_line_masks_phones_and_redacts_secret_named_fields(capsys) -> None
     assert line["detail"] == {"access_key": "[redacted]", "to": "139****5678"}
     assert line["password"] == "[redacted]"
     assert line["job_id"] == "abc"
+
+
+def test_url_query_strings_are_dropped_from_any_text() -> None:
+    line = 'http://gw:80 "GET /rest/sms/getReport?account=a&password=911b7bf55b HTTP/1.1" 200 90'
+    assert mask_text(line) == 'http://gw:80 "GET /rest/sms/getReport?[query] HTTP/1.1" 200 90'
+    assert mask_text("Max retries exceeded with url: /x?password=abc (Caused by E)") == \
+        "Max retries exceeded with url: /x?[query] (Caused by E)"
+    assert mask_text("ready? yes = go") == "ready? yes = go"
+
+
+def test_a_log_field_holding_a_url_loses_its_query(capsys) -> None:  # type: ignore[no-untyped-def]
+    configure("INFO")
+    structlog.get_logger("t").info("fetch", url="https://gw/rest/sms/getReport?account=a&password=911b7bf55b")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["url"] == "https://gw/rest/sms/getReport?[query]"
