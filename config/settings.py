@@ -10,6 +10,7 @@ from typing import Any
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import JOB_TTL_S
+from dispatcher.redact import build_repr, url_repr
 from dispatcher.redis_server import REDIS_MAXMEMORY_MB
 
 
@@ -65,6 +66,11 @@ class Settings:
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).
     task_events: bool = False
+
+    def __repr__(self) -> str:  # a Redis or broker URL may carry a password
+        shown = {f.name: url_repr(getattr(self, f.name)) if f.name.endswith("_url") else repr(getattr(self, f.name))
+                 for f in fields(self)}
+        return build_repr(self, **shown)
 
     def __post_init__(self) -> None:
         if self.job_ttl_s <= self.receipt_horizon_s:

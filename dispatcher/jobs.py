@@ -22,6 +22,7 @@ from typing import Any
 from dispatcher.errors import Problem, ValidationError
 from dispatcher.ledger import ChunkData
 from dispatcher.phones import all_unique_mainland, describe_bad, normalise_mainland
+from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
 from dispatcher.validation import MAX_BID_CHARS, MAX_SMS_ID_CHARS, Checker
 
 CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
@@ -43,6 +44,11 @@ class JobSpec:
     payloads: list[Any] | None = field(default=None, repr=False)
     duplicates: int = 0
     invalid: tuple[Problem, ...] = ()
+
+    def __repr__(self) -> str:  # meta holds the content or params; phones and payloads are personal
+        return build_repr(self, kind=repr(self.kind), account=repr(self.account), meta=keys_repr(self.meta),
+                          phones=phones_repr(self.phones), payloads=size_repr(self.payloads),
+                          duplicates=str(self.duplicates), invalid=str(len(self.invalid)))
 
     def chunks(self, size: int) -> Iterator[ChunkData]:
         """The recipients cut into chunks of at most ``size``, in order."""

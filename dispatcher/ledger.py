@@ -18,6 +18,7 @@ import redis
 from dispatcher import ledger_scripts as lua
 from dispatcher.errors import StorageFullError
 from dispatcher.keys import JOB_TTL_S, Keys, chunk_member
+from dispatcher.redact import build_repr, phones_repr, size_repr
 
 COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
 PHONE_STATES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown"}
@@ -46,6 +47,10 @@ class Claim:
     #: how far away the next slot is (nothing was taken or claimed).
     wait_s: float = 0.0
 
+    def __repr__(self) -> str:
+        return build_repr(self, status=repr(self.status), attempt=str(self.attempt), detail=repr(self.detail),
+                          phones=phones_repr(self.phones), payloads=size_repr(self.payloads), wait_s=str(self.wait_s))
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkData:
@@ -53,6 +58,9 @@ class ChunkData:
 
     phones: Sequence[str]
     payloads: Sequence[Any] | None = None
+
+    def __repr__(self) -> str:
+        return build_repr(self, phones=phones_repr(self.phones), payloads=size_repr(self.payloads))
 
 
 class Ledger:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dispatcher import phones as phone_rules
 from dispatcher.errors import Problem, ValidationError
+from dispatcher.redact import build_repr, phones_repr
 
 MAX_CONTENT_CHARS = 500
 MAX_BID_CHARS = 64
@@ -35,6 +36,9 @@ class PhoneList:
     duplicates: tuple[str, ...]
     #: index in the caller's list of each kept phone (to pair per-phone params)
     source_index: tuple[int, ...]
+
+    def __repr__(self) -> str:
+        return build_repr(self, phones=phones_repr(self.phones), duplicates=phones_repr(self.duplicates))
 
 
 class Checker:

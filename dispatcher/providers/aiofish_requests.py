@@ -31,6 +31,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign, password_md5
+from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
 from dispatcher.validation import MAX_SMS_ID_CHARS, Checker
 
 PROVIDER = "aiofish"
@@ -69,6 +70,11 @@ class SendPlan:
     duplicates: tuple[str, ...]
     sms_id: str | None
     echo: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # the body holds phones, the text and the password hash; echo maps to phones
+        return build_repr(self, path=repr(self.path), body=keys_repr(self.body), phones=phones_repr(self.phones),
+                          duplicates=phones_repr(self.duplicates), sms_id=repr(self.sms_id),
+                          echo=size_repr(list(self.echo)))
 
 
 def json_text(doc: Any) -> str:

@@ -37,6 +37,7 @@ from dispatcher.providers.base import Clock, json_body, raise_for_code, system_c
 from dispatcher.providers.http import HttpTransport
 from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import SendResult, TemplateStatus
+from dispatcher.redact import build_repr, keys_repr, phones_repr
 from dispatcher.validation import GATEWAY_TZ, SEND_TIME_FORMAT, Checker
 
 VSMS, ISMS = "aiofish-vsms", "aiofish-isms"
@@ -86,6 +87,10 @@ class MediaPlan:
     phones: tuple[str, ...]
     duplicates: tuple[str, ...]
     uuid: str | None
+
+    def __repr__(self) -> str:  # the body holds phones and per-phone variables
+        return build_repr(self, path=repr(self.path), body=keys_repr(self.body), phones=phones_repr(self.phones),
+                          duplicates=phones_repr(self.duplicates), uuid=repr(self.uuid))
 
 
 # -- request building (pure) -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import json_body
 from dispatcher.providers.opass_sign import signed_headers
+from dispatcher.redact import build_repr, keys_repr, phones_repr
 from dispatcher.validation import MAX_BID_CHARS, MAX_CONTENT_CHARS, Checker
 
 PROVIDER = "opass"
@@ -47,6 +48,9 @@ class OpassRequest:
     fields: Mapping[str, Any]
     headers: Mapping[str, str]
 
+    def __repr__(self) -> str:  # the fields hold phones and params, the headers the api key and signature
+        return build_repr(self, path=repr(self.path), fields=keys_repr(self.fields), headers=keys_repr(self.headers))
+
     @property
     def body(self) -> bytes:
         """The body as sent: compact UTF-8 JSON of ``fields``."""
@@ -66,6 +70,10 @@ class SendPlan:
     phones: tuple[str, ...]
     duplicates: tuple[str, ...]
     client_id: str | None
+
+    def __repr__(self) -> str:
+        return build_repr(self, path=repr(self.path), fields=keys_repr(self.fields), phones=phones_repr(self.phones),
+                          duplicates=phones_repr(self.duplicates), client_id=repr(self.client_id))
 
 
 @dataclass(frozen=True, slots=True)
