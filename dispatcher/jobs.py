@@ -23,7 +23,7 @@ from dispatcher.errors import Problem, ValidationError
 from dispatcher.ledger import ChunkData
 from dispatcher.phones import all_unique_mainland, describe_bad, normalise_mainland
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
-from dispatcher.validation import MAX_BID_CHARS, MAX_SMS_ID_CHARS, Checker
+from dispatcher.validation import MAX_BID_CHARS, MAX_PARAM_CHARS, MAX_SMS_ID_CHARS, Checker
 
 CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
 PRIORITIES = ("otp", "bulk")
@@ -136,11 +136,14 @@ def template_job(
     send_at_ms: int | None = None,
     skip_invalid: bool = False,
 ) -> JobSpec:
-    """Validate an opass template job; raises ``ValidationError`` listing every problem."""
+    """Validate an opass template job; raises ``ValidationError`` listing every problem.
+
+    Each template value may be at most ``MAX_PARAM_CHARS`` (500) characters.
+    """
     check = Checker()
     if not isinstance(template_code, str) or not template_code.strip():
         check.add("template_code", "must be the approved template's code")
-    same = check.params(params or [], field="params") if params is not None else []
+    same = check.params(params or [], field="params", max_chars=MAX_PARAM_CHARS) if params is not None else []
     if params is not None and recipients is not None:
         check.add("params", "give params (same for all) or recipients (per phone), not both")
     extend = check.digits(extend_code, field="extend_code")
@@ -150,7 +153,7 @@ def template_job(
     widths: dict[int, int] = {}
 
     def per_phone(values: Any, where: str) -> list[str]:
-        got = check.params(values, field=f"{where}.params")
+        got = check.params(values, field=f"{where}.params", max_chars=MAX_PARAM_CHARS)
         widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
         return got
 

@@ -16,6 +16,11 @@ from dispatcher.errors import Problem, ValidationError
 from dispatcher.redact import build_repr, phones_repr
 
 MAX_CONTENT_CHARS = 500
+#: Longest opass template value. The manual documents no cap for templateParam
+#: values (each template's console definition ``{name,maxLen}`` sets its own);
+#: a value longer than a whole message fits no template, so the producer refuses
+#: it before queueing, as the worker's request builder would refuse it later.
+MAX_PARAM_CHARS = MAX_CONTENT_CHARS
 MAX_BID_CHARS = 64
 MAX_SMS_ID_CHARS = 32
 MAX_EXTEND_DIGITS = 12

@@ -59,10 +59,13 @@ PRODUCER_CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("template", {"phones": [OK], "params": ["\ud800 lone surrogate"]}, "params[0]"),
     ("template", {"phones": [OK], "params": [1.5]}, "params[0]"),
     ("template", {"phones": [OK], "params": [True]}, "params[0]"),
+    ("template", {"phones": [OK], "params": ["ok", "长" * 501]}, "params[1]"),
     # per-phone params
     ("template", {"phones": None, "recipients": [(OK, ["a"]), ("13800000002", ["a", "b"])]}, "recipients[1]"),
     ("template", {"phones": None, "recipients": [(OK, "abc")]}, "recipients[0].params"),
     ("template", {"phones": None, "recipients": [(OK, [None])]}, "recipients[0].params[0]"),
+    ("template", {"phones": None, "recipients": [(OK, ["a"]), ("13800000002", ["x" * 501])]},
+     "recipients[1].params[0]"),
     ("template", {"phones": None, "recipients": [OK]}, "recipients[0]"),
     ("template", {"phones": None, "recipients": [(OK, ["a"], "extra")]}, "recipients[0]"),
     ("template", {"phones": None, "recipients": [("bad", ["a"])]}, "recipients[0].phone"),

@@ -6,6 +6,7 @@ import pytest
 
 from dispatcher.errors import ValidationError
 from dispatcher.jobs import content_job, template_job
+from dispatcher.validation import MAX_PARAM_CHARS
 
 GOOD = ["13800000001", "13800000002"]
 
@@ -102,3 +103,15 @@ def test_chunks_follow_the_gateway_limits() -> None:
     chunks = list(batch.chunks(200))
     assert [len(c.phones) for c in chunks] == [200, 200, 50]
     assert chunks[2].payloads is not None and chunks[2].payloads[0] == "【签名】400"
+
+
+def test_a_template_value_longer_than_the_cap_is_named_with_its_item_and_the_cap() -> None:
+    longest = "长" * MAX_PARAM_CHARS
+    assert template_job("a", template_code="1", phones=GOOD, params=[longest]).meta["params"]
+    with pytest.raises(ValidationError) as err:
+        template_job("a", template_code="1", phones=GOOD, params=["ok", longest + "长"])
+    assert _fields(err) == ("params[1]",)
+    assert f"at most {MAX_PARAM_CHARS}" in str(err.value)
+    with pytest.raises(ValidationError) as err:
+        template_job("a", template_code="1", recipients=[(GOOD[0], ["a"]), (GOOD[1], [longest + "x"])])
+    assert _fields(err) == ("recipients[1].params[0]",)
