@@ -74,6 +74,19 @@ def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     return phones, extras
 
 
+def _refuse_unused_options(provider: str, per_phone: bool, template_code: str | None, params: tuple[str, ...],
+                           content: str | None) -> None:
+    """Raise ``click.UsageError`` for an option that would be silently ignored, before anything is stored."""
+    if provider == "opass" and content is not None:
+        raise click.UsageError("--content is for aiofish; opass sends --template with --param values")
+    if provider == "aiofish" and (template_code or params):
+        raise click.UsageError("--template/--param are for opass; aiofish sends --content")
+    if per_phone and (params or content is not None):
+        option = "--param" if params else "--content"
+        raise click.UsageError(f"{option} cannot be combined with a CSV that has per-phone columns: the columns "
+                               f"give each phone its values. Drop {option} or the CSV's extra columns.")
+
+
 @main.command()
 @click.argument("provider", type=click.Choice(["opass", "aiofish"]))
 @click.argument("account")
@@ -94,6 +107,7 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
         raise click.UsageError("give exactly one of --phones or --csv")
     numbers, extras = (phones.split(","), []) if phones else _read_csv(csv_path)  # type: ignore[arg-type]
     per_phone = any(extras)
+    _refuse_unused_options(provider, per_phone, template_code, params, content)
     d = _dispatcher()
     with click.progressbar(length=len(numbers), label="storing recipients", file=sys.stderr) as bar:
         done = [0]
