@@ -73,3 +73,23 @@ def test_doctor_warns_about_a_redis_with_no_memory_limit_or_an_evicting_policy(t
     warnings = memory_warnings(tiny_redis)
     assert len(warnings) == 2
     assert "maxmemory is 0" in warnings[0] and "allkeys-lru" in warnings[1]
+
+
+def test_the_embedded_redis_takes_its_maxmemory_from_the_setting_and_never_evicts(tmp_path: Path) -> None:
+    from dispatcher.redis_connection import connect, stop_embedded
+
+    settings = Settings(data_dir=str(tmp_path), redis_maxmemory_mb=64)
+    client = connect(settings)
+    try:
+        assert client.config_get("maxmemory")["maxmemory"] == str(64 * 1024 * 1024)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    finally:
+        client.close()
+        stop_embedded(settings)
+
+
+def test_a_negative_maxmemory_setting_is_refused() -> None:
+    from dispatcher.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="SMSD_REDIS_MAXMEMORY_MB"):
+        Settings.from_env({"SMSD_REDIS_MAXMEMORY_MB": "-1"})
