@@ -14,6 +14,7 @@ log lines. ``--quick`` runs 5 minutes.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import time
 from typing import Any
@@ -36,7 +37,7 @@ def _gaps_s(log_text: str) -> dict[str, list[float]]:
         doc = json.loads(line[line.index("{"):])
         when = dt.datetime.fromisoformat(doc["timestamp"].replace("Z", "+00:00")).timestamp()
         times.setdefault(f"{doc['provider']}:{doc['account']}", []).append(when)
-    return {k: [b - a for a, b in zip(v, v[1:], strict=False)] for k, v in times.items()}
+    return {k: [b - a for a, b in itertools.pairwise(v)] for k, v in times.items()}
 
 
 def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[str, Any]:
