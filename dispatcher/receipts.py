@@ -110,11 +110,27 @@ def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str
     return total
 
 
+#: Longest reply kept, in characters: a concatenated SMS of 15 segments is ~1,000;
+#: a push holder could otherwise fill Redis with ``MO_MAX_ITEMS`` megabyte "replies".
+MAX_UPLINK_CHARS = 1000
+#: Longest ext (srcId/subCode) or message id kept.
+MAX_UPLINK_FIELD_CHARS = 64
+
+
+def _clip(value: str | None, most: int) -> str | None:
+    return value if value is None or len(value) <= most else value[:most]
+
+
 def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, uplinks: Iterable[Uplink]) -> int:
-    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``."""
+    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``.
+
+    Content past ``MAX_UPLINK_CHARS`` is cut (``truncated`` says so), so the list's size stays bounded.
+    """
     items = [
-        json.dumps({"phone": u.phone, "content": u.content, "ext": u.ext, "at_ms": u.at_ms,
-                    "message_id": u.message_id}, ensure_ascii=False)
+        json.dumps({"phone": u.phone, "content": u.content[:MAX_UPLINK_CHARS],
+                    "ext": _clip(u.ext, MAX_UPLINK_FIELD_CHARS), "at_ms": u.at_ms,
+                    "message_id": _clip(u.message_id, MAX_UPLINK_FIELD_CHARS),
+                    **({"truncated": True} if len(u.content) > MAX_UPLINK_CHARS else {})}, ensure_ascii=False)
         for u in uplinks
     ]
     if not items:

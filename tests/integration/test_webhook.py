@@ -25,7 +25,7 @@ from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys, client_id
 from dispatcher.ledger import ChunkData, Ledger
 from dispatcher.receipt_stream import StreamApplier
-from dispatcher.receipts import read_uplinks
+from dispatcher.receipts import MAX_UPLINK_CHARS, read_uplinks
 from dispatcher.sandbox import demo as creds
 from dispatcher.sandbox import push_payloads
 from dispatcher.sandbox.config import initial_config, parse_config
@@ -157,6 +157,15 @@ def test_opass_uplinks_are_stored_for_the_app(hook, redis_client) -> None:  # ty
     assert _post(push).status_code == 200
     stored = read_uplinks(redis_client, Keys(), "opass", "demo")
     assert [(u["phone"], u["content"]) for u in stored] == [(PHONES[2], "TD")]
+
+
+def test_a_huge_reply_is_kept_cut_to_a_bounded_size(hook, redis_client) -> None:  # type: ignore[no-untyped-def]
+    stack, _ = hook
+    push = push_payloads.opass_uplink(creds.OPASS_API_KEY, "1" * 500, PHONES[2], "回" * 200_000, time.time(),
+                                      _opass_url(stack))
+    assert _post(push).status_code == 200
+    [stored] = read_uplinks(redis_client, Keys(), "opass", "demo")
+    assert stored["truncated"] and len(stored["content"]) == MAX_UPLINK_CHARS and len(stored["ext"]) == 64
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
