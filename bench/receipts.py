@@ -102,7 +102,7 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
         started = time.perf_counter()
         for answer in answers:
             t0 = time.perf_counter()
-            done = apply_receipts(ledger, answer, now_ms=now_ms)
+            done = apply_receipts(ledger, answer, provider="opass", account="demo", now_ms=now_ms)
             batch_ms.append((time.perf_counter() - t0) * 1000)
             applied, ignored = applied + done.applied, ignored + done.ignored
         elapsed_s = time.perf_counter() - started
@@ -113,7 +113,8 @@ def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
         if applied != recipients or ignored or any(counts[k] != v for k, v in expected.items()):
             raise RuntimeError(f"receipts did not add up: applied={applied} ignored={ignored} counts={counts} "
                                f"expected={expected}")
-        replayed = [apply_receipts(ledger, a, now_ms=now_ms) for a in answers[:REPLAYED_ANSWERS]]
+        replayed = [apply_receipts(ledger, a, provider="opass", account="demo", now_ms=now_ms)
+                    for a in answers[:REPLAYED_ANSWERS]]
         if any(r.applied for r in replayed) or ledger.counts(JOB_ID) != counts:
             raise RuntimeError("replaying pull answers changed the ledger")
         if client.zcard(ledger.keys.awaiting()):

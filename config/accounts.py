@@ -1,8 +1,14 @@
 """Gateway accounts from a JSON file; secrets come from the environment as ``${VAR}``.
 
 A value written ``"${OPASS_ACCESS_KEY}"`` is replaced by that environment
-variable, so the committed example files hold no secret, and production puts
-secrets in the environment or in an untracked ``config/accounts.local.json``.
+variable (``"${NAME:-default}"`` falls back to ``default`` when it is unset), so
+the committed example files hold no secret, and production puts secrets in the
+environment or in an untracked ``config/accounts.local.json``.
+
+A ``callback_secret`` is the path token of the account's webhook URL, the only
+proof of origin the plain pushes have: one shorter than
+:data:`MIN_CALLBACK_SECRET_CHARS` or equal to a value this repository ever
+shipped is refused (the webhook does not serve that account and says why).
 """
 
 from __future__ import annotations
@@ -19,7 +25,29 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 
-_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+#: Shortest callback secret served: 32 characters of ``secrets.token_urlsafe`` is ~190 bits.
+MIN_CALLBACK_SECRET_CHARS = 32
+#: Every callback secret a file of this repository has held (examples, old demo
+#: constants): public, so never a proof of anything. A test keeps this complete.
+SHIPPED_CALLBACK_SECRETS = frozenset({"demo-opass-hook-token", "demo-aiofish-hook-token"})
+#: The forms an aiofish console can push in (its 推送方式): plain form, form with an
+#: AES-encrypted phoneNumber, fully encrypted and signed JSON.
+PUSH_VARIANTS = ("plain", "phone", "full")
+
+
+def callback_secret_problem(secret: str) -> str | None:
+    """Why the webhook must not serve an account with this callback secret, or ``None`` if it may.
+
+    An empty secret is no problem: it means the account takes no pushes.
+    """
+    if not secret:
+        return None
+    if secret in SHIPPED_CALLBACK_SECRETS:
+        return "callback_secret is a value published in the sms-dispatch repository; generate your own"
+    if len(secret) < MIN_CALLBACK_SECRET_CHARS:
+        return f"callback_secret is shorter than {MIN_CALLBACK_SECRET_CHARS} characters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +55,21 @@ class AccountConfig:
     """One configured account: its protocol settings plus what the pipeline adds.
 
     ``callback_secret`` is the path token the webhook requires for this
-    account's pushes; ``limits`` overrides the documented defaults per operation.
+    account's pushes (empty: no pushes taken); ``limits`` overrides the
+    documented defaults per operation; ``push_variant`` (aiofish) is the push
+    form its console is set to, the only form its hook takes.
     """
 
     provider: str
     gateway: OpassAccount | AiofishAccount
     callback_secret: str = field(default="", repr=False)
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
+    push_variant: str = ""
+
+    @property
+    def hook_problem(self) -> str | None:
+        """Why the webhook refuses this account's pushes although a secret is set, or ``None``."""
+        return callback_secret_problem(self.callback_secret)
 
     @property
     def name(self) -> str:
@@ -66,9 +102,11 @@ class Accounts:
 def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
         def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in env:
-                raise ConfigurationError(f"{where}: environment variable {m.group(1)} is not set")
-            return env[m.group(1)]
+            if m.group(1) in env:
+                return env[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigurationError(f"{where}: environment variable {m.group(1)} is not set")
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
         return {k: _expand(v, env, f"{where}.{k}") for k, v in value.items()}
@@ -99,6 +137,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             item = _expand(dict(raw), env, where)
             secret = str(item.pop("callback_secret", ""))
             limits = _limits(item.pop("limits", {}), where)
+            variant = str(item.pop("push_variant", "")) if provider == "aiofish" else ""
             try:
                 gateway = cls(**item)
             except TypeError as exc:
@@ -106,7 +145,17 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             key = (provider, gateway.name)
             if key in by_key:
                 raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits)
+            if provider == "aiofish":
+                # Unset: the console pushes the way the account sends (its encryption).
+                variant = variant or str(getattr(gateway, "encryption", "plain"))
+                if variant not in PUSH_VARIANTS:
+                    raise ConfigurationError(
+                        f"{where}.push_variant: {variant!r} is not one of {', '.join(PUSH_VARIANTS)}")
+                if variant != "plain" and not getattr(gateway, "aes_key", None):
+                    raise ConfigurationError(f"{where}.push_variant: {variant} pushes need aes_key")
+                if variant == "full" and not getattr(gateway, "app_secret", None):
+                    raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant)
     return Accounts(by_key)
 
 

@@ -49,7 +49,10 @@ class Settings:
     #: 0 = no limit. With ``noeviction`` a full Redis refuses new jobs
     #: (``StorageFullError``) instead of silently dropping ledger keys.
     redis_maxmemory_mb: int = REDIS_MAXMEMORY_MB
-    receipt_poll_s: float = 60.0
+    #: How often beat looks for accounts whose next receipt or reply poll is
+    #: due; each account's limit (1/min by default) sets the pace, and a poll
+    #: whose slot falls within the next tick is queued to run right at it.
+    receipt_tick_s: float = 5.0
     sweep_every_s: float = 15.0
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
@@ -62,6 +65,8 @@ class Settings:
     #: Most chunks one send task takes (a job is spread over 16+ tasks first);
     #: fewer Celery tasks per recipient, as each costs about as much CPU as an HTTP call.
     chunks_per_task: int = 8
+    #: Run a receipt applier thread in each Celery worker (reads the receipt stream).
+    receipt_applier: bool = True
     log_level: str = "INFO"
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,9 +26,10 @@ from dispatcher.sandbox import demo as creds
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack, wait_for
 
-# Path tokens of the demo's local webhook (not secrets: the demo lives on loopback).
-OPASS_HOOK_TOKEN = "demo-opass-hook-token"  # noqa: S105
-AIOFISH_HOOK_TOKEN = "demo-aiofish-hook-token"  # noqa: S105
+# Path tokens of the demo's local webhook: new random ones in every process that
+# writes an accounts file (a published token would be refused, and rightly).
+OPASS_HOOK_TOKEN = secrets.token_urlsafe(32)
+AIOFISH_HOOK_TOKEN = secrets.token_urlsafe(32)
 
 
 @dataclass
@@ -55,7 +57,7 @@ def accounts_doc(sandbox_url: str) -> dict[str, Any]:
         "aiofish": [{"name": "demo", "account": creds.AIOFISH_ACCOUNT, "password": creds.AIOFISH_PASSWORD,
                      "app_key": creds.AIOFISH_APP_KEY, "app_secret": creds.AIOFISH_APP_SECRET,
                      "aes_key": creds.AIOFISH_AES_KEY, "encryption": "full", "base_url": sandbox_url,
-                     "callback_secret": AIOFISH_HOOK_TOKEN}],
+                     "callback_secret": AIOFISH_HOOK_TOKEN, "push_variant": "full"}],
     }
 
 
@@ -81,7 +83,7 @@ def run_demo(
     base = Path(base_dir or tempfile.mkdtemp(prefix="smsd-demo-"))
     result = DemoResult()
     with Stack(base, env={"SMSD_DATA_DIR": str(base / "data"), "SMSD_SWEEP_EVERY_S": "2",
-                          "SMSD_RECEIPT_POLL_S": "5", "SMSD_RECONCILE_WINDOW_S": "30"}) as stack:
+                          "SMSD_RECEIPT_TICK_S": "2", "SMSD_RECONCILE_WINDOW_S": "30"}) as stack:
         say(f"[demo] working in {base}")
         redis_url = stack.start_redis()
         say(f"[demo] redis-server up at {redis_url} (AOF on)")

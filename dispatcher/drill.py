@@ -46,7 +46,7 @@ DRILL_ENV = {
     "SMSD_STUCK_AFTER_S": "6",
     "SMSD_ORPHAN_AFTER_S": "8",
     "SMSD_SWEEP_EVERY_S": "0.5",
-    "SMSD_RECEIPT_POLL_S": "0.5",
+    "SMSD_RECEIPT_TICK_S": "0.5",
     "SMSD_RETRY_BASE_S": "0.2",
     "SMSD_RETRY_CAP_S": "2",
 }

@@ -17,6 +17,9 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
+    P:rx                        STREAM receipts recorded by the webhook and the polls, waiting to be
+                                      applied (consumer group ``apply``); an entry is deleted in
+                                      the same step that applies it, so the stream holds only backlog
 
 Job and chunk keys expire ``SMSD_JOB_TTL_S`` (default ``JOB_TTL_S``) after
 creation, or after the send time of a scheduled job: longer than the 72 h
@@ -103,6 +106,10 @@ class Keys:
         """Process-wide counters."""
         return f"{self.prefix}:stats"
 
+    def receipt_stream(self) -> str:
+        """Receipts recorded (pushed or pulled) and not yet applied; no TTL: entries are deleted when applied."""
+        return f"{self.prefix}:rx"
+
 
 def chunk_member(job_id: str, n: int) -> str:
     """The member naming a chunk in the sweep sorted sets."""
@@ -112,7 +119,7 @@ def chunk_member(job_id: str, n: int) -> str:
 def parse_chunk_member(member: str) -> tuple[str, int]:
     """Inverse of :func:`chunk_member`; raises ``ValueError`` if malformed."""
     job_id, _, n = member.rpartition(":")
-    if not job_id or not n.isdigit():
+    if not job_id or not (n.isascii() and n.isdigit()):
         raise ValueError(f"not a chunk member: {member!r}")
     return job_id, int(n)
 
@@ -130,6 +137,6 @@ def client_id(job_id: str, n: int, attempt: int) -> str:
 def parse_client_id(value: str) -> tuple[str, int, int] | None:
     """``(job_id, chunk_no, attempt)`` from a bid/smsId we generated, else ``None``."""
     parts = value.split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or not parts[0]:
+    if len(parts) != 3 or not parts[0] or not all(p.isascii() and p.isdigit() for p in parts[1:]):
         return None
     return parts[0], int(parts[1]), int(parts[2])

@@ -254,38 +254,54 @@ class Ledger:
         return bool(done)
 
     def apply_receipts(
-        self, job_id: str, n: int, *, attempt: int, receipts: Sequence[tuple[str, bool]], now_ms: int
+        self, job_id: str, n: int, *, attempt: int, receipts: Sequence[tuple[str, bool]], owner: str, now_ms: int
     ) -> tuple[int, int, str]:
         """Apply ``(phone, delivered)`` receipts of one chunk attempt, idempotently.
 
+        ``owner`` is ``provider:account`` of the hook or poll they came through.
         Returns ``(applied, ignored, transition)``; ``transition`` is e.g.
         ``ambiguous->accepted`` when the receipts proved an unknown submission.
         """
-        return self.apply_receipt_groups([(job_id, n, attempt, receipts)], now_ms=now_ms)[0]
+        return self.apply_receipt_groups([(job_id, n, attempt, receipts)], owner=owner, now_ms=now_ms)[0]
 
     def apply_receipt_groups(
-        self, groups: Sequence[tuple[str, int, int, Sequence[tuple[str, bool]]]], *, now_ms: int
+        self,
+        groups: Sequence[tuple[str, int, int, Sequence[tuple[str, bool]]]],
+        *,
+        owner: str,
+        now_ms: int,
+        unmatched: int = 0,
+        ack: tuple[str, str, Sequence[str]] | None = None,
     ) -> list[tuple[int, int, str]]:
         """Apply ``(job_id, n, attempt, [(phone, delivered), …])`` groups in one atomic call, idempotently.
 
-        One round trip however many chunks the groups name (a pull answer of 600
-        receipts spans up to 600 chunks). Returns ``(applied, ignored, transition)``
-        per group, in order. Raises ``redis.RedisError``.
+        Receipts are evidence, not commands: a group moves phones only if its
+        chunk's job belongs to ``owner`` (``provider:account`` of the hook or poll
+        the receipts came through) and it names an attempt that was claimed and
+        may have reached the gateway (see ``APPLY_RECEIPTS``); anything else is
+        counted in the stats and changes nothing. ``unmatched`` adds receipts
+        whose id was not ours to the stats. ``ack`` = ``(stream, group, ids)``
+        acknowledges and deletes those stream entries in the same atomic step.
+        One round trip however many chunks the groups name. Returns
+        ``(applied, ignored, transition)`` per group, in order. Raises ``redis.RedisError``.
         """
-        if not groups:
+        if not groups and not ack and not unmatched:
             return []
         keys = self.keys
-        script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending()]
-        args: list[Any] = [now_ms]
+        stream, group, ids = ack or (keys.receipt_stream(), "", ())
+        script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending(), stream]
+        args: list[Any] = [now_ms, group, len(ids), *ids, unmatched]
         for job_id, n, attempt, receipts in groups:
             script_keys += [keys.chunk(job_id, n), keys.job(job_id), keys.chunk_states(job_id, n)]
             phones = [phone for phone, _ in receipts]
             joined = ",".join(phones)
             if joined.count(",") != len(phones) - 1:  # a comma inside a phone: send it as "" (matches nothing)
                 joined = ",".join("" if "," in phone else phone for phone in phones)
-            args += (chunk_member(job_id, n), attempt, joined, "".join("D" if d else "F" for _, d in receipts))
-        lines = as_text(self._apply(keys=script_keys, args=args)).split(";")
-        return [(int(a), int(i), t) for a, i, t in (line.split(" ", 2) for line in lines)]
+            args += (chunk_member(job_id, n), attempt, joined, "".join("D" if d else "F" for _, d in receipts), owner)
+        reply = as_text(self._apply(keys=script_keys, args=args))
+        if not reply:
+            return []
+        return [(int(a), int(i), t) for a, i, t in (line.split(" ", 2) for line in reply.split(";"))]
 
     def expire_awaiting(self, job_id: str, n: int) -> int:
         """Mark a chunk's phones still awaiting a receipt as ``unknown``; return how many."""

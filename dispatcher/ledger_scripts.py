@@ -58,6 +58,10 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[3] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then return 0 end
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('HSET', KEYS[1], 'state', 'pending', 'since', ARGV[1], 'code', ARGV[5])
+-- Released after its fate was unknown: a late receipt of this attempt still proves it
+-- arrived. A chunk released after a provable non-send keeps no such mark, so no
+-- receipt can settle it (APPLY_RECEIPTS).
+if state == 'ambiguous' then redis.call('HSET', KEYS[1], 'ra', ARGV[4]) end
 redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:pending', size)
 redis.call('ZREM', KEYS[3], ARGV[2])
@@ -144,12 +148,23 @@ redis.call('ZREM', KEYS[5], ARGV[2])
 return 1
 """
 
-# Apply the receipts of one or more chunks in one atomic step (one call per pull
-# answer or push, instead of one per chunk). A receipt carrying the chunk's
-# current attempt is proof that attempt reached the gateway: an ambiguous (or
-# in-flight, or released for resend) chunk becomes accepted before its receipts
-# are applied. Per-phone bytes change with SETRANGE; the job counters are summed
-# over the call and moved once per job at its end (same script, so still atomic).
+# Apply the receipts of one or more chunks in one atomic step (one call per batch
+# of stream entries, instead of one per chunk). Receipts are evidence, not
+# commands: a group moves phones only if
+#   * the chunk's job belongs to the provider:account the receipts came through
+#     (a hook or poll of another account cannot touch it: 'foreign');
+#   * it names an attempt that was really claimed and may have been sent: the
+#     chunk's current attempt (>= 1) while sending, ambiguous or accepted, or an
+#     ambiguous attempt released for resend ('ra'); an attempt never claimed, or a
+#     pending chunk whose last attempt provably never left, is 'unclaimed'.
+# A receipt of an older attempt of an accepted chunk is counted ('older': proof
+# of a duplicate submission) and applied (the phone did get an SMS).
+# A receipt carrying the chunk's current attempt is proof that attempt reached the
+# gateway: an ambiguous (or in-flight, or released for resend) chunk becomes
+# accepted before its receipts are applied. Per-phone bytes change with SETRANGE;
+# the job counters are summed over the call and moved once per job at its end.
+# Stream entries whose receipts these are get XACK'd and XDEL'd in the same step,
+# so an entry is applied and acknowledged together or not at all.
 # Finding a phone's index: a plain string.find over the chunk's phones costs
 # ~4 us per receipt (it stops at every '1'), so the chunk hash keeps a field
 # 'ix', an open-addressing table (2 bytes per slot: index + 1, 0 = empty; slot =
@@ -158,10 +173,11 @@ return 1
 # chunk's first receipts (~0.5 ms; at most IX_BUILDS_MAX per call, so one call
 # never blocks Redis long; the others use string.find until a later call builds
 # theirs), costs 4 bytes per recipient and is dropped when no phone awaits.
-# KEYS: stats, z:sending, z:ambiguous, z:awaiting, z:pending, then per chunk: chunk, job, st
-# ARGV: now_ms, then per chunk: member, attempt, phones (comma-joined), bytes (one 'D' or 'F' per phone)
-# (two strings per chunk rather than two arguments per receipt: packing and
-# unpacking ~1,200 arguments per call was most of the client's time)
+# KEYS: stats, z:sending, z:ambiguous, z:awaiting, z:pending, stream, then per chunk: chunk, job, st
+# ARGV: now_ms, group, n_ids, id1 … id_n, unmatched (receipts whose id was not ours),
+#       then per chunk: member, attempt, phones (comma-joined), bytes (one 'D' or 'F' per phone), owner
+# (strings per chunk rather than arguments per receipt: packing and unpacking
+# ~1,200 arguments per call was most of the client's time)
 # Returns "applied ignored transition" per chunk, in KEYS order, ';'-joined
 APPLY_RECEIPTS = _ACCEPT_ALL + """
 local IX_BUILDS_MAX = 8
@@ -207,24 +223,40 @@ local function ix_index(ix, phones, width, phone)
   end
 end
 local now = ARGV[1]
-local out, moves, job_order = {}, {}, {}
+local n_ids = tonumber(ARGV[3])
+local out, moves, job_order, owners = {}, {}, {}, {}
 local function emit(applied, ignored, transition)
   out[#out + 1] = applied .. ' ' .. ignored .. ' ' .. transition
 end
-local unmatched, older, ignored_total, builds = 0, 0, 0, 0
-local a = 2
-for c = 0, (#KEYS - 5) / 3 - 1 do
-  local chunk, job, st_key = KEYS[6 + 3 * c], KEYS[7 + 3 * c], KEYS[8 + 3 * c]
-  local member, attempt, list, bytes = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+local unmatched, older, ignored_total, builds = tonumber(ARGV[4 + n_ids]), 0, 0, 0
+local foreign, unclaimed = 0, 0
+local a = 5 + n_ids
+for c = 0, (#KEYS - 6) / 3 - 1 do
+  local chunk, job, st_key = KEYS[7 + 3 * c], KEYS[8 + 3 * c], KEYS[9 + 3 * c]
+  local member, attempt, list, bytes, owner = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local count = #bytes
-  a = a + 4
-  local meta = redis.call('HMGET', chunk, 'state', 'attempt', 'w', 'phones', 'ix')
+  a = a + 5
+  local meta = redis.call('HMGET', chunk, 'state', 'attempt', 'w', 'phones', 'ix', 'ra')
   local state, transition = meta[1], ''
+  local own = owners[job]
+  if state and not own then
+    local o = redis.call('HMGET', job, 'provider', 'account')
+    own = tostring(o[1]) .. ':' .. tostring(o[2])
+    owners[job] = own
+  end
+  local n_attempt, n_current = tonumber(attempt) or 0, tonumber(meta[2]) or 0
   if not state then
     unmatched = unmatched + count
     emit(0, count, 'missing')
+  elseif own ~= owner then
+    foreign = foreign + count
+    emit(0, count, 'foreign')
+  elseif n_attempt < 1 or n_attempt > n_current or attempt ~= tostring(n_attempt)
+      or (state == 'pending' and n_attempt == n_current and meta[6] ~= attempt) then
+    unclaimed = unclaimed + count
+    emit(0, count, 'unclaimed')
   else
-    if attempt ~= meta[2] then
+    if n_attempt < n_current then
       older = older + count
     elseif state == 'sending' or state == 'ambiguous' or state == 'pending' then
       accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5])
@@ -292,6 +324,12 @@ end
 if unmatched > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_unmatched', unmatched) end
 if older > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_older_attempt', older) end
 if ignored_total > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_ignored', ignored_total) end
+if foreign > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_foreign', foreign) end
+if unclaimed > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_unclaimed', unclaimed) end
+if n_ids > 0 then
+  redis.call('XACK', KEYS[6], ARGV[2], unpack(ARGV, 4, 3 + n_ids))
+  redis.call('XDEL', KEYS[6], unpack(ARGV, 4, 3 + n_ids))
+end
 return table.concat(out, ';')
 """
 

@@ -124,6 +124,15 @@ class RateLimiter:
         taken, wait_ms = self._acquire(keys=script[0], args=script[1])
         return bool(int(taken)), float(wait_ms)
 
+    def reserve(self, provider: str, account: str, op: str, *, within_s: float) -> float | None:
+        """Take the tokens of the next free slot if it is at most ``within_s`` away; return its wait in s.
+
+        ``None`` when the next slot is further (nothing taken). The caller must
+        make its call no earlier than the wait, and report lateness with :meth:`defer`.
+        """
+        taken, wait_ms = self._take(provider, account, op, within_s * 1000.0)
+        return wait_ms / 1000.0 if taken else None
+
     def try_acquire(self, provider: str, account: str, op: str) -> int:
         """Take the tokens for one call now; return 0, or the wait in ms (≥ 1) if not yet due."""
         taken, wait_ms = self._take(provider, account, op, 0.0)

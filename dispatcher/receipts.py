@@ -1,16 +1,18 @@
-"""Applying receipts (pulled or pushed) to the ledger, and storing uplinks.
+"""Receipts (pulled or pushed) grouped by chunk attempt and applied to the ledger; uplinks stored.
 
 One idempotent operation for both paths: receipts are grouped by the chunk
 attempt their echoed bid/smsId names, and the groups go to Redis in one Lua
 call per ``MAX_RECEIPTS_PER_CALL`` receipts (a pull answer of 600 or a push of
 100 is one round trip, however many chunks it spans; the cap keeps one call from
-blocking Redis for long when a caller hands over a huge list).
+blocking Redis for long when a caller hands over a huge list). In the pipeline
+receipts reach :func:`apply_receipts` through :mod:`dispatcher.receipt_stream`
+(recorded first, applied behind the vendor's answer).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,62 +30,107 @@ Group = tuple[str, int, int, list[tuple[str, bool]]]
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """How many receipts changed a state, were ignored (duplicate/late), or matched no chunk."""
+    """How many receipts changed a state, were ignored (duplicate, late, not evidence), or matched no chunk."""
 
     applied: int = 0
     ignored: int = 0
     unmatched: int = 0
     reconciled: int = 0
 
+    def __add__(self, other: Applied) -> Applied:
+        return Applied(self.applied + other.applied, self.ignored + other.ignored,
+                       self.unmatched + other.unmatched, self.reconciled + other.reconciled)
 
-def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, now_ms: int) -> Applied:
-    """Apply receipts idempotently: a terminal state never moves, a repeat changes nothing.
 
-    Raises ``redis.RedisError``; receipts of calls that succeeded before it stay applied
-    (a retry of the whole list is harmless: applying is idempotent).
-    """
-    groups: dict[str, list[tuple[str, bool]]] = {}
-    ids: dict[str, tuple[str, int, int]] = {}
+def owner_of(provider: str, account: str) -> str:
+    """The ``provider:account`` a receipt came through; the ledger checks it against the chunk's job."""
+    return f"{provider}:{account}"
+
+
+def group_receipts(receipts: Iterable[Receipt]) -> tuple[list[Group], int]:
+    """Receipts grouped by the chunk attempt their bid/smsId names, and how many named none of ours. Pure."""
+    groups: dict[str, Group] = {}
     unmatched = 0
     for receipt in receipts:
         cid = receipt.client_id or ""
-        pairs = groups.get(cid)
-        if pairs is None:
+        group = groups.get(cid)
+        if group is None:
             parsed = parse_client_id(cid)  # once per bid: the receipts of a call echo few
             if parsed is None:
                 unmatched += 1
                 continue
-            ids[cid] = parsed
-            pairs = groups[cid] = []
-        pairs.append((receipt.phone, receipt.delivered))
-    applied = ignored = reconciled = 0
-    for call in _calls(ids, groups):
-        for a, i, transition in ledger.apply_receipt_groups(call, now_ms=now_ms):
-            applied, ignored = applied + a, ignored + i
-            reconciled += 1 if transition.endswith("->accepted") else 0
-    return Applied(applied, ignored, unmatched, reconciled)
+            group = groups[cid] = (*parsed, [])
+        group[3].append((receipt.phone, receipt.delivered))
+    return list(groups.values()), unmatched
 
 
-def _calls(ids: dict[str, tuple[str, int, int]], groups: dict[str, list[tuple[str, bool]]]) -> list[list[Group]]:
-    """The groups cut into script calls of at most ``MAX_RECEIPTS_PER_CALL`` receipts each."""
+def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> list[list[Group]]:
+    """The groups cut into script calls of at most ``most`` receipts each (a bigger group is split). Pure."""
     calls: list[list[Group]] = [[]]
     size = 0
-    for cid, pairs in groups.items():
-        for start in range(0, len(pairs), MAX_RECEIPTS_PER_CALL):
-            part = pairs[start : start + MAX_RECEIPTS_PER_CALL]
-            if size + len(part) > MAX_RECEIPTS_PER_CALL and calls[-1]:
+    for job_id, n, attempt, pairs in groups:
+        for start in range(0, len(pairs), most):
+            part = pairs[start : start + most]
+            if size + len(part) > most and calls[-1]:
                 calls.append([])
                 size = 0
-            calls[-1].append((*ids[cid], part))
+            calls[-1].append((job_id, n, attempt, part))
             size += len(part)
     return [c for c in calls if c]
 
 
+def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms: int, unmatched: int = 0,
+                 ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
+    """Apply grouped receipts in one script call, ``ack`` stream entries in the same step.
+
+    Raises ``redis.RedisError``.
+    """
+    applied = ignored = reconciled = 0
+    for a, i, transition in ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched,
+                                                        ack=ack):
+        applied, ignored = applied + a, ignored + i
+        reconciled += 1 if transition.endswith("->accepted") else 0
+    return Applied(applied, ignored, unmatched, reconciled)
+
+
+def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str, account: str,
+                   now_ms: int) -> Applied:
+    """Apply receipts that came through ``provider:account`` at once, idempotently.
+
+    A terminal state never moves, a repeat changes nothing, a receipt that is
+    not evidence (another account's job, an attempt never sent) is counted and
+    ignored. Raises ``redis.RedisError``; receipts of calls that succeeded before
+    it stay applied (a retry of the whole list is harmless: applying is idempotent).
+    """
+    groups, unmatched = group_receipts(receipts)
+    total = Applied()
+    owner = owner_of(provider, account)
+    for i, call in enumerate(split_calls(groups) or [[]]):
+        total += apply_groups(ledger, call, owner=owner, now_ms=now_ms, unmatched=unmatched if i == 0 else 0)
+    return total
+
+
+#: Longest reply kept, in characters: a concatenated SMS of 15 segments is ~1,000;
+#: a push holder could otherwise fill Redis with ``MO_MAX_ITEMS`` megabyte "replies".
+MAX_UPLINK_CHARS = 1000
+#: Longest ext (srcId/subCode) or message id kept.
+MAX_UPLINK_FIELD_CHARS = 64
+
+
+def _clip(value: str | None, most: int) -> str | None:
+    return value if value is None or len(value) <= most else value[:most]
+
+
 def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, uplinks: Iterable[Uplink]) -> int:
-    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``."""
+    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``.
+
+    Content past ``MAX_UPLINK_CHARS`` is cut (``truncated`` says so), so the list's size stays bounded.
+    """
     items = [
-        json.dumps({"phone": u.phone, "content": u.content, "ext": u.ext, "at_ms": u.at_ms,
-                    "message_id": u.message_id}, ensure_ascii=False)
+        json.dumps({"phone": u.phone, "content": u.content[:MAX_UPLINK_CHARS],
+                    "ext": _clip(u.ext, MAX_UPLINK_FIELD_CHARS), "at_ms": u.at_ms,
+                    "message_id": _clip(u.message_id, MAX_UPLINK_FIELD_CHARS),
+                    **({"truncated": True} if len(u.content) > MAX_UPLINK_CHARS else {})}, ensure_ascii=False)
         for u in uplinks
     ]
     if not items:

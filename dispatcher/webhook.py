@@ -3,14 +3,25 @@
 Routes (``TOKEN`` is the account's ``callback_secret``, compared in constant time)::
 
     POST /hooks/opass/{account}/{TOKEN}            status and uplink pushes (JSON)
-    POST /hooks/aiofish/{account}/{TOKEN}          reports and uplinks, all three variants
-    GET  /healthz                                  readiness (accounts loaded, Redis up)
+    POST /hooks/aiofish/{account}/{TOKEN}          reports and uplinks, in the account's push_variant
+    GET  /healthz                                  readiness (accounts loaded and servable, Redis up)
 
-What is checked: the path token; for opass the body's ``apiKey`` equals the
-account's; for aiofish the sign of the fully encrypted variant and that
-encrypted phones decrypt with the account's key. Receipts are applied with one
-Lua call per chunk, so the answer goes back in milliseconds, far inside opass's
-1-second limit (three slow answers in a row stop its pushes).
+What is checked before anything is kept: the path token (an account whose
+secret is short or was shipped in this repository is not served at all); for
+opass the body's ``apiKey``; for aiofish that the push is in the form the
+account's console is set to (``push_variant``), and for the fully encrypted
+form its sign, ``ts`` and that it opens with the account's key.
+
+Receipts are then recorded on the receipt stream (one ``XADD``) and the answer
+goes back: workers apply them behind it (:mod:`dispatcher.receipt_stream`),
+where the ledger checks that each names an attempt really sent of this
+account's jobs. The answer time does not depend on load: opass stops pushing
+for good after three answers slower than 1 s.
+
+Answers: 200 with the vendor's success body for every push recorded (whether
+or not its receipts will prove anything, so probing learns nothing); 404 for an
+unknown hook or token; 400/413 for a body that is malformed or fails
+verification; 503 only when Redis cannot take the push, so the vendor retries.
 """
 
 from __future__ import annotations
@@ -20,14 +31,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
 import structlog
 
+from config.accounts import AccountConfig
 from config.settings import Settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
 from dispatcher.providers import opass_push
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
-from dispatcher.receipts import apply_receipts, store_uplinks
+from dispatcher.receipt_stream import record
+from dispatcher.receipts import store_uplinks
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
 from dispatcher.runtime import LazyRuntime, Runtime
 
@@ -54,59 +68,76 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return environ["wsgi.input"].read(length) if length else b""
 
 
-def _account(rt: Runtime, provider: str, name: str, token: str) -> Any:
+def _account(rt: Runtime, provider: str, name: str, token: str) -> AccountConfig:
     try:
         account = rt.accounts.get(provider, name)
     except ConfigurationError:
         raise _Reject("404 Not Found", "unknown hook") from None
     secret = account.callback_secret
-    if not secret or not hmac.compare_digest(secret.encode(), token.encode()):
+    # A weak or published secret proves nothing: that account is not served (healthz says why).
+    if not secret or account.hook_problem or not hmac.compare_digest(secret.encode(), token.encode()):
         raise _Reject("404 Not Found", "unknown hook")
     return account
 
 
-def _parse_opass(account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    items = opass_push.parse_push(body, expected_api_key=account.gateway.api_key)
+def _parse_opass(account: AccountConfig, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
+    items = opass_push.parse_push(body, expected_api_key=account.gateway.api_key)  # type: ignore[union-attr]
     return list(items), opass_push.PUSH_ANSWER_BODY, opass_push.PUSH_ANSWER_CONTENT_TYPE
 
 
-def _parse_aiofish(account: Any, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
+def _parse_aiofish(account: AccountConfig, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
     from dispatcher.providers import aiofish_push
 
-    item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway,
-                                       now_ms=system_clock_ms())
+    item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway,  # type: ignore[arg-type]
+                                       now_ms=system_clock_ms(), variant=account.push_variant)
     return [item], aiofish_push.PUSH_OK_BODY.encode(), "text/plain"
 
 
-PARSERS: dict[str, Callable[[Any, bytes, dict[str, Any]], tuple[list[Any], bytes, str]]] = {
+PARSERS: dict[str, Callable[[AccountConfig, bytes, dict[str, Any]], tuple[list[Any], bytes, str]]] = {
     "opass": _parse_opass,
     "aiofish": _parse_aiofish,
 }
 
 
+def _parse(provider: str, account: AccountConfig, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
+    """Run the provider's parser; any failure of a hostile body is a 400, never a 503."""
+    try:
+        return PARSERS[provider](account, body, environ)
+    except PushVerificationError as exc:
+        raise _Reject("400 Bad Request", str(exc)) from None
+    except (ValueError, TypeError, LookupError, RecursionError, UnicodeError, OverflowError) as exc:
+        # A parser bug met a body nobody foresaw: still the body's fault, and a
+        # retry of the same bytes cannot succeed. The type is logged, not the body.
+        raise _Reject("400 Bad Request", f"malformed push ({type(exc).__name__})") from None
+
+
 def handle_push(
     rt: Runtime, provider: str, name: str, token: str, environ: dict[str, Any]
 ) -> tuple[bytes, str, dict[str, int]]:
-    """Verify, parse and apply one push; return the answer body, its content type and what was applied.
+    """Verify, parse and record one push; return the answer body, its content type and what was kept.
 
-    Raises ``_Reject`` (answered 4xx) for an unknown hook, a bad body or a failed verification.
+    Raises ``_Reject`` (answered 4xx) for an unknown hook, a bad body or a failed
+    verification, ``redis.RedisError`` (answered 503) when the push cannot be recorded.
     """
     if provider not in PARSERS:
         raise _Reject("404 Not Found", "unknown hook")
     account = _account(rt, provider, name, token)
     body = _read_body(environ)
-    try:
-        items, answer, content_type = PARSERS[provider](account, body, environ)
-    except PushVerificationError as exc:
-        raise _Reject("400 Bad Request", str(exc)) from None
+    items, answer, content_type = _parse(provider, account, body, environ)
     receipts = [i for i in items if isinstance(i, Receipt)]
     uplinks = [i for i in items if isinstance(i, Uplink)]
-    applied = apply_receipts(rt.ledger, receipts, now_ms=system_clock_ms()) if receipts else None
+    recorded = 0
+    if receipts:
+        recorded = record(rt.redis, rt.keys.receipt_stream(), provider, name, receipts, source="push",
+                          now_ms=system_clock_ms())
     if uplinks:
         store_uplinks(rt.redis, rt.keys, provider, name, uplinks)
-    done = {"receipts": len(receipts), "uplinks": len(uplinks), "applied": applied.applied if applied else 0,
-            "ignored": applied.ignored if applied else 0, "unmatched": applied.unmatched if applied else 0}
-    return answer, content_type, done
+    return answer, content_type, {"receipts": recorded, "uplinks": len(uplinks)}
+
+
+def readiness_problems(rt: Runtime) -> list[str]:
+    """Why the webhook is not ready: accounts it refuses to serve (named, never their secrets)."""
+    return [f"{a.provider}:{a.name}: {a.hook_problem}" for a in rt.accounts if a.hook_problem]
 
 
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -139,9 +170,13 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
         done: dict[str, int] = {}
         try:
             if parts == ["healthz"] and method == "GET":
-                # Ready only when the accounts loaded and Redis answers: a webhook that
-                # cannot apply receipts must fail its start, not every push.
-                runtime().redis.ping()
+                # Ready only when the accounts loaded, each can be served and Redis
+                # answers: a webhook that cannot take pushes must fail its start.
+                rt = runtime()
+                problems = readiness_problems(rt)
+                if problems:
+                    raise _Reject("503 Service Unavailable", "not ready: " + "; ".join(problems))
+                rt.redis.ping()
             elif len(parts) == 4 and parts[0] == "hooks" and method == "POST":
                 _, provider, name, token = parts
                 body, content_type, done = handle_push(runtime(), provider, name, token, environ)
@@ -150,10 +185,17 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
         except _Reject as exc:
             status, body, content_type = exc.status, exc.reason.encode(), "text/plain; charset=utf-8"
             log.warning("webhook.refused", provider=provider, account=name, status=status, reason=exc.reason)
-        except Exception as exc:  # noqa: BLE001 - answer 503 so the vendor retries; log why
+        except (redis.RedisError, OSError) as exc:
+            # Only a push we could not keep gets 503, so the vendor retries it.
             status, body, content_type = "503 Service Unavailable", b"not ready", "text/plain"
             log.error("webhook.unavailable", provider=provider, account=name, error=type(exc).__name__,
                       detail=str(exc))
+        except ConfigurationError as exc:
+            status, body, content_type = "503 Service Unavailable", b"not ready", "text/plain"
+            log.error("webhook.misconfigured", provider=provider, account=name, detail=str(exc))
+        except Exception as exc:  # our bug: 500, logged with its type, never the body
+            status, body, content_type = "500 Internal Server Error", b"error", "text/plain"
+            log.exception("webhook.error", provider=provider, account=name, error=type(exc).__name__)
         elapsed_ms = (time.perf_counter() - started) * 1000
         # One line per request, the push's counts included: each line is a locked, flushed
         # write shared by all threads of the worker, so a second line per push cost latency.
@@ -166,11 +208,18 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
 
 
 def _configured_app() -> WsgiApp:
-    """The app gunicorn serves, with our JSON logging (phones masked) set up first."""
-    from config.settings import Settings
+    """The app gunicorn serves, with our JSON logging (phones masked) set up first.
+
+    Accounts whose callback secret is refused are logged once, at start, with why.
+    """
     from dispatcher.logs import configure
 
     configure(Settings.from_env().log_level)
+    try:
+        for problem in readiness_problems(webhook_runtime()):
+            log.error("webhook.account_refused", problem=problem)
+    except Exception as exc:  # noqa: BLE001 - /healthz reports it again on every call
+        log.error("webhook.not_ready", error=type(exc).__name__, detail=str(exc))
     return make_app()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import setup_logging, worker_process_init
 from kombu import Queue
 
 from config.settings import Settings
+from dispatcher.keys import Keys
 from dispatcher.logs import configure
 from dispatcher.redis_connection import redis_url
 from dispatcher.runtime import reset_runtime, warm_runtime
@@ -65,7 +66,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "sweep": {"task": "workers.tasks.sweep", "schedule": settings.sweep_every_s},
-        "poll-receipts": {"task": "workers.tasks.poll_receipts", "schedule": settings.receipt_poll_s},
+        # A tick, not the poll period: each account's limit sets the pace (tasks.poll_receipts).
+        "poll-receipts": {"task": "workers.tasks.poll_receipts", "schedule": settings.receipt_tick_s,
+                          "options": {"queue": settings.queue_otp}},
         "check-paused": {"task": "workers.tasks.check_paused", "schedule": 60.0},
     },
 )
@@ -86,3 +89,39 @@ def _fresh_runtime(**_: Any) -> None:
     """
     reset_runtime()
     warm_runtime()
+
+
+class ReceiptApplier(bootsteps.StartStopStep):
+    """Every worker applies recorded receipts from the stream in a thread of its main process.
+
+    Started after the pool, so the pool's processes are not forked from a
+    process already running it; its Redis client is its own. A worker killed
+    mid-batch leaves its entries pending in the group: another worker's
+    applier claims them (dispatcher.receipt_stream). SMSD_RECEIPT_APPLIER=0
+    turns it off for workers that should only send.
+    """
+
+    requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop: Any = None
+
+    def start(self, parent: Any) -> None:
+        import os
+
+        from dispatcher.ledger import Ledger
+        from dispatcher.receipt_stream import applier_thread
+        from dispatcher.redis_connection import connect
+
+        if not settings.receipt_applier:
+            return
+        ledger = Ledger(connect(settings), Keys(settings.key_prefix))
+        _, self._stop = applier_thread(ledger, f"{parent.hostname}:{os.getpid()}")
+
+    def stop(self, parent: Any) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+
+app.steps["worker"].add(ReceiptApplier)

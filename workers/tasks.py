@@ -6,6 +6,8 @@ no phone number or message text ever reaches the broker or Flower.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 from celery import shared_task
 
@@ -16,7 +18,8 @@ import dispatcher.providers.aiofish
 import dispatcher.providers.opass  # noqa: F401
 from dispatcher import sweeps
 from dispatcher.providers.base import system_clock_ms
-from dispatcher.receipts import apply_receipts, store_uplinks
+from dispatcher.receipt_stream import record
+from dispatcher.receipts import store_uplinks
 from dispatcher.runtime import Runtime, get_runtime
 from dispatcher.sending import chunks_per_task
 from dispatcher.sending import send_chunk as send_one_chunk
@@ -130,31 +133,65 @@ def sweep() -> dict[str, int]:
     return result
 
 
+#: Most polls of one kind one tick reserves for an account (a fast test limit
+#: may allow several a tick; the documented 1/min allows one).
+POLLS_PER_TICK_MAX = 20
+#: What an account can be polled for: (limiter op, client method).
+POLL_KINDS = {"receipts": "pull_receipts", "replies": "pull_replies"}
+
+
 @shared_task(name="workers.tasks.poll_receipts")
 def poll_receipts() -> dict[str, int]:
-    """Pull receipts (and aiofish replies) of every account, within its limits."""
+    """Beat's tick: reserve each account's next receipt (and reply) poll slots due within the tick.
+
+    Each reserved poll is queued to run right at its slot, so an account is
+    polled exactly as often as its limit allows (1/min by default: every
+    minute, never sooner), and a full answer is followed by the next poll as
+    soon as the limit allows, whatever the tick's phase.
+    """
     rt = get_runtime()
-    totals = {"applied": 0, "ignored": 0, "unmatched": 0}
+    queued = 0
     for account in rt.accounts:
-        if rt.limiter.try_acquire(account.provider, account.name, "receipts") != 0:
-            continue
-        try:
-            client = rt.client(account.provider, account.name)
-            receipts = client.pull_receipts()
-        except Exception as exc:  # noqa: BLE001 - a failed poll is retried next period
-            log.warning("receipts.poll_failed", provider=account.provider, account=account.name,
-                        error=type(exc).__name__)
-            continue
-        done = apply_receipts(rt.ledger, receipts, now_ms=system_clock_ms())
-        totals["applied"] += done.applied
-        totals["ignored"] += done.ignored
-        totals["unmatched"] += done.unmatched
-        if account.provider == "aiofish" and rt.limiter.try_acquire("aiofish", account.name, "replies") == 0:
-            try:
-                store_uplinks(rt.redis, rt.keys, "aiofish", account.name, client.pull_replies())
-            except Exception as exc:  # noqa: BLE001 - retried next period
-                log.warning("replies.poll_failed", account=account.name, error=type(exc).__name__)
-    return totals
+        client = rt.client(account.provider, account.name)
+        for op, method in POLL_KINDS.items():
+            if not hasattr(client, method):
+                continue
+            for _ in range(POLLS_PER_TICK_MAX):
+                wait_s = rt.limiter.reserve(account.provider, account.name, op, within_s=rt.settings.receipt_tick_s)
+                if wait_s is None:
+                    break
+                due_ms = system_clock_ms() + int(wait_s * 1000)
+                poll_account.apply_async((account.provider, account.name, op, due_ms), countdown=wait_s,
+                                         queue=rt.settings.queue_otp)
+                queued += 1
+    return {"queued": queued}
+
+
+@shared_task(name="workers.tasks.poll_account")
+def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
+    """Pull one account's receipts (or replies) at the slot reserved for it; return how many came.
+
+    Receipts go onto the receipt stream before anything else can fail: the
+    gateway returns each only once. A poll that ran late moves the account's
+    next slots back by as much, so two polls are never closer than the limit.
+    """
+    rt = get_runtime()
+    late_s = (system_clock_ms() - due_ms) / 1000.0
+    if late_s < 0:
+        time.sleep(-late_s)  # a countdown is rounded; never call before the slot
+    elif late_s > rt.limiter.jitter_s / 2:
+        rt.limiter.defer(provider, name, op, late_s)
+    try:
+        items = getattr(rt.client(provider, name), POLL_KINDS[op])()
+    except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next slot
+        log.warning("receipts.poll_failed", provider=provider, account=name, op=op, error=type(exc).__name__)
+        return 0
+    if op == "replies":
+        return store_uplinks(rt.redis, rt.keys, provider, name, items)
+    count = record(rt.redis, rt.keys.receipt_stream(), provider, name, items, source="pull",
+                   now_ms=system_clock_ms())
+    log.info("receipts.polled", provider=provider, account=name, receipts=count)
+    return count
 
 
 def resume_account(provider: str, account: str) -> int:

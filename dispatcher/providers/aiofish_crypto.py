@@ -64,7 +64,8 @@ def verify_biz_sign(
 ) -> bool:
     """Whether ``sign`` is the SHA256 body sign of these values (constant time)."""
     expected = biz_sign(account=account, app_secret=app_secret, biz_content=biz_content, ts=ts)
-    return hmac.compare_digest(expected, sign.strip().lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters (a hostile sign).
+    return hmac.compare_digest(expected.encode(), sign.strip().lower().encode())
 
 
 def password_md5(password: str) -> str:

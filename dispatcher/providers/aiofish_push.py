@@ -73,7 +73,7 @@ class TemplateAudit:
 def _decode_json(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise PushVerificationError("body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise PushVerificationError("body is not a JSON object")
@@ -92,7 +92,7 @@ def _int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.isascii() and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     return None
 
@@ -133,7 +133,7 @@ def unseal(doc: Mapping[str, Any], account: AiofishAccount, *, now_ms: int, max_
                            sign=sign):
         raise PushVerificationError("sign does not match")
     # A ts far in the future is refused as well: it would outlive any replay window.
-    if not ts.isdigit() or abs(now_ms - int(ts)) > max_age_s * 1000:
+    if not (ts.isascii() and ts.isdigit()) or abs(now_ms - int(ts)) > max_age_s * 1000:
         raise PushVerificationError(f"ts is outside the accepted window of {max_age_s:g} s (stale or replayed)")
     try:
         text = aes_decrypt_hex(account.aes_key, biz)
@@ -141,23 +141,25 @@ def unseal(doc: Mapping[str, Any], account: AiofishAccount, *, now_ms: int, max_
         raise PushVerificationError("bizContent does not decrypt with the account's key") from None
     try:
         inner = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise PushVerificationError("bizContent is not JSON") from None
     if not isinstance(inner, dict):
         raise PushVerificationError("bizContent is not a JSON object")
     return inner
 
 
-def push_phone(value: object, account: AiofishAccount) -> str:
+def push_phone(value: object, account: AiofishAccount, *, encrypted: bool | None = None) -> str:
     """The mainland phone of ``phoneNumber``: plain, or AES hex the account's key opens.
 
-    Both are accepted whatever the account sends with: the push variant is set
-    separately in the vendor console. Raises PushVerificationError.
+    ``encrypted`` True takes only the AES form, False only the plain one, None
+    either. Raises PushVerificationError.
     """
     text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
     if not text:
         raise PushVerificationError("push lacks phoneNumber")
-    phone = normalise_mainland(text)
+    phone = normalise_mainland(text) if encrypted is not True else None
+    if phone is None and encrypted is False:
+        raise PushVerificationError("phoneNumber is not a mobile number (the account's push_variant is plain)")
     if phone is None and account.aes_key:
         try:
             phone = normalise_mainland(aes_decrypt_hex(account.aes_key, text))
@@ -168,15 +170,16 @@ def push_phone(value: object, account: AiofishAccount) -> str:
     return phone
 
 
-def sms_item(obj: Mapping[str, Any], account: AiofishAccount) -> Receipt | Uplink:
+def sms_item(obj: Mapping[str, Any], account: AiofishAccount, *, encrypted: bool | None = None) -> Receipt | Uplink:
     """A Receipt from a report (has ``stat``) or an Uplink from a deliver (has ``content``).
 
     A report needs ``smsId`` (receipts are matched by it) and a numeric ``stat``;
-    ``delivered`` is ``stat == 0``. Raises PushVerificationError.
+    ``delivered`` is ``stat == 0``. ``encrypted`` is passed to :func:`push_phone`.
+    Raises PushVerificationError.
     """
     sms_id = text_field(obj, "smsId")
     if "stat" in obj:
-        phone = push_phone(obj.get("phoneNumber"), account)
+        phone = push_phone(obj.get("phoneNumber"), account, encrypted=encrypted)
         stat = _int(obj.get("stat"))
         if stat is None:
             raise PushVerificationError("report stat is missing or not a number")
@@ -185,7 +188,7 @@ def sms_item(obj: Mapping[str, Any], account: AiofishAccount) -> Receipt | Uplin
         status = text_field(obj, "statDes") or (DELIVERED if stat == 0 else str(stat))
         return Receipt(PROVIDER, sms_id, phone, status, stat == 0, time_ms(obj.get("revTime")), sms_id, str(stat))
     if "content" in obj:
-        phone = push_phone(obj.get("phoneNumber"), account)
+        phone = push_phone(obj.get("phoneNumber"), account, encrypted=encrypted)
         content = obj["content"]
         if not isinstance(content, str):
             raise PushVerificationError("deliver content is not text")
@@ -194,16 +197,23 @@ def sms_item(obj: Mapping[str, Any], account: AiofishAccount) -> Receipt | Uplin
 
 
 def parse_sms_push(body: bytes, content_type: str, account: AiofishAccount, *, now_ms: int,
-                   max_age_s: float = DEFAULT_MAX_AGE_S) -> Receipt | Uplink:
-    """Parse and verify one SMS report or deliver push in any of the three variants.
+                   max_age_s: float = DEFAULT_MAX_AGE_S, variant: str | None = None) -> Receipt | Uplink:
+    """Parse and verify one SMS report or deliver push.
 
     A JSON body (by ``content_type`` or a leading ``{``) is the fully encrypted
-    variant; anything else is a form. ``now_ms`` is epoch ms; ``max_age_s`` the
-    accepted ``ts`` distance (encrypted variant only). Raises PushVerificationError.
+    variant; anything else is a form. ``variant`` (``plain``, ``phone`` or
+    ``full``) is the form the account's console is set to: a push in another
+    form is refused, so an unsigned form cannot stand in for a signed push.
+    ``None`` takes any (parsing tools only). ``now_ms`` is epoch ms; ``max_age_s``
+    the accepted ``ts`` distance (encrypted variant only). Raises PushVerificationError.
     """
     if "json" in content_type.lower() or body.lstrip()[:1] == b"{":
+        if variant not in (None, "full"):
+            raise PushVerificationError(f"a fully encrypted push, but the account's push_variant is {variant}")
         return sms_item(unseal(_decode_json(body), account, now_ms=now_ms, max_age_s=max_age_s), account)
-    return sms_item(_decode_form(body), account)
+    if variant == "full":
+        raise PushVerificationError("an unsigned form push, but the account's push_variant is full")
+    return sms_item(_decode_form(body), account, encrypted=None if variant is None else variant == "phone")
 
 
 # -- vsms and isms -----------------------------------------------------------------------------------

@@ -272,7 +272,7 @@ def parse_template_status(doc: Mapping[str, Any], tpl_id: str, *, account: str) 
     """Read a template status answer; an unreadable ``auditStatus`` is Transient."""
     check_code(doc, provider=VSMS, account=account, side_effect=False)
     status = text_field(doc, "auditStatus")
-    if status is None or not status.isdigit():
+    if status is None or not (status.isascii() and status.isdigit()):
         raise TransientError("answer has no auditStatus", provider=VSMS, account=account)
     return TemplateStatus(text_field(doc, "tplId") or tpl_id, int(status), text_field(doc, "auditReason"))
 

@@ -41,7 +41,7 @@ _KIND_NAMES = {"status": "a status report", "uplink": "an uplink"}
 
 def parse_arrive_time(value: object) -> int | None:
     """Epoch milliseconds of an opass ``yyMMddHHmm`` time (Beijing, UTC+8), or ``None`` if unreadable."""
-    if not isinstance(value, str) or len(value) != 10 or not value.isdigit():
+    if not isinstance(value, str) or len(value) != 10 or not (value.isascii() and value.isdigit()):
         return None
     return _arrive_ms(value)
 
@@ -146,7 +146,7 @@ def parse_push(body: bytes, *, expected_api_key: str) -> list[Receipt] | list[Up
     """
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise PushVerificationError("opass push body is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise PushVerificationError("opass push body is not a JSON object")

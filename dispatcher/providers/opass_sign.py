@@ -131,6 +131,6 @@ def verify_sign(
         return False
     given = given_sign.strip().lower()
     return any(
-        hmac.compare_digest(hmac_hex(access_key, method, text), given)
+        hmac.compare_digest(hmac_hex(access_key, method, text).encode(), given.encode())
         for text in candidate_sign_strings(fields)
     )

@@ -8,6 +8,7 @@ Pushes go over real HTTP to the webhook under gunicorn.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,24 +143,37 @@ def test_an_unknown_account_is_a_configuration_error_naming_the_known_ones(produ
 @pytest.fixture
 def hook(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[str]:
     path = tmp_path / "accounts.json"
-    path.write_text(json.dumps(accounts_doc("http://127.0.0.1:9")))
+    doc = accounts_doc("http://127.0.0.1:9")
+    # A second aiofish account whose console pushes plain forms (the demo's pushes signed JSON).
+    doc["aiofish"].append({**doc["aiofish"][0], "name": "plainhook", "push_variant": "plain",
+                           "callback_secret": PLAIN_TOKEN})
+    path.write_text(json.dumps(doc))
     with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
         stack.start_redis(redis_url)
         yield stack.start_webhook(workers=1)
 
 
-def _sealed(obj: Any, *, secret: str = creds.AIOFISH_APP_SECRET, ts: int | None = None, key: str | None = None,
-            account: str = creds.AIOFISH_ACCOUNT) -> bytes:
+def _sealed(obj: Any, *, secret: str = creds.AIOFISH_APP_SECRET, ts: int | str | None = None, key: str | None = None,
+            account: str = creds.AIOFISH_ACCOUNT, sign: str | None = None) -> bytes:
     ts = ts or int(time.time() * 1000)
     biz = aes_encrypt_hex(key or creds.AIOFISH_AES_KEY, obj if isinstance(obj, str) else json.dumps(obj))
-    sign = biz_sign(account=account, app_secret=secret, biz_content=biz, ts=str(ts))
-    return json.dumps({"account": account, "ts": str(ts), "bizContent": biz, "sign": sign}).encode()
+    sign = sign or biz_sign(account=account, app_secret=secret, biz_content=biz, ts=str(ts))
+    return json.dumps({"account": account, "ts": str(ts), "bizContent": biz, "sign": sign},
+                      ensure_ascii=False).encode()
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+PLAIN_TOKEN = secrets.token_urlsafe(32)
 
 
 REPORT = {"phoneNumber": OK, "smsId": "j.0.1", "stat": 0, "statDes": "DELIVRD", "revTime": 1}
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 OPASS_HOOK = f"/hooks/opass/demo/{OPASS_HOOK_TOKEN}"
 FISH_HOOK = f"/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}"
+PLAIN_HOOK = f"/hooks/aiofish/plainhook/{PLAIN_TOKEN}"
 PUSH_CORPUS: list[tuple[str, str, bytes, int]] = [
     (OPASS_HOOK, JSON, b"", 400),
     (OPASS_HOOK, JSON, b"{", 400),
@@ -186,6 +200,18 @@ PUSH_CORPUS: list[tuple[str, str, bytes, int]] = [
     (FISH_HOOK, JSON, _sealed(REPORT, account="someone-else"), 400),
     (FISH_HOOK, JSON, _sealed("not an object"), 400),
     (FISH_HOOK, JSON, json.dumps({"account": "sandbox", "ts": "1"}).encode(), 400),
+    # Hostile bodies behind a valid token: a 4xx, never 503 ("retry me") or 500.
+    (OPASS_HOOK, JSON, b'{"apiKey": "sandbox-api-key", "data": ' + _nested(100_000) + b"}", 400),
+    (FISH_HOOK, JSON, _nested(100_000), 400),
+    (FISH_HOOK, JSON, _sealed(REPORT, sign="签" * 64), 400),  # a non-ASCII sign
+    (FISH_HOOK, JSON, _sealed(REPORT, ts="١٧٠٠٠٠٠٠٠٠٠٠٠"), 400),  # Arabic-Indic digits in ts
+    (FISH_HOOK, JSON, _sealed({**REPORT, "stat": "²"}), 400),  # a digit int() cannot read
+    (FISH_HOOK, JSON, _sealed({**REPORT, "stat": "٠"}), 400),  # non-ASCII digits in stat
+    (PLAIN_HOOK, FORM, "phoneNumber=13800000001&smsId=j.0.1&stat=٠".encode(), 400),
+    (PLAIN_HOOK, FORM, "phoneNumber=13800000001&smsId=j.0.1&stat=²".encode(), 400),
+    # The form the account's console is not set to: refused whatever it says.
+    (FISH_HOOK, FORM, b"phoneNumber=13800000001&smsId=j.0.1&stat=0", 400),
+    (PLAIN_HOOK, JSON, _sealed(REPORT), 400),
 ]
 
 

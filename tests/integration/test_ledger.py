@@ -9,6 +9,9 @@ from dispatcher.ledger import ChunkData, Ledger
 PHONES = [f"138{i:08d}" for i in range(5)]
 
 
+OWNER = {"owner": "opass:a"}  # receipts come through the hook of the jobs' account
+
+
 def _job(ledger: Ledger, phones=PHONES, chunks: int = 1) -> str:  # type: ignore[no-untyped-def]
     ledger.create_job("job1", {"provider": "opass", "account": "a"}, [ChunkData(phones)] * chunks, now_ms=1)
     return "job1"
@@ -80,10 +83,10 @@ def test_receipts_are_idempotent_and_terminal_states_stay(ledger: Ledger) -> Non
     _job(ledger)
     ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
     ledger.accept("job1", 0, attempt=1, message_id="m1", failed_indexes=[], now_ms=3)
-    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], now_ms=4)[:2] == (1, 0)
+    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], **OWNER, now_ms=4)[:2] == (1, 0)
     # the same receipt again, then a contradicting late one: nothing moves
-    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], now_ms=5)[:2] == (0, 1)
-    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], False)], now_ms=6)[:2] == (0, 1)
+    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], **OWNER, now_ms=5)[:2] == (0, 1)
+    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], False)], **OWNER, now_ms=6)[:2] == (0, 1)
     counts = ledger.counts("job1")
     assert (counts["delivered"], counts["failed"], counts["accepted"]) == (1, 0, 4)
 
@@ -92,7 +95,8 @@ def test_a_receipt_reconciles_an_ambiguous_chunk_as_accepted(ledger: Ledger) -> 
     _job(ledger)
     ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
     assert ledger.mark_ambiguous("job1", 0, attempt=1, deadline_ms=100, code="reset", now_ms=3)
-    applied, _, transition = ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[2], False)], now_ms=4)
+    applied, _, transition = ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[2], False)], **OWNER,
+                                                   now_ms=4)
     assert (applied, transition) == (1, "ambiguous->accepted")
     counts = ledger.counts("job1")
     assert (counts["sending"], counts["accepted"], counts["failed"]) == (0, 4, 1)
@@ -103,7 +107,7 @@ def test_a_receipt_reconciles_an_ambiguous_chunk_as_accepted(ledger: Ledger) -> 
 def test_a_late_send_answer_after_receipts_only_adds_fail_phones(ledger: Ledger) -> None:
     _job(ledger)
     ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
-    ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], now_ms=3)
+    ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], **OWNER, now_ms=3)
     assert ledger.accept("job1", 0, attempt=1, message_id="m1", failed_indexes=[4], now_ms=4) == "late"
     counts = ledger.counts("job1")
     assert (counts["delivered"], counts["accepted"], counts["rejected"], _sum(counts)) == (1, 3, 1, 5)
@@ -119,12 +123,12 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(ledger: Ledger) -> None:
 
 
 def test_whole_chunk_rejection_and_unknown_expiry(ledger: Ledger) -> None:
-    ledger.create_job("job1", {}, [ChunkData(PHONES), ChunkData(PHONES)], now_ms=1)
+    ledger.create_job("job1", {"provider": "opass", "account": "a"}, [ChunkData(PHONES), ChunkData(PHONES)], now_ms=1)
     for n in (0, 1):
         ledger.claim("job1", n, provider="opass", account="a", now_ms=2)
     assert ledger.reject("job1", 0, attempt=1, code="60001", now_ms=3)
     ledger.accept("job1", 1, attempt=1, message_id="m", failed_indexes=[], now_ms=3)
-    ledger.apply_receipts("job1", 1, attempt=1, receipts=[(PHONES[0], True)], now_ms=4)
+    ledger.apply_receipts("job1", 1, attempt=1, receipts=[(PHONES[0], True)], **OWNER, now_ms=4)
     assert ledger.expire_awaiting("job1", 1) == 4
     counts = ledger.counts("job1")
     assert (counts["rejected"], counts["delivered"], counts["unknown"], _sum(counts)) == (5, 1, 4, 10)

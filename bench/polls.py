@@ -1,0 +1,81 @@
+"""Receipt polls at the documented rate: beat, a worker and the sandbox for an hour, counted at the gateway.
+
+Each account may be asked for receipts once a minute (opass's FAQ; we hold
+aiofish to the same). Beat ticks every ``SMSD_RECEIPT_TICK_S`` and queues each
+account's next poll right at its limiter slot, so an hour should bring 60
+polls (± 1) per account and no two closer than a minute. The sandbox's own
+opass query window is set to 1 per 60 s: a poll any sooner is refused and
+counted there. Gaps between polls come from the worker's ``receipts.polled``
+log lines. ``--quick`` runs 5 minutes.
+
+    python -m bench.polls [--quick]       # prints one JSON object
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import time
+from typing import Any
+
+from bench.common import main_of, reset_sandbox, write_accounts
+from dispatcher.stack import Stack
+
+FULL_S = 3600.0
+QUICK_S = 300.0
+#: The documented limit, widened by nothing: a poll the gateway sees sooner than this is too soon.
+POLL_PERIOD_S = 60.0
+
+
+def _gaps_s(log_text: str) -> dict[str, list[float]]:
+    """Seconds between consecutive ``receipts.polled`` lines, per provider:account."""
+    times: dict[str, list[float]] = {}
+    for line in log_text.splitlines():
+        if '"receipts.polled"' not in line:
+            continue
+        doc = json.loads(line[line.index("{"):])
+        when = dt.datetime.fromisoformat(doc["timestamp"].replace("Z", "+00:00")).timestamp()
+        times.setdefault(f"{doc['provider']}:{doc['account']}", []).append(when)
+    return {k: [b - a for a, b in itertools.pairwise(v)] for k, v in times.items()}
+
+
+def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[str, Any]:
+    """Run beat and one worker against the sandbox for the duration; count each account's polls."""
+    duration_s = duration_s or (QUICK_S if quick else FULL_S)
+    doc = write_accounts(stack)
+    for account in doc["opass"]:
+        account["limits"] = {}  # the documented 1/min, not the demo's faster pull
+    (stack.base_dir / "accounts.json").write_text(json.dumps(doc))
+    control = reset_sandbox(stack, receipt_mode="pull",
+                            limits={"opass_query": {"max": 1, "window_s": POLL_PERIOD_S}})
+    stack.start_worker("pollw", concurrency=1)
+    stack.start_beat()
+    started = time.monotonic()
+    time.sleep(duration_s)
+    elapsed_s = time.monotonic() - started
+    stack.stop("beat")
+    stack.stop("pollw")
+    requests_by_path = control.ledger()["requests"]
+    limits = control.stats()["limits"]
+    gaps = _gaps_s(stack.log_text("pollw"))
+    expected = elapsed_s / POLL_PERIOD_S
+    per_account = {
+        "opass:demo": requests_by_path.get("/sms/arriveRes/qry", 0),
+        "aiofish:demo": sum(v for k, v in requests_by_path.items() if "eport" in k),
+    }
+    opass_window = limits.get("opass", {}).get("sandbox-api-key", {}).get("opass_query", {})
+    return {
+        "duration_s": round(elapsed_s, 1),
+        "polls_expected": round(expected, 2),
+        "polls_per_account": per_account,
+        "polls_within_one": all(abs(n - expected) <= 1 for n in per_account.values()),
+        "min_gap_s": {k: round(min(v), 3) for k, v in gaps.items() if v},
+        "never_faster": all(min(v) >= POLL_PERIOD_S for v in gaps.values() if v)
+        and opass_window.get("refused", 0) == 0,
+        "sandbox_opass_query_window": opass_window,
+    }
+
+
+if __name__ == "__main__":
+    main_of(run, __doc__)
