@@ -23,6 +23,11 @@ from dispatcher.redact import build_repr, phones_repr, size_repr
 COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
 PHONE_STATES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown"}
 PHONE_WIDTH = 11
+#: The job hash outlives its chunks by this much: a script that finds a chunk (or
+#: its state string, whose TTL is copied from the chunk in whole seconds) then
+#: always finds the job, and its HINCRBY cannot recreate an expired job hash as
+#: a key with no TTL.
+JOB_HASH_GRACE_S = 60
 #: Jobs whose meta a process keeps (a few hundred bytes each).
 META_CACHE_JOBS = 1024
 
@@ -71,6 +76,8 @@ class Ledger:
         self.keys = keys or Keys()
         #: Whole seconds (EXPIRE's unit), at least one.
         self.job_ttl_s = max(1, math.ceil(job_ttl_s))
+        #: How much longer the job hash lives than its chunks (never more than doubling a short TTL).
+        self.job_hash_grace_s = min(JOB_HASH_GRACE_S, self.job_ttl_s)
         self._claim = client.register_script(lua.CLAIM)
         self._release = client.register_script(lua.RELEASE)
         self._ambiguous = client.register_script(lua.AMBIGUOUS)
@@ -99,8 +106,8 @@ class Ledger:
         job costs ~20 round trips, never one per recipient. The job hash is
         written last: a job is only visible (``P:jobs``) once all chunks exist.
         A ``due_ms`` in the future schedules the job (``P:z:scheduled``).
-        Everything expires ``job_ttl_s`` after ``due_ms`` or ``now_ms``;
-        ``P:jobs`` drops expired jobs on the way.
+        Everything expires ``job_ttl_s`` after ``due_ms`` or ``now_ms``, the
+        job hash ``job_hash_grace_s`` later; ``P:jobs`` drops expired jobs on the way.
 
         Raises ``StorageFullError`` when Redis is at its ``maxmemory``: what was
         already written of the job is deleted first, so nothing of it remains.
@@ -138,8 +145,8 @@ class Ledger:
             job_fields.update({f"c:{c}": 0 for c in COUNTERS})
             job_fields["c:pending"] = total
             pipe.hset(keys.job(job_id), mapping=job_fields)
-            pipe.expire(keys.job(job_id), ttl_s)
-            pipe.zadd(keys.jobs(), {job_id: now_ms + ttl_s * 1000})
+            pipe.expire(keys.job(job_id), ttl_s + self.job_hash_grace_s)
+            pipe.zadd(keys.jobs(), {job_id: now_ms + (ttl_s + self.job_hash_grace_s) * 1000})
             pipe.zremrangebyscore(keys.jobs(), "-inf", now_ms)
             if due_ms is not None and due_ms > now_ms:
                 pipe.zadd(keys.scheduled(), {job_id: due_ms})

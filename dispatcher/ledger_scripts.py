@@ -334,8 +334,14 @@ return table.concat(out, ';')
 """
 
 # Mark every still-awaiting phone of a chunk 'U' (no receipt within the horizon).
+# A job already expired has no counters to move: HINCRBY would recreate its
+# hash as a key with no TTL, so only the index entry is dropped.
 # KEYS: chunk, job, st, z:awaiting   ARGV: member   Returns the number marked.
 EXPIRE_AWAITING = _ACCEPT_ALL + """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return 0
+end
 local st = redis.call('GET', KEYS[3]) or ''
 local marked = 0
 local pos = string.find(st, 'A', 1, true)

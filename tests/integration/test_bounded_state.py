@@ -13,12 +13,14 @@ from dispatcher import sweeps
 from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import chunk_member
-from dispatcher.ledger import ChunkData
+from dispatcher.ledger import JOB_HASH_GRACE_S, ChunkData
 from dispatcher.runtime import Runtime
 from dispatcher.stack import wait_for
 
 PHONES = [f"138{i:08d}" for i in range(3)]
 TTL_S = 3600
+#: When a job stored at ms 1,000 with TTL_S has expired, its hash included.
+GONE_MS = 1_000 + (TTL_S + JOB_HASH_GRACE_S) * 1000
 
 
 def _runtime(client: redis.Redis, **settings: Any) -> Runtime:
@@ -33,23 +35,24 @@ def _commands(client: redis.Redis) -> int:
 def test_storing_a_job_forgets_the_jobs_whose_ttl_has_passed(redis_client: redis.Redis) -> None:
     rt = _runtime(redis_client, job_ttl_s=TTL_S, receipt_horizon_s=60)
     rt.ledger.create_job("old", {}, [ChunkData(PHONES)], now_ms=1_000)
-    rt.ledger.create_job("new", {}, [ChunkData(PHONES)], now_ms=1_000 + TTL_S * 1000 + 1)
+    rt.ledger.create_job("new", {}, [ChunkData(PHONES)], now_ms=GONE_MS)
     assert [m.decode() for m in redis_client.zrange(rt.keys.jobs(), 0, -1)] == ["new"]
 
 
 def test_the_sweep_forgets_expired_jobs_even_when_no_job_is_stored(redis_client: redis.Redis) -> None:
     rt = _runtime(redis_client, job_ttl_s=TTL_S, receipt_horizon_s=60)
     rt.ledger.create_job("j", {}, [ChunkData(PHONES)], now_ms=1_000)
-    assert sweeps.trim_expired_jobs(rt, now_ms=1_000 + TTL_S * 1000 - 1) == 0
-    assert sweeps.trim_expired_jobs(rt, now_ms=1_000 + TTL_S * 1000) == 1
+    assert sweeps.trim_expired_jobs(rt, now_ms=GONE_MS - 1) == 0
+    assert sweeps.trim_expired_jobs(rt, now_ms=GONE_MS) == 1
     assert redis_client.zcard(rt.keys.jobs()) == 0
 
 
 def test_job_and_chunk_keys_expire_after_the_configured_ttl(redis_client: redis.Redis) -> None:
     rt = _runtime(redis_client, job_ttl_s=TTL_S, receipt_horizon_s=60)
     rt.ledger.create_job("j", {}, [ChunkData(PHONES)] * 2, now_ms=1_000)
-    for key in (rt.keys.job("j"), rt.keys.chunk("j", 0), rt.keys.chunk("j", 1)):
+    for key in (rt.keys.chunk("j", 0), rt.keys.chunk("j", 1)):
         assert TTL_S - 5 <= redis_client.ttl(key) <= TTL_S
+    assert TTL_S - 5 + JOB_HASH_GRACE_S <= redis_client.ttl(rt.keys.job("j")) <= TTL_S + JOB_HASH_GRACE_S
 
 
 def test_a_scheduled_job_lives_a_full_ttl_past_its_send_time(redis_client: redis.Redis) -> None:
@@ -125,3 +128,23 @@ def test_resume_drops_pending_entries_whose_job_expired(redis_client: redis.Redi
     redis_client.zadd(rt.keys.pending(), {chunk_member("gone", 0): 1})
     assert sweeps.pending_chunks(rt, "opass", "demo") == []
     assert redis_client.zcard(rt.keys.pending()) == 0
+
+
+def test_a_job_hash_outlives_its_chunks_so_no_late_step_recreates_it(redis_client: redis.Redis) -> None:
+    rt = _runtime(redis_client, job_ttl_s=TTL_S, receipt_horizon_s=60)
+    rt.ledger.create_job("j", {}, [ChunkData(PHONES)], now_ms=1_000)
+    claim = rt.ledger.claim("j", 0, provider="opass", account="demo", now_ms=1_000)
+    rt.ledger.accept("j", 0, attempt=claim.attempt, message_id="m", failed_indexes=[], now_ms=1_000)
+    chunk_ttls = [redis_client.ttl(rt.keys.chunk("j", 0)), redis_client.ttl(rt.keys.chunk_states("j", 0))]
+    assert redis_client.ttl(rt.keys.job("j")) >= max(chunk_ttls) + 30
+
+
+def test_the_unknown_sweep_does_not_recreate_an_expired_job(redis_client: redis.Redis) -> None:
+    rt = _runtime(redis_client, job_ttl_s=TTL_S, receipt_horizon_s=60)
+    rt.ledger.create_job("j", {}, [ChunkData(PHONES)], now_ms=1_000)
+    claim = rt.ledger.claim("j", 0, provider="opass", account="demo", now_ms=1_000)
+    rt.ledger.accept("j", 0, attempt=claim.attempt, message_id="m", failed_indexes=[], now_ms=1_000)
+    redis_client.delete(rt.keys.job("j"))  # as if it had expired while its state string had not yet
+    assert sweeps.expire_silent(rt, now_ms=1_000 + 61_000) == 0
+    assert not redis_client.exists(rt.keys.job("j"))
+    assert redis_client.zcard(rt.keys.awaiting()) == 0
