@@ -23,7 +23,7 @@ def debug_log() -> Iterator[io.StringIO]:
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(written)
     yield written
-    configure("WARNING")
+    configure("INFO")
 
 
 @pytest.mark.parametrize("aiofish_account", ["plain"], indirect=True)

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import pytest
 import structlog
 
 from dispatcher.logs import configure, mask_text
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_the_real_stderr_afterwards() -> Iterator[None]:
+    # Torn down after capsys: loggers configured inside a test write to capsys's
+    # buffer, which is closed once the test ends; a later test would log into it.
+    yield
+    configure("INFO")
 
 
 def test_phones_inside_any_text_are_masked() -> None:
