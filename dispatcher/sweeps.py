@@ -107,8 +107,10 @@ def pending_chunks(rt: Runtime, provider: str, account: str, *, page: int = 1000
     job expired are dropped on the way. Raises ``redis.RedisError``.
     """
     by_job: dict[str, list[int]] = {}
-    # ZSCAN, not ZRANGE: it pages through a set that claims change meanwhile.
-    for member, _ in rt.redis.zscan_iter(rt.keys.pending(), count=page):
+    # One ZRANGE, not ZSCAN: a snapshot whose cost follows the members, where a
+    # scan also walks the empty slots of a hash table sized for the set's peak.
+    members: Any = rt.redis.zrange(rt.keys.pending(), 0, -1)
+    for member in members:
         job_id, n = parse_chunk_member(as_text(member))
         by_job.setdefault(job_id, []).append(n)
     found: list[tuple[str, int]] = []
