@@ -56,6 +56,9 @@ class Settings:
     chunks_per_task: int = 8
     #: Run a receipt applier thread in each Celery worker (reads the receipt stream).
     receipt_applier: bool = True
+    #: A receipt-stream entry read by an applier and not applied this long is
+    #: taken to have lost its worker and is claimed by another applier.
+    receipt_claim_idle_ms: int = 15_000
     log_level: str = "INFO"
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).

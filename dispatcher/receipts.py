@@ -93,6 +93,20 @@ def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms:
     return Applied(applied, ignored, unmatched, reconciled)
 
 
+def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
+                 unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
+    """:func:`apply_groups` of groups in the stream's packed form (``Ledger.apply_packed_groups``).
+
+    Raises ``redis.RedisError``.
+    """
+    applied = ignored = reconciled = 0
+    for a, i, transition in ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched,
+                                                       ack=ack):
+        applied, ignored = applied + a, ignored + i
+        reconciled += 1 if transition.endswith("->accepted") else 0
+    return Applied(applied, ignored, unmatched, reconciled)
+
+
 def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str, account: str,
                    now_ms: int) -> Applied:
     """Apply receipts that came through ``provider:account`` at once, idempotently.
