@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import random
 import sys
 import tempfile
 import time
@@ -25,9 +24,7 @@ import redis
 
 from config.accounts import parse_accounts
 from config.settings import Settings
-from dispatcher.demo import accounts_doc, phones
-from dispatcher.keys import client_id
-from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.demo import accounts_doc
 from dispatcher.producer import Dispatcher
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack, wait_for
@@ -59,35 +56,6 @@ def percentile(values: list[float], q: float) -> float | None:
 def evalsha_us(client: redis.Redis) -> int:
     """Microseconds Redis has spent in EVALSHA so far (INFO commandstats)."""
     return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
-
-
-def accepted_job(ledger: Ledger, job_id: str, count: int, *, provider: str, seed: int, now_ms: int,
-                 chunk_size: int = 1000) -> list[tuple[list[str], str]]:
-    """Store ``count`` recipients as one job of ``provider:demo`` with every chunk claimed and accepted,
-    as a worker records them; return ``(phones, bid)`` per chunk. Raises ``RuntimeError`` if one is not."""
-    numbers = phones(count, seed=seed)
-    chunks = [numbers[i : i + chunk_size] for i in range(0, count, chunk_size)]
-    ledger.create_job(job_id, {"provider": provider, "account": "demo", "priority": "bulk"},
-                      (ChunkData(c) for c in chunks), now_ms=now_ms)
-    out = []
-    for n, chunk in enumerate(chunks):
-        claim = ledger.claim(job_id, n, provider=provider, account="demo", now_ms=now_ms)
-        if claim.status != "ok" or ledger.accept(job_id, n, attempt=claim.attempt, message_id=f"m{n}",
-                                                 failed_indexes=[], now_ms=now_ms) != "ok":
-            raise RuntimeError(f"chunk {job_id}:{n} could not be accepted")
-        out.append((chunk, client_id(job_id, n, claim.attempt)))
-    return out
-
-
-def interleaved(chunks: list[tuple[list[str], str]], rng: random.Random, window: int = 200) -> list[tuple[str, str]]:
-    """Every ``(phone, bid)`` of ``chunks``, shuffled within windows of ``window`` chunks: the order
-    in which a busy account's receipts arrive, so 100 consecutive ones name ~90 chunks."""
-    out: list[tuple[str, str]] = []
-    for w in range(0, len(chunks), window):
-        part = [(p, bid) for chunk, bid in chunks[w : w + window] for p in chunk]
-        rng.shuffle(part)
-        out += part
-    return out
 
 
 def cpu_s(root_pid: int) -> float:

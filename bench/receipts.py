@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 
-from bench.common import accepted_job, cpu_s, evalsha_us, interleaved, main_of, redis_usec, write_accounts
+from bench.common import cpu_s, evalsha_us, main_of, redis_usec, write_accounts
 from dispatcher.demo import phones
 from dispatcher.keys import Keys, client_id
 from dispatcher.ledger import ChunkData, Ledger
@@ -43,6 +43,7 @@ from dispatcher.providers.results import Receipt
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import apply_receipts
 from dispatcher.sandbox.defaults import DEFAULTS
+from dispatcher.sandbox.push_load import accepted_job, interleaved
 from dispatcher.sandbox.receipts import OutcomeMix
 from dispatcher.sandbox.timefmt import arrive_time
 from dispatcher.stack import Stack, wait_for

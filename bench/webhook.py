@@ -39,11 +39,9 @@ show every pushed receipt applied exactly once (counters and per-phone states).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import multiprocessing
-import random
 import statistics
 import time
 from typing import Any
@@ -51,14 +49,11 @@ from urllib.parse import urlsplit
 
 import redis
 
-from bench.common import accepted_job, cpu_s, interleaved, main_of, percentile, redis_usec
-from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
-from dispatcher.keys import Keys, parse_client_id
-from dispatcher.ledger import PHONE_WIDTH, Ledger
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox import push_payloads
-from dispatcher.sandbox.config import initial_config, parse_config
-from dispatcher.sandbox.receipts import Receipt
+from bench.common import cpu_s, main_of, percentile, redis_usec
+from dispatcher.demo import accounts_doc
+from dispatcher.keys import Keys
+from dispatcher.ledger import Ledger
+from dispatcher.sandbox.push_load import Push, build_pushes, check_applied
 from dispatcher.stack import Stack, wait_for
 
 RATE_PER_S = 1000.0
@@ -67,92 +62,11 @@ AIOFISH_EVERY = 5  # push i is an aiofish report when i % AIOFISH_EVERY == AIOFI
 SENDERS = 2
 CONNECTIONS = 128
 APPLIERS = 1
-DELIVERED_SHARE = 0.95
 TIMEOUT_S = 10.0
 LAG_SAMPLE_EVERY = 10
 LAG_POLL_MS = 5.0
 LAG_WATCH = 64
 DRAIN_TIMEOUT_S = 300.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Push:
-    """One request to send: its path, body and content type, the body a success answers, and
-    ``(state key, index)`` of one of its receipts when it is sampled for the apply lag."""
-
-    path: str
-    body: bytes
-    content_type: str
-    ok_body: bytes | None  # None: any 2xx
-    sample: tuple[str, int] | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Pushes:
-    """What :func:`build_pushes` made: the pushes in send order and what they should do to the ledger."""
-
-    pushes: list[Push]
-    receipts: int
-    delivered: int
-    jobs: tuple[str, str]  # opass job, aiofish job
-
-
-def build_pushes(ledger: Ledger, total: int, now_ms: int, per_push: int, tag: str, *,
-                 aiofish_every: int = AIOFISH_EVERY, sample_every: int = LAG_SAMPLE_EVERY) -> Pushes:
-    """Store accepted jobs and build ``total`` pushes of their receipts (each receipt pushed once)."""
-    aiofish_n = total // aiofish_every if aiofish_every else 0
-    opass_n = total - aiofish_n
-    rng = random.Random(9)
-    opass_job, fish_job = f"{tag}ko", f"{tag}ka"
-    opass = interleaved(accepted_job(ledger, opass_job, opass_n * per_push, provider="opass", seed=21,
-                                     now_ms=now_ms), rng)
-    fish = interleaved(accepted_job(ledger, fish_job, max(aiofish_n, 1), provider="aiofish", seed=22,
-                                    now_ms=now_ms), rng)
-    index = _chunk_index(ledger, opass_job) if sample_every else {}
-    keys = ledger.keys
-    opass_path = f"/hooks/opass/demo/{OPASS_HOOK_TOKEN}"
-    fish_path = f"/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}"
-    fish_account = dataclasses.replace(parse_config(initial_config()).aiofish_accounts[creds.AIOFISH_ACCOUNT],
-                                       push_mode=accounts_doc("")["aiofish"][0]["push_variant"])
-    now_s = now_ms / 1000
-    pushes: list[Push] = []
-    delivered = o = f = 0
-    for i in range(total):
-        if aiofish_every and i % aiofish_every == aiofish_every - 1:
-            phone, bid = fish[f]
-            f += 1
-            state = "DELIVRD" if rng.random() < DELIVERED_SHARE else "UNDELIV"
-            delivered += state == "DELIVRD"
-            report = push_payloads.aiofish_report(Receipt(bid, phone, state, now_s, bid))
-            job = push_payloads.aiofish_push(fish_account, "report", report, fish_path, now_ms)
-            pushes.append(Push(fish_path, job.body, job.content_type, b"0"))
-            continue
-        receipts = []
-        batch = opass[o : o + per_push]
-        for phone, bid in batch:
-            state = "DELIVRD" if rng.random() < DELIVERED_SHARE else "UNDELIV"
-            delivered += state == "DELIVRD"
-            receipts.append(Receipt(f"m{bid}", phone, state, now_s, bid))
-        sample = None
-        if sample_every and (o // per_push) % sample_every == 0:
-            phone, bid = batch[-1]
-            parsed = parse_client_id(bid)
-            if parsed is not None:
-                sample = (keys.chunk_states(parsed[0], parsed[1]), index[phone])
-        o += per_push
-        job = push_payloads.opass_status(creds.OPASS_API_KEY, receipts, opass_path)
-        pushes.append(Push(opass_path, job.body, job.content_type, None, sample))
-    return Pushes(pushes, o + f, delivered, (opass_job, fish_job))
-
-
-def _chunk_index(ledger: Ledger, job_id: str) -> dict[str, int]:
-    """Each phone's index in its chunk, read back from the ledger."""
-    out: dict[str, int] = {}
-    for n in range(int(ledger.job(job_id)["chunks"])):
-        text = ledger.chunk(job_id, n)["phones"]
-        for i in range(0, len(text), PHONE_WIDTH):
-            out[text[i : i + PHONE_WIDTH]] = i // PHONE_WIDTH
-    return out
 
 
 # -- the load generator (forked processes) --------------------------------------------------
@@ -320,24 +234,6 @@ def _drained(client: redis.Redis, stream: str) -> bool:
     return all(int(g["pending"]) == 0 for g in groups)
 
 
-def check_applied(ledger: Ledger, built: Pushes) -> None:
-    """Raise ``RuntimeError`` unless every pushed receipt was applied exactly once: the counters show
-    each once, and they agree with the per-phone states (a receipt applied twice would count twice)."""
-    counts = {"delivered": 0, "failed": 0, "accepted": 0}
-    states = {"delivered": 0, "failed": 0, "accepted": 0}
-    for job_id in built.jobs:
-        c = ledger.counts(job_id)
-        for key in counts:
-            counts[key] += c[key]
-        for _, state in ledger.phone_states(job_id):
-            if state in states:
-                states[state] += 1
-    want = {"delivered": built.delivered, "failed": built.receipts - built.delivered}
-    if {k: counts[k] for k in want} != want or {k: states[k] for k in want} != want:
-        raise RuntimeError(f"pushed {built.receipts} receipts ({built.delivered} delivered) but the ledger "
-                           f"counts {counts} and per-phone states {states}")
-
-
 def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float, tag: str,
             appliers: int = APPLIERS, senders: int = SENDERS) -> dict[str, Any]:
     """Push at ``rate_per_s`` for ``duration_s`` with ``appliers`` workers applying; return the figures.
@@ -357,7 +253,8 @@ def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float
     try:
         client.flushdb()
         ledger = Ledger(client)
-        built = build_pushes(ledger, total, int(time.time() * 1000), per_push, tag)
+        built = build_pushes(ledger, total, int(time.time() * 1000), per_push=per_push, tag=tag,
+                             aiofish_every=AIOFISH_EVERY, sample_every=LAG_SAMPLE_EVERY)
         stack.env["SMSD_ACCOUNTS_FILE"] = str(accounts)
         try:
             url = stack.start_webhook()

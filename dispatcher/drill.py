@@ -49,6 +49,8 @@ DRILL_ENV = {
     "SMSD_RECEIPT_TICK_S": "0.5",
     "SMSD_RETRY_BASE_S": "0.2",
     "SMSD_RETRY_CAP_S": "2",
+    # A killed worker's receipt-stream entries are claimed by another applier after 2 s, not 15.
+    "SMSD_RECEIPT_CLAIM_IDLE_MS": "2000",
 }
 #: Receipt pulls and balance checks as fast as a drill needs.
 DRILL_LIMITS = {

@@ -170,17 +170,19 @@ class Stack:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
                              "-s", str(self.base_dir / "celerybeat-schedule"), "--max-interval", "1"])
 
-    def restart_redis(self, *, down_s: float = 0.0, while_down: Callable[[], None] | None = None) -> float:
+    def restart_redis(self, *, down_s: float = 0.0, while_down: Callable[[], None] | None = None,
+                      kill: bool = False) -> float:
         """Stop the embedded redis-server and start it again (same port, data dir, AOF on).
 
         Every other process keeps running and has to reconnect by itself;
-        ``while_down`` is called during the outage. Returns the seconds Redis
+        ``while_down`` is called during the outage; ``kill`` stops it with SIGKILL
+        instead of SIGTERM (a crash, no final AOF fsync). Returns the seconds Redis
         was unreachable. Raises ``ConfigurationError`` when this stack uses an
         external Redis (``start_redis(url)``), which it cannot restart.
         """
         if self.redis is None:
             raise ConfigurationError("this stack did not start its Redis, so it cannot restart it")
-        return self.redis.restart(down_s=down_s, while_down=while_down)
+        return self.redis.restart(down_s=down_s, while_down=while_down, kill=kill)
 
     def running(self, name: str) -> bool:
         """Whether process ``name`` was started and has not exited."""
