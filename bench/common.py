@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -189,12 +190,16 @@ def standalone(run: Callable[..., dict[str, Any]], doc: str | None, argv: list[s
     ``run(stack, quick=...)``, print its JSON; everything started is stopped on return."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short variant")
+    takes_appliers = "appliers" in inspect.signature(run).parameters
+    if takes_appliers:
+        parser.add_argument("--appliers", type=int, default=1, help="workers applying the receipt stream")
     args = parser.parse_args(argv)
+    options = {"appliers": args.appliers} if takes_appliers else {}
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
     with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
         stack.start_redis()
         stack.start_sandbox()
-        result = run(stack, quick=args.quick)
+        result = run(stack, quick=args.quick, **options)
     print(json.dumps(result))
     return 0
 

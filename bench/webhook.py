@@ -62,6 +62,9 @@ AIOFISH_EVERY = 5  # push i is an aiofish report when i % AIOFISH_EVERY == AIOFI
 SENDERS = 2
 CONNECTIONS = 128
 APPLIERS = 1
+#: gunicorn worker processes and threads of each (dispatcher.stack defaults: 2 x 16).
+HOOK_WORKERS = 2
+HOOK_THREADS = 16
 TIMEOUT_S = 10.0
 LAG_SAMPLE_EVERY = 10
 LAG_POLL_MS = 5.0
@@ -257,7 +260,7 @@ def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float
                              aiofish_every=AIOFISH_EVERY, sample_every=LAG_SAMPLE_EVERY)
         stack.env["SMSD_ACCOUNTS_FILE"] = str(accounts)
         try:
-            url = stack.start_webhook()
+            url = stack.start_webhook(workers=HOOK_WORKERS, threads=HOOK_THREADS)
             for name in names:  # no send work: one pool process each; the applier is a thread of the main one
                 stack.start_worker(name, concurrency=1)
         finally:
@@ -297,6 +300,7 @@ def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float
         "senders": senders,
         "connections": CONNECTIONS,
         "appliers": appliers,
+        "gunicorn": f"{HOOK_WORKERS}x{HOOK_THREADS}",
         # The load generator kept its schedule: how late it issued pushes, and its CPU share of one core.
         "sender_late_p99_ms": round(percentile(late, 0.99) or 0.0, 2),
         "sender_cpu_per_core": round(sent["cpu_s"] / sent["elapsed_s"], 2),

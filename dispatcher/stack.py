@@ -28,12 +28,16 @@ from dispatcher.redis_server import EmbeddedRedis, free_port
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
-def webhook_argv(bind: str, workers: int, *, access_log: bool = False) -> list[str]:
+#: gunicorn threads per webhook worker process.
+WEBHOOK_THREADS = 16
+
+
+def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, access_log: bool = False) -> list[str]:
     """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
     pushes cannot keep another vendor's answer past its 1 s limit (opass stops
     pushing after three slow answers); the work is mostly waiting on Redis."""
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", "16", "--backlog", "2048"]
+            "--worker-class", "gthread", "--threads", str(threads), "--backlog", "2048"]
     if access_log:
         # No request path: it carries the account's callback secret.
         argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
@@ -138,13 +142,13 @@ class Stack:
         wait_for(listening, timeout_s=30, what="sandbox")
         return self.sandbox_url
 
-    def start_webhook(self, *, workers: int = 2, expect_ready: bool = True) -> str:
+    def start_webhook(self, *, workers: int = 2, threads: int = WEBHOOK_THREADS, expect_ready: bool = True) -> str:
         """Serve the webhook with gunicorn on a free port; return its base URL.
 
         Waits until ``/healthz`` answers 200 or, with ``expect_ready`` False, anything.
         """
         port = free_port()
-        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers))
+        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers, threads=threads))
         self.webhook_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
