@@ -138,7 +138,7 @@ class EmbeddedRedis:
         SIGKILL (a crash): what the AOF holds is then what redis-server had
         ``write()``-n to it, which with ``appendfsync everysec`` is every
         acknowledged write unless a slow disk had it postpone writes (up to
-        2 s, counted in INFO's ``aof_delayed_fsync``). ``while_down`` is called
+        2 s; INFO's ``aof_delayed_fsync`` counts postponements that ran the full 2 s). ``while_down`` is called
         once the server is stopped (to watch how the others behave; its time
         counts towards ``down_s``). Returns the seconds the port was not
         answering. Raises ``ConfigurationError`` if the server was not running
