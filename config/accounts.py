@@ -8,6 +8,7 @@ secrets in the environment or in an untracked ``config/accounts.local.json``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -27,13 +28,16 @@ class AccountConfig:
     """One configured account: its protocol settings plus what the pipeline adds.
 
     ``callback_secret`` is the path token the webhook requires for this
-    account's pushes; ``limits`` overrides the documented defaults per operation.
+    account's pushes; ``limits`` overrides the documented defaults per operation;
+    ``reconcile_window_s``, when set, overrides ``Settings.reconcile_window_s``
+    for this account's ambiguous chunks.
     """
 
     provider: str
     gateway: OpassAccount | AiofishAccount
     callback_secret: str = field(default="", repr=False)
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
+    reconcile_window_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -57,6 +61,16 @@ class Accounts:
 
     def __iter__(self) -> Iterator[AccountConfig]:
         return iter(self.by_key.values())
+
+    def reconcile_window_s(self, provider: str, name: str, default_s: float) -> float:
+        """The reconcile window of ``provider:name``: its own if set, else ``default_s``.
+
+        An account no longer configured (its jobs outlive it) gets ``default_s``.
+        """
+        account = self.by_key.get((provider, name))
+        if account is None or account.reconcile_window_s is None:
+            return default_s
+        return account.reconcile_window_s
 
     def limit_overrides(self) -> dict[tuple[str, str, str], tuple[Limit, ...]]:
         """Per-account limit overrides in the form the limiter takes."""
@@ -89,6 +103,15 @@ def _limits(raw: Mapping[str, Any], where: str) -> dict[str, tuple[Limit, ...]]:
     return out
 
 
+def _window_s(raw: Any, where: str) -> float | None:
+    """An optional positive number of seconds; raises ConfigurationError naming ``where``."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw <= 0:
+        raise ConfigurationError(f"{where}.reconcile_window_s: expected a positive number of seconds, got {raw!r}")
+    return float(raw)
+
+
 def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Accounts:
     """Build :class:`Accounts` from a parsed file; raises ``ConfigurationError`` naming the entry."""
     env = os.environ if env is None else env
@@ -99,6 +122,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             item = _expand(dict(raw), env, where)
             secret = str(item.pop("callback_secret", ""))
             limits = _limits(item.pop("limits", {}), where)
+            window_s = _window_s(item.pop("reconcile_window_s", None), where)
             try:
                 gateway = cls(**item)
             except TypeError as exc:
@@ -106,7 +130,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             key = (provider, gateway.name)
             if key in by_key:
                 raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits)
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, window_s)
     return Accounts(by_key)
 
 
