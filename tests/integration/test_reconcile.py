@@ -17,11 +17,13 @@ from config.settings import Settings
 from dispatcher import sweeps
 from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
-from dispatcher.keys import chunk_member
+from dispatcher.keys import Keys, chunk_member
 from dispatcher.ledger import ChunkData
+from dispatcher.limiter import Limit, RateLimiter
 from dispatcher.reconcile import Outcome, decide, reconcile_chunk
 from dispatcher.runtime import Runtime
 from dispatcher.sending import send_chunk
+from tests.integration.pipeline import FAST_LIMITS, pipeline_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +201,25 @@ def test_a_reconcile_window_that_is_not_a_positive_number_is_refused_naming_the_
 def test_what_a_query_answer_means() -> None:
     assert decide(None) is Outcome.HELD
     assert decide([]) is Outcome.RELEASED
+
+
+def test_on_the_running_pipeline_a_dropped_opass_chunk_is_settled_by_its_bid_not_resent(pipeline_factory) -> None:  # noqa: F811
+    # No webhook and the hour's only receipt poll already taken: the dropped
+    # chunk's receipts can only come back through the query by its bid.
+    hourly = [{"kind": "receipts", "count": 1, "window_s": 3600}]
+    p = pipeline_factory(webhook=False, opass={"batch_max": 2},
+                         limits={**FAST_LIMITS, "receipts": hourly, "reconcile": ROOMY})
+    limiter = RateLimiter(p.redis, Keys(p.dispatcher.settings.key_prefix),
+                          overrides={("opass", "demo", "receipts"): (Limit("receipts", 1, 3600.0),)})
+    limiter.try_acquire("opass", "demo", "receipts")
+    p.sandbox.configure(receipt_mode="pull")
+    p.sandbox.set_faults({"kind": "drop", "rate": 1.0, "count": 1, "path": "/message/"})
+    numbers = [f"1390000000{i}" for i in range(6)]
+    job = p.dispatcher.send_template("demo", template_code="1000000000000000002", phones=numbers, params=["1"])
+
+    p.wait(job.job_id, until="submitted", timeout_s=60)
+    assert p.accepted_counts("opass", numbers) == {1: 6}
+    states = dict(p.dispatcher.status(job.job_id, phones=True).phones or [])
+    settled = sorted(phone for phone, state in states.items() if state in ("delivered", "failed"))
+    assert len(settled) == 2, states  # the dropped chunk of two, from the bid query's receipts
+    assert [s for s in states.values() if s == "accepted"] == ["accepted"] * 4  # the others await polls
