@@ -71,8 +71,7 @@ def tls_server(cert: tuple[Path, Path], behaviour: str) -> Iterator[tuple[str, l
             conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             return
         tls = context.wrap_socket(conn, server_side=True)
-        request = tls.recv(65536)
-        seen.append(request)
+        seen.append(read_request(tls))
         if behaviour == "bad-record":
             os.write(tls.fileno(), BAD_RECORD)  # bypasses TLS: a record the client cannot verify
         elif behaviour == "truncated-then-bad-record":
@@ -98,6 +97,23 @@ def tls_server(cert: tuple[Path, Path], behaviour: str) -> Iterator[tuple[str, l
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def read_request(sock: ssl.SSLSocket) -> bytes:
+    """One whole HTTP request (headers, then ``Content-Length`` bytes of body).
+
+    Closing with part of it unread would make the kernel answer with a reset,
+    which the client may meet before the broken record the test is about.
+    """
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return data
 
 
 def _transport(url: str, *, trust: Path | None = None, session: requests.Session | None = None,
