@@ -181,6 +181,16 @@ def test_a_server_that_never_answers_the_tls_hello_is_a_connect_timeout(cert) ->
             transport.request("POST", "/message/send", side_effect=True, body=b"{}")
 
 
+def test_a_retrying_session_would_post_again_after_a_tls_error_which_is_why_it_is_refused(cert) -> None:  # type: ignore[no-untyped-def]
+    # urllib3 counts a TLS error as an "other" error and retries it whatever the method.
+    with tls_server(cert, "bad-record") as (url, seen), requests.Session() as session:
+        session.mount("https://", HTTPAdapter(max_retries=2))
+        session.verify, session.trust_env = str(cert[0]), False
+        with pytest.raises(requests.exceptions.SSLError):
+            session.post(url + "/message/send", data=b"{}", timeout=2)
+    assert len(seen) == 3  # one send became three at the gateway
+
+
 @pytest.mark.parametrize("retries", [3, 1])
 def test_a_session_that_resends_by_itself_is_refused(retries: int) -> None:
     session = requests.Session()
