@@ -43,6 +43,7 @@ from dispatcher.stack import Stack, wait_for
 #: a killed worker is ambiguous after 6 s and resent 4 s later if no receipt came.
 DRILL_ENV = {
     "SMSD_RECONCILE_WINDOW_S": "4",
+    "SMSD_RECONCILE_RETRY_S": "1",
     "SMSD_STUCK_AFTER_S": "6",
     "SMSD_ORPHAN_AFTER_S": "8",
     "SMSD_SWEEP_EVERY_S": "0.5",
@@ -53,6 +54,7 @@ DRILL_ENV = {
 #: Receipt pulls and balance checks as fast as a drill needs.
 DRILL_LIMITS = {
     "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "reconcile": [{"kind": "query", "count": 20, "window_s": 1}],
     "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
     "balance": [{"kind": "balance", "count": 20, "window_s": 1}],
 }
