@@ -51,9 +51,12 @@ DRILL_ENV = {
     "SMSD_RETRY_BASE_S": "0.2",
     "SMSD_RETRY_CAP_S": "2",
 }
-#: Receipt pulls and balance checks as fast as a drill needs.
+#: Receipt pulls and balance checks as fast as a drill needs. Polls take at most
+#: a fifth of the query budget they share with the bid queries of ambiguous
+#: chunks (as 1/min of 3/min leaves room in production): beat reserves every
+#: poll slot its limit allows, so a poll limit equal to the budget would starve them.
 DRILL_LIMITS = {
-    "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "receipts": [{"kind": "receipts", "count": 4, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
     "reconcile": [{"kind": "query", "count": 20, "window_s": 1}],
     "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
     "balance": [{"kind": "balance", "count": 20, "window_s": 1}],

@@ -263,7 +263,7 @@ class HttpTransport:
         """Decode a JSON object answer; a garbled body is ambiguous for sends."""
         try:
             doc = json.loads(answer.body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: a hostile, absurdly nested body
             doc = None
         if not isinstance(doc, dict):
             cls = AmbiguousError if side_effect else TransientError
