@@ -150,6 +150,11 @@ def _window_s(raw: Any, where: str) -> float | None:
     return float(raw)
 
 
+def _vendor_identity(gateway: OpassAccount | AiofishAccount) -> str:
+    """What names the account at the vendor: the opass apiKey, the aiofish login."""
+    return gateway.api_key if isinstance(gateway, OpassAccount) else gateway.account
+
+
 def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Accounts:
     """Build :class:`Accounts` from a parsed file; raises ``ConfigurationError`` naming the entry."""
     env = os.environ if env is None else env
@@ -169,6 +174,15 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             key = (provider, gateway.name)
             if key in by_key:
                 raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
+            identity = _vendor_identity(gateway)
+            twin = next((n for (p, n), a in by_key.items()
+                         if p == provider and _vendor_identity(a.gateway) == identity), None)
+            if twin is not None:
+                # Receipts are applied only to jobs of the account they came through,
+                # so one vendor account under two names would see its pulled receipts
+                # refused for the other name's jobs (and the gateway returns each once).
+                raise ConfigurationError(f"{where}: same vendor account as {provider}:{twin}; "
+                                         f"keep one entry per vendor account")
             if provider == "aiofish":
                 # Unset: the console pushes the way the account sends (its encryption).
                 variant = variant or str(getattr(gateway, "encryption", "plain"))

@@ -44,10 +44,11 @@ def _accounts() -> dict[str, Any]:
     doc = accounts_doc("http://127.0.0.1:9")
     demo = doc["opass"][0]
     doc["opass"] = [{**demo, "callback_secret": TOKENS["opass:demo"]},
-                    {**demo, "name": "other", "callback_secret": TOKENS["opass:other"]}]
+                    {**demo, "name": "other", "api_key": "other-api-key", "callback_secret": TOKENS["opass:other"]}]
     fish = doc["aiofish"][0]
-    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"]}
-                      for v in VARIANTS]
+    # One vendor login per entry; only the full form names it (and it must be the sandbox's).
+    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"],
+                       "account": fish["account"] if v == "full" else f"{fish['account']}-{v}"} for v in VARIANTS]
     return doc
 
 
