@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+import structlog
 
 from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys, client_id
@@ -237,7 +238,10 @@ def test_a_receipt_that_is_not_evidence_changes_nothing_and_is_answered_like_a_r
     else:
         answer = _aiofish_push(stack, cid, form="full", to="full", phone=PHONES[0])
         assert answer.status_code == 200 and answer.text == "0"
-    _apply(ledger)
+    with structlog.testing.capture_logs() as logs:
+        _apply(ledger)
+    [line] = [e for e in logs if e["event"] == "receipts.refused"]  # one log line, ids but no phone
+    assert line["job_id"] == "j1" and PHONES[0] not in str(line)
     after = ledger.chunk("j1", 0)
     assert after["state"] == before["state"] == {"released": "pending"}.get(state, state)
     assert ledger.counts("j1")["delivered"] == 0
