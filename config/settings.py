@@ -30,6 +30,10 @@ class Settings:
     #: How long an ambiguous chunk waits for a receipt carrying its id before it
     #: is considered never to have arrived and is sent again.
     reconcile_window_s: float = 600.0
+    #: When the gateway could not be asked about an ambiguous chunk (no query
+    #: budget left, the query failed), ask again this much later: one slot of
+    #: opass's 3-a-minute query budget.
+    reconcile_retry_s: float = 20.0
     #: A chunk still ``sending`` after this long lost its worker: make it ambiguous.
     stuck_after_s: float = 120.0
     #: A pending chunk whose task has not run this long after it was due gets a

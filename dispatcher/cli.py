@@ -229,6 +229,16 @@ def _clock_skew_s(base_url: str, timeout_s: float = 5.0) -> float:
     return time.time() - email.utils.parsedate_to_datetime(header).timestamp()
 
 
+def _push_check(acct: Any) -> tuple[str, bool, str]:
+    """Whether the webhook will serve the account's pushes, and in which form (never the secret)."""
+    if acct.hook_problem:
+        return ("pushes", False, f"{acct.hook_problem}: the webhook refuses this account's pushes")
+    if not acct.callback_secret:
+        return ("pushes", True, "no callback_secret: pushes refused, receipts by pull only")
+    form = f", push_variant {acct.push_variant}" if acct.push_variant else ""
+    return ("pushes", True, f"callback_secret set ({len(acct.callback_secret)} characters){form}")
+
+
 @main.command()
 def doctor() -> None:
     """Check each account: connectivity, clock skew against the ±60 s window, credentials."""
@@ -239,7 +249,7 @@ def doctor() -> None:
     for acct in rt.accounts:
         name = f"{acct.provider}:{acct.name}"
         base = acct.gateway.base_url
-        checks: list[tuple[str, bool, str]] = []
+        checks: list[tuple[str, bool, str]] = [_push_check(acct)]
         try:
             skew = _clock_skew_s(base)
             checks.append(("reachable", True, base))
@@ -257,7 +267,17 @@ def doctor() -> None:
         for what, ok, detail in checks:
             failed |= not ok
             click.echo(f"{'ok ' if ok else 'BAD'} {name} {what}: {detail}")
+    click.echo(_receipts_line(rt))
     sys.exit(1 if failed else 0)
+
+
+def _receipts_line(rt: Any) -> str:
+    """The receipt stream's backlog and the receipts refused as evidence so far (a probe shows here)."""
+    backlog = rt.redis.xlen(rt.keys.receipt_stream())
+    names = ("receipts_foreign", "receipts_unclaimed", "receipts_unmatched")
+    counts = dict(zip(names, (int(v or 0) for v in rt.redis.hmget(rt.keys.stats(), names)), strict=True))
+    refused = ", ".join(f"{k.removeprefix('receipts_')} {v}" for k, v in counts.items())
+    return f"ok  receipts: {backlog} recorded and not yet applied; refused so far: {refused}"
 
 
 @main.command()

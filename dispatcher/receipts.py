@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 
 from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
 from dispatcher.ledger import Ledger
 from dispatcher.providers.results import Receipt, Uplink
+
+log = structlog.get_logger("dispatcher.receipts")
 
 #: Receipts per Lua call: one opass pull answer (600) fits; ~1-2 ms of Redis time at most.
 MAX_RECEIPTS_PER_CALL = 1000
@@ -36,10 +39,13 @@ class Applied:
     ignored: int = 0
     unmatched: int = 0
     reconciled: int = 0
+    #: Of ``ignored``: receipts that were not evidence (another account's job, an attempt never sent).
+    refused: int = 0
 
     def __add__(self, other: Applied) -> Applied:
         return Applied(self.applied + other.applied, self.ignored + other.ignored,
-                       self.unmatched + other.unmatched, self.reconciled + other.reconciled)
+                       self.unmatched + other.unmatched, self.reconciled + other.reconciled,
+                       self.refused + other.refused)
 
 
 def owner_of(provider: str, account: str) -> str:
@@ -85,12 +91,17 @@ def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms:
 
     Raises ``redis.RedisError``.
     """
-    applied = ignored = reconciled = 0
-    for a, i, transition in ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched,
-                                                        ack=ack):
+    applied = ignored = reconciled = refused = 0
+    results = ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
+    for (job_id, n, attempt, _), (a, i, transition) in zip(groups, results, strict=True):
         applied, ignored = applied + a, ignored + i
         reconciled += 1 if transition.endswith("->accepted") else 0
-    return Applied(applied, ignored, unmatched, reconciled)
+        if transition in ("foreign", "unclaimed"):
+            refused += i
+            # Who probes, and with what: ids only (never the phones).
+            log.warning("receipts.refused", reason=transition, owner=owner, job_id=job_id, chunk=n, attempt=attempt,
+                        receipts=i)
+    return Applied(applied, ignored, unmatched, reconciled, refused)
 
 
 def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
@@ -124,11 +135,27 @@ def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str
     return total
 
 
+#: Longest reply kept, in characters: a concatenated SMS of 15 segments is ~1,000;
+#: a push holder could otherwise fill Redis with ``MO_MAX_ITEMS`` megabyte "replies".
+MAX_UPLINK_CHARS = 1000
+#: Longest ext (srcId/subCode) or message id kept.
+MAX_UPLINK_FIELD_CHARS = 64
+
+
+def _clip(value: str | None, most: int) -> str | None:
+    return value if value is None or len(value) <= most else value[:most]
+
+
 def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, uplinks: Iterable[Uplink]) -> int:
-    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``."""
+    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``.
+
+    Content past ``MAX_UPLINK_CHARS`` is cut (``truncated`` says so), so the list's size stays bounded.
+    """
     items = [
-        json.dumps({"phone": u.phone, "content": u.content, "ext": u.ext, "at_ms": u.at_ms,
-                    "message_id": u.message_id}, ensure_ascii=False)
+        json.dumps({"phone": u.phone, "content": u.content[:MAX_UPLINK_CHARS],
+                    "ext": _clip(u.ext, MAX_UPLINK_FIELD_CHARS), "at_ms": u.at_ms,
+                    "message_id": _clip(u.message_id, MAX_UPLINK_FIELD_CHARS),
+                    **({"truncated": True} if len(u.content) > MAX_UPLINK_CHARS else {})}, ensure_ascii=False)
         for u in uplinks
     ]
     if not items:

@@ -51,9 +51,19 @@ def test_doctor_and_balance_report_every_account(pipeline_factory) -> None:  # n
     p = pipeline_factory(workers=1, beat=False, webhook=False)
     doctor = _cli(p, "doctor")
     assert "opass:demo clock: skew" in doctor.stdout and "aiofish:demo credentials" in doctor.stdout
+    assert "aiofish:demo pushes: callback_secret set (43 characters), push_variant full" in doctor.stdout
+    assert "receipts: 0 recorded and not yet applied" in doctor.stdout
     assert doctor.returncode == 0, doctor.stdout
     balance = _cli(p, "balance")
     assert "opass:demo: 行业短信=" in balance.stdout
+
+
+def test_doctor_names_an_account_whose_callback_secret_was_published(pipeline_factory) -> None:  # noqa: F811
+    p = pipeline_factory(workers=1, beat=False, webhook=False, opass={"callback_secret": "demo-opass-hook-token"})
+    doctor = _cli(p, "doctor")
+    assert doctor.returncode == 1
+    assert "BAD opass:demo pushes: callback_secret is a value published" in doctor.stdout
+    assert "demo-opass-hook-token" not in doctor.stdout
 
 
 def test_stats_lists_the_days_sent(pipeline_factory) -> None:  # noqa: F811

@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 import redis
 import requests
+import structlog
 
 from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys, client_id
 from dispatcher.ledger import ChunkData, Ledger
 from dispatcher.receipt_stream import StreamApplier
-from dispatcher.receipts import read_uplinks
+from dispatcher.receipts import MAX_UPLINK_CHARS, read_uplinks
 from dispatcher.sandbox import demo as creds
 from dispatcher.sandbox import push_payloads
 from dispatcher.sandbox.config import initial_config, parse_config
@@ -44,10 +45,11 @@ def _accounts() -> dict[str, Any]:
     doc = accounts_doc("http://127.0.0.1:9")
     demo = doc["opass"][0]
     doc["opass"] = [{**demo, "callback_secret": TOKENS["opass:demo"]},
-                    {**demo, "name": "other", "callback_secret": TOKENS["opass:other"]}]
+                    {**demo, "name": "other", "api_key": "other-api-key", "callback_secret": TOKENS["opass:other"]}]
     fish = doc["aiofish"][0]
-    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"]}
-                      for v in VARIANTS]
+    # One vendor login per entry; only the full form names it (and it must be the sandbox's).
+    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"],
+                       "account": fish["account"] if v == "full" else f"{fish['account']}-{v}"} for v in VARIANTS]
     return doc
 
 
@@ -159,6 +161,15 @@ def test_opass_uplinks_are_stored_for_the_app(hook, redis_client) -> None:  # ty
     assert [(u["phone"], u["content"]) for u in stored] == [(PHONES[2], "TD")]
 
 
+def test_a_huge_reply_is_kept_cut_to_a_bounded_size(hook, redis_client) -> None:  # type: ignore[no-untyped-def]
+    stack, _ = hook
+    push = push_payloads.opass_uplink(creds.OPASS_API_KEY, "1" * 500, PHONES[2], "回" * 200_000, time.time(),
+                                      _opass_url(stack))
+    assert _post(push).status_code == 200
+    [stored] = read_uplinks(redis_client, Keys(), "opass", "demo")
+    assert stored["truncated"] and len(stored["content"]) == MAX_UPLINK_CHARS and len(stored["ext"]) == 64
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_an_aiofish_hook_takes_only_the_push_form_its_console_is_set_to(hook, variant: str) -> None:  # type: ignore[no-untyped-def]
     stack, ledger = hook
@@ -227,7 +238,10 @@ def test_a_receipt_that_is_not_evidence_changes_nothing_and_is_answered_like_a_r
     else:
         answer = _aiofish_push(stack, cid, form="full", to="full", phone=PHONES[0])
         assert answer.status_code == 200 and answer.text == "0"
-    _apply(ledger)
+    with structlog.testing.capture_logs() as logs:
+        _apply(ledger)
+    [line] = [e for e in logs if e["event"] == "receipts.refused"]  # one log line, ids but no phone
+    assert line["job_id"] == "j1" and PHONES[0] not in str(line)
     after = ledger.chunk("j1", 0)
     assert after["state"] == before["state"] == {"released": "pending"}.get(state, state)
     assert ledger.counts("j1")["delivered"] == 0
