@@ -91,17 +91,8 @@ def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms:
 
     Raises ``redis.RedisError``.
     """
-    applied = ignored = reconciled = refused = 0
     results = ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
-    for (job_id, n, attempt, _), (a, i, transition) in zip(groups, results, strict=True):
-        applied, ignored = applied + a, ignored + i
-        reconciled += 1 if transition.endswith("->accepted") else 0
-        if transition in ("foreign", "unclaimed"):
-            refused += i
-            # Who probes, and with what: ids only (never the phones).
-            log.warning("receipts.refused", reason=transition, owner=owner, job_id=job_id, chunk=n, attempt=attempt,
-                        receipts=i)
-    return Applied(applied, ignored, unmatched, reconciled, refused)
+    return _tally([(job_id, n, attempt) for job_id, n, attempt, _ in groups], results, owner, unmatched)
 
 
 def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
@@ -110,12 +101,23 @@ def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]
 
     Raises ``redis.RedisError``.
     """
-    applied = ignored = reconciled = 0
-    for a, i, transition in ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched,
-                                                       ack=ack):
+    results = ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
+    return _tally([(job_id, n, attempt) for job_id, n, attempt, _, _ in packed], results, owner, unmatched)
+
+
+def _tally(attempts: Sequence[tuple[str, int, int]], results: Sequence[tuple[int, int, str]], owner: str,
+           unmatched: int) -> Applied:
+    """Sum one script call's per-group results; log each group refused as evidence (ids, never phones)."""
+    applied = ignored = reconciled = refused = 0
+    for (job_id, n, attempt), (a, i, transition) in zip(attempts, results, strict=True):
         applied, ignored = applied + a, ignored + i
         reconciled += 1 if transition.endswith("->accepted") else 0
-    return Applied(applied, ignored, unmatched, reconciled)
+        if transition in ("foreign", "unclaimed"):
+            refused += i
+            # Who probes, and with what: ids only (never the phones).
+            log.warning("receipts.refused", reason=transition, owner=owner, job_id=job_id, chunk=n, attempt=attempt,
+                        receipts=i)
+    return Applied(applied, ignored, unmatched, reconciled, refused)
 
 
 def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str, account: str,
