@@ -18,6 +18,11 @@ sorted set holds exactly its chunks, forged receipts and stale actors change
 nothing, and no chunk is claimed again after the gateway was shown to have
 taken an attempt of it, or while an attempt may be at the gateway unreconciled.
 
+Physical assumptions of the model: a worker's answer comes before the reconcile
+sweep releases its chunk (after that it is a stale actor's, which changes
+nothing); a receipt of an attempt means its worker cannot learn that the attempt
+never left or was refused.
+
 ``SMSD_PROPERTY_PROFILE=long`` runs many more and longer interleavings (minutes);
 the default ``ci`` profile takes well under a minute.
 """
@@ -33,7 +38,14 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from config.accounts import Accounts
 from config.settings import Settings
@@ -48,9 +60,9 @@ from dispatcher.runtime import Runtime
 pytestmark = pytest.mark.integration
 
 PROFILES = {
-    "ci": settings(max_examples=60, stateful_step_count=40, deadline=None, print_blob=True,
+    "ci": settings(max_examples=120, stateful_step_count=60, deadline=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
-    "long": settings(max_examples=1500, stateful_step_count=80, deadline=None, print_blob=True,
+    "long": settings(max_examples=2000, stateful_step_count=100, deadline=None, print_blob=True,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
 }
 PROFILE = os.environ.get("SMSD_PROPERTY_PROFILE", "ci")
@@ -62,9 +74,10 @@ STUCK_MS, WINDOW_MS, HORIZON_MS = 60_000, 300_000, 3_600_000
 TICKS_MS = (1_000, 61_000, 301_000, 3_601_000)
 START_MS = 1_700_000_000_000
 STRANGER = "13999999999"  # in no chunk
-MAX_JOBS = 4
+MAX_JOBS = 3
 BATCH = 100  # entries an applier reads per step (StreamApplier's default)
 TERMINAL = {"rejected", "delivered", "failed", "unknown"}
+OUTCOMES = ("accept", "accept", "reject", "transient", "transient", "fatal", "ambiguous", "dies")
 FORGED_KINDS = ("never_claimed", "attempt0", "unsent", "refused", "foreign", "unknown_job", "unknown_chunk",
                 "not_ours", "stranger_phone", "other_chunk_phone")
 
@@ -318,7 +331,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return ("ghost", 0, 1, STRANGER, delivered, False)
 
     def _draw_batch(self, data: st.DataObject, *, forged_only: bool) -> tuple[Owner, list[Rx]]:
-        owner = data.draw(st.sampled_from(ACCOUNTS), label="through")
+        # mostly the hook or poll of an account that has jobs
+        owner = data.draw(st.sampled_from([c.owner for c in self.chunks.values()] + list(ACCOUNTS)), label="through")
         batch: list[Rx] = []
         for _ in range(data.draw(st.integers(1, 4), label="receipts")):
             kind = "forged" if forged_only else data.draw(st.sampled_from(("real", "real", "duplicate", "forged")))
@@ -332,8 +346,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules: producer and senders ---------------------------------------------------------
 
+    @initialize(account=st.sampled_from(ACCOUNTS), sizes=st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    def first_job(self, account: Owner, sizes: list[int]) -> None:
+        self.create_job(account, sizes)
+
     @precondition(lambda self: len(self.jobs) < MAX_JOBS)
-    @rule(account=st.sampled_from(ACCOUNTS), sizes=st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    @rule(account=st.sampled_from(ACCOUNTS), sizes=st.lists(st.integers(1, 3), min_size=1, max_size=2))
     def create_job(self, account: Owner, sizes: list[int]) -> None:
         j = len(self.jobs)
         job = f"j{j}"
@@ -346,9 +364,11 @@ class LedgerMachine(RuleBasedStateMachine):
             self.chunks[(job, n)] = ChunkModel(job, n, account, p, pending_ms=self.now)
 
     @precondition(lambda self: self.chunks)
-    @rule(i=st.integers(0, 1000))
-    def claim(self, i: int) -> None:
-        c: ChunkModel = self._pick(list(self.chunks.values()), i)
+    @rule(i=st.integers(0, 1000), any_chunk=st.booleans())
+    def claim(self, i: int, any_chunk: bool) -> None:
+        """A send task claims a pending chunk (or, with ``any_chunk``, any chunk: it must skip or wait)."""
+        pending = [c for c in self.chunks.values() if c.state == "pending"]
+        c: ChunkModel = self._pick(pending if pending and not any_chunk else list(self.chunks.values()), i)
         got = self.ledger.claim(c.job, c.n, provider=c.owner[0], account=c.owner[1], now_ms=self.now)
         if c.owner in self.paused:
             assert (got.status, got.detail) == ("paused", self.paused[c.owner])
@@ -366,17 +386,33 @@ class LedgerMachine(RuleBasedStateMachine):
         c.attempts[c.attempt] = AttemptModel()
         c.state, c.pending_ms, c.sending_ms = "sending", None, self.now
 
+    @precondition(lambda self: any(c.state == "pending" for c in self.chunks.values()))
+    @rule(i=st.integers(0, 1000), kind=st.sampled_from(OUTCOMES), failed_bits=st.integers(0, 7))
+    def send(self, i: int, kind: str, failed_bits: int) -> None:
+        """A whole send task: claim a pending chunk and record the gateway's answer right away."""
+        pending = [c for c in self.chunks.values() if c.state == "pending"]
+        c: ChunkModel = self._pick(pending, i)
+        self.claim(i=pending.index(c), any_chunk=False)
+        if c.state == "sending":
+            self.outcome(i=self._inflight().index(c), kind=kind, failed_bits=failed_bits)
+
     def _inflight(self) -> list[ChunkModel]:
         return [c for c in self.chunks.values() if c.attempt and c.attempts[c.attempt].fate == "inflight"]
 
     @precondition(lambda self: self._inflight())
     @rule(i=st.integers(0, 1000),
-          kind=st.sampled_from(("accept", "accept", "reject", "transient", "fatal", "ambiguous")),
+          kind=st.sampled_from(OUTCOMES),
           failed_bits=st.integers(0, 7))
     def outcome(self, i: int, kind: str, failed_bits: int) -> None:
-        """The worker holding the chunk's current attempt records what the gateway answered."""
+        """The worker holding the chunk's current attempt records what the gateway answered, or dies first.
+
+        A worker that dies between claim and outcome records nothing: the stuck sweep must notice.
+        """
         c: ChunkModel = self._pick(self._inflight(), i)
         a, att = c.attempt, c.attempts[c.attempt]
+        if kind == "dies":
+            att.fate = "gone"
+            return
         if att.proven and kind != "ambiguous":
             kind = "accept"  # a receipt exists: the gateway took it
         if kind == "accept":
@@ -405,13 +441,6 @@ class LedgerMachine(RuleBasedStateMachine):
                                              now_ms=self.now)
             assert got == want
             att.fate = "ambiguous" if got else "gone"
-
-    @precondition(lambda self: self._inflight())
-    @rule(i=st.integers(0, 1000))
-    def worker_dies(self, i: int) -> None:
-        """A crash between claim and outcome: no answer is ever recorded (the stuck sweep must notice)."""
-        c: ChunkModel = self._pick(self._inflight(), i)
-        c.attempts[c.attempt].fate = "gone"
 
     def _decided(self) -> list[tuple[ChunkModel, int]]:
         return [(c, a) for c in self.chunks.values() for a, att in c.attempts.items()
@@ -449,14 +478,19 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules: receipts -------------------------------------------------------------------
 
-    @precondition(lambda self: self.chunks)
-    @rule(data=st.data())
-    def receipts(self, data: st.DataObject) -> None:
-        """Real, duplicated and forged receipts applied straight (a poll's or the CLI's path)."""
+    @rule(data=st.data(), path=st.sampled_from(("direct", "push", "pull")))
+    def receipts(self, data: st.DataObject, path: str) -> None:
+        """Real, duplicated and forged receipts, applied straight or recorded on the stream for an applier."""
         owner, batch = self._draw_batch(data, forged_only=False)
-        apply_receipts(self.ledger, [self._receipt(x) for x in batch], provider=owner[0], account=owner[1],
-                       now_ms=self.now)
-        self._m_receipts(owner, batch)
+        if path == "direct":
+            apply_receipts(self.ledger, [self._receipt(x) for x in batch], provider=owner[0], account=owner[1],
+                           now_ms=self.now)
+            self._m_receipts(owner, batch)
+            return
+        assert record(self.r, self.keys.receipt_stream(), owner[0], owner[1], [self._receipt(x) for x in batch],
+                      source=path, now_ms=self.now) == len(batch)
+        self.seq += 1
+        self.fresh.append((self.seq, owner, batch))
 
     @rule(data=st.data())
     def forged_receipts(self, data: st.DataObject) -> None:
@@ -466,16 +500,7 @@ class LedgerMachine(RuleBasedStateMachine):
         apply_receipts(self.ledger, [self._receipt(x) for x in batch], provider=owner[0], account=owner[1],
                        now_ms=self.now)
         assert self._snapshot() == before, f"forged receipts changed the ledger: {batch}"
-
-    @precondition(lambda self: self.chunks)
-    @rule(data=st.data(), source=st.sampled_from(("push", "pull")))
-    def record_receipts(self, data: st.DataObject, source: str) -> None:
-        """A hook or poll records a batch on the stream; an applier applies it later."""
-        owner, batch = self._draw_batch(data, forged_only=False)
-        assert record(self.r, self.keys.receipt_stream(), owner[0], owner[1], [self._receipt(x) for x in batch],
-                      source=source, now_ms=self.now) == len(batch)
-        self.seq += 1
-        self.fresh.append((self.seq, owner, batch))
+        self._m_receipts(owner, batch)  # the model's housekeeping (z:awaiting) follows the ledger's
 
     @rule()
     def applier_step(self) -> None:
@@ -514,11 +539,20 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- rules: clock and sweeps -------------------------------------------------------------
 
-    @rule(tick=st.sampled_from(TICKS_MS))
-    def clock_moves(self, tick: int) -> None:
+    @rule(tick=st.sampled_from(TICKS_MS), sweep=st.booleans())
+    def clock_moves(self, tick: int, sweep: bool) -> None:
+        """Time passes; with ``sweep``, beat runs the sweeps at the new time (each also runs on its own)."""
         self.now += tick
+        if sweep:
+            self.stuck_sweep()
+            self.reconcile_sweep()
+            self.silence_sweep()
 
-    @rule()
+    @rule(which=st.sampled_from(("stuck", "reconcile", "silence")))
+    def sweep(self, which: str) -> None:
+        """Beat runs one sweep at the current time."""
+        {"stuck": self.stuck_sweep, "reconcile": self.reconcile_sweep, "silence": self.silence_sweep}[which]()
+
     def stuck_sweep(self) -> None:
         cutoff = self.now - STUCK_MS
         want = 0
@@ -528,7 +562,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 want += 1
         assert sweeps.stuck_to_ambiguous(self.rt, now_ms=self.now) == want
 
-    @rule()
     def reconcile_sweep(self) -> None:
         want = set()
         for c in self.chunks.values():
@@ -541,7 +574,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 want.add((c.job, c.n))
         assert set(sweeps.due_ambiguous(self.rt, now_ms=self.now)) == want
 
-    @rule()
     def silence_sweep(self) -> None:
         cutoff = self.now - HORIZON_MS
         want = 0
