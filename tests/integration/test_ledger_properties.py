@@ -62,7 +62,7 @@ pytestmark = pytest.mark.integration
 PROFILES = {
     "ci": settings(max_examples=120, stateful_step_count=60, deadline=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
-    "long": settings(max_examples=2000, stateful_step_count=100, deadline=None, print_blob=True,
+    "long": settings(max_examples=1000, stateful_step_count=100, deadline=None, print_blob=True,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
 }
 PROFILE = os.environ.get("SMSD_PROPERTY_PROFILE", "ci")
@@ -658,5 +658,6 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     conn.close()
 
 
+@pytest.mark.timeout(0 if PROFILE == "long" else 300)  # the long profile runs for minutes
 def test_the_ledger_keeps_its_invariants_under_random_interleavings(client: redis.Redis) -> None:
     run_state_machine_as_test(lambda: LedgerMachine(client), settings=PROFILES[PROFILE])
