@@ -11,8 +11,8 @@ section   figures                                                 module
 opass     direct (ceiling), pipeline, OTP latency, RSS, Redis     bench/opass.py
 aiofish   per-phone-content pipeline (batchSendSms)               bench/aiofish.py
 naive     one Celery task per recipient (the common pattern)      bench/naive.py
-receipts  receipts applied per second from pull batches           bench/receipts.py
-webhook   push answer latency at a steady push rate               bench/webhook.py
+receipts  receipts applied per second: stream drained by appliers  bench/receipts.py
+webhook   push answer latency at 1000 pushes/s, answer → applied  bench/webhook.py
 limiter   a binding limit: never exceeded, and how much is used   bench/limiter.py
 ========  ======================================================  ===============
 
@@ -53,8 +53,8 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("pipeline_vs_naive", ">=", 100),
     ("otp_p99_ms", "<", 250),
     ("receipts_applied_per_s", ">=", 100_000),
-    ("webhook_p99_ms", "<", 50),
-    ("webhook_max_ms", "<", 1000),
+    ("webhook_p99_ms", "<", 20),
+    ("webhook_max_ms", "<", 250),
     ("limiter_max_in_window_over_limit", "<=", 1.0),
     ("limiter_utilisation", ">=", 0.95),
     ("producer_rss_growth_mb", "<", 100),
@@ -62,7 +62,8 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
 )
 #: Throughput and latency figures whose every run is listed too with ``--repeat``.
 HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recipients_per_s",
-            "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate")
+            "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate",
+            "webhook_sender_late_p99_ms", "receipt_apply_lag_p99_ms")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
                         help=f"pool processes per worker (default {CONCURRENCY})")
     parser.add_argument("--direct-s", type=float, default=10.0, help="how long the ceiling loop runs")
+    parser.add_argument("--appliers", type=int, default=1,
+                        help="workers applying the receipt stream in the receipts and webhook sections (default 1)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run every section this many times and report medians (this machine is noisy)")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {tag} …", file=sys.stderr, flush=True)
                 t = time.perf_counter()
                 module = importlib.import_module(f"bench.{section}")
-                options: dict[str, Any] = {"direct_s": args.direct_s}
+                options: dict[str, Any] = {"direct_s": args.direct_s, "appliers": args.appliers}
                 if section not in OWN_WORKERS:
                     options.update(workers_n=args.workers, concurrency=args.concurrency)
                 try:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -55,6 +57,26 @@ def percentile(values: list[float], q: float) -> float | None:
 def evalsha_us(client: redis.Redis) -> int:
     """Microseconds Redis has spent in EVALSHA so far (INFO commandstats)."""
     return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+def cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / ticks
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return total
+
+
+def redis_usec(client: redis.Redis, command: str) -> int:
+    """Microseconds Redis has spent in ``command`` so far (INFO commandstats)."""
+    return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("usec", 0))
 
 
 def write_accounts(
@@ -168,12 +190,16 @@ def standalone(run: Callable[..., dict[str, Any]], doc: str | None, argv: list[s
     ``run(stack, quick=...)``, print its JSON; everything started is stopped on return."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short variant")
+    takes_appliers = "appliers" in inspect.signature(run).parameters
+    if takes_appliers:
+        parser.add_argument("--appliers", type=int, default=1, help="workers applying the receipt stream")
     args = parser.parse_args(argv)
+    options = {"appliers": args.appliers} if takes_appliers else {}
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
     with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
         stack.start_redis()
         stack.start_sandbox()
-        result = run(stack, quick=args.quick)
+        result = run(stack, quick=args.quick, **options)
     print(json.dumps(result))
     return 0
 

@@ -8,11 +8,17 @@ workers and beat (:func:`dispatcher.drill.start_rig`) and one opass job:
 * ``redis_restart``: stop and restart redis-server mid-job (same port, data, AOF);
   nothing else is restarted;
 * ``fault_mix``: 10 % refused connections, 5 % ``-1``, 5 % ``6000``, 2 % taken
-  but unanswered, on ``/message/``, until the job is submitted.
+  but unanswered, on ``/message/``, until the job is submitted;
+* ``applier_kill9``: pushes arrive at 200/s for 30 s (opass 100 receipts, 1 in 5
+  an encrypted aiofish report; 10 s with ``--quick``); kill -9 the worker whose
+  applier holds unapplied entries; the other worker's applier claims them;
+* ``receipts_redis_restart`` / ``receipts_redis_kill9``: the same pushes while
+  redis-server is stopped with SIGTERM / SIGKILL and started again (the webhook
+  answers 503 meanwhile and the pushes are retried, as the vendors do).
 
 Prints one JSON object ``{"drills": {name: {...}}, "machine": {...}}`` on stdout,
 one line per drill phase on stderr; exits 1 if any drill lost or duplicated a
-recipient (or did not finish).
+recipient, lost or applied twice a receipt (or did not finish).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dispatcher import drill
+from dispatcher import drill, receipt_drill
 
 #: name -> (runner, chunks the job is cut into). Many chunks make every kill and
 #: the restart land with requests in flight; the slow sandbox paces the job.
@@ -38,6 +44,13 @@ DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
     "redis_restart": (drill.run_redis_restart, 200),
     "fault_mix": (drill.run_fault_mix, 100),
 }
+#: Receipt drills: name -> (runner, options). Their size is pushes, not recipients.
+RECEIPT_DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], dict[str, Any]]] = {
+    "applier_kill9": (receipt_drill.run_applier_kill9, {}),
+    "receipts_redis_restart": (receipt_drill.run_receipts_redis_restart, {"kill": False}),
+    "receipts_redis_kill9": (receipt_drill.run_receipts_redis_restart, {"kill": True}),
+}
+RECEIPT_RATE_PER_S = 200.0
 
 
 def say(line: str) -> None:
@@ -47,12 +60,18 @@ def say(line: str) -> None:
 
 def run_one(name: str, recipients: int, base: Path, **options: Any) -> dict[str, Any]:
     """Start a rig, run drill ``name`` on it, stop the rig; return the drill's figures."""
-    runner, chunks = DRILLS[name]
-    batch_max = max(10, min(1000, recipients // chunks))
+    if name in RECEIPT_DRILLS:
+        runner, extra = RECEIPT_DRILLS[name]
+        options = {**extra, **options}
+        batch_max = 1000
+    else:
+        runner, chunks = DRILLS[name]
+        batch_max = max(10, min(1000, recipients // chunks))
+        options = {**options, "recipients": recipients}
     say(f"{name}: starting redis-server, sandbox, webhook, 2 workers and beat (chunks of {batch_max})")
     rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max)
     try:
-        return runner(rig, recipients=recipients, say=say, **options)
+        return runner(rig, say=say, **options)
     finally:
         rig.stop()
         say(f"{name}: stopped everything")
@@ -73,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the drills; print one JSON object; return 1 if any lost, duplicated or did not finish."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 recipients per drill instead of 100,000")
-    parser.add_argument("--only", choices=sorted(DRILLS), action="append", help="run only this drill (repeatable)")
+    parser.add_argument("--only", choices=sorted([*DRILLS, *RECEIPT_DRILLS]), action="append",
+                        help="run only this drill (repeatable)")
     parser.add_argument("--recipients", type=int, default=None, help="override the job size")
     parser.add_argument("--redis-down-s", type=float, default=2.0,
                         help="how long redis-server stays stopped in redis_restart (default 2)")
@@ -81,11 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     recipients = args.recipients or (20_000 if args.quick else 100_000)
     base = Path(tempfile.mkdtemp(prefix="smsd-drills-"))
     say(f"working in {base}")
-    options: dict[str, dict[str, Any]] = {"redis_restart": {"down_s": args.redis_down_s}}
+    pushes = int(RECEIPT_RATE_PER_S * (10 if args.quick else 30))
+    receipts = {"pushes": pushes, "rate_per_s": RECEIPT_RATE_PER_S}
+    options: dict[str, dict[str, Any]] = {
+        "redis_restart": {"down_s": args.redis_down_s},
+        "applier_kill9": receipts,
+        "receipts_redis_restart": {**receipts, "down_s": args.redis_down_s},
+        "receipts_redis_kill9": {**receipts, "down_s": args.redis_down_s},
+    }
     results = {name: run_one(name, recipients, base, **options.get(name, {}))
-               for name in DRILLS if not args.only or name in args.only}
+               for name in [*DRILLS, *RECEIPT_DRILLS] if not args.only or name in args.only}
     print(json.dumps({"drills": results, "machine": machine()}))
-    bad = [n for n, r in results.items() if r["lost"] or r["duplicated"] or not r["final"]]
+    bad = [n for n, r in results.items()
+           if r["lost"] or r.get("duplicated") or r.get("applied_twice") or not r.get("final", r.get("drained"))]
     if bad:
         say(f"FAILED: {', '.join(bad)}")
     return 1 if bad else 0

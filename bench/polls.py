@@ -8,6 +8,11 @@ opass query window is set to 1 per 60 s: a poll any sooner is refused and
 counted there. Gaps between polls come from the worker's ``receipts.polled``
 log lines. ``--quick`` runs 5 minutes.
 
+Before the clock starts, a backlog of receipts bigger than the run can drain
+is sent through each gateway (pull mode), so every poll comes back full and
+``receipts_pulled_per_account_per_hour`` is the ceiling an account gets
+(opass: 600 an answer, 60 answers an hour = 36,000).
+
     python -m bench.polls [--quick]       # prints one JSON object
 """
 
@@ -19,13 +24,17 @@ import json
 import time
 from typing import Any
 
-from bench.common import main_of, reset_sandbox, write_accounts
-from dispatcher.stack import Stack
+from bench.common import UNLIMITED_SEND, dispatcher_for, fresh_redis, main_of, reset_sandbox, write_accounts
+from dispatcher.demo import phones
+from dispatcher.stack import Stack, wait_for
 
 FULL_S = 3600.0
 QUICK_S = 300.0
 #: The documented limit, widened by nothing: a poll the gateway sees sooner than this is too soon.
 POLL_PERIOD_S = 60.0
+#: Receipts that every poll of a run can come back full: opass 600 and aiofish 1,000 (the
+#: sandbox's getReport cap) an answer, one answer a minute, plus a margin.
+BACKLOG_PER_MINUTE = 1_100
 
 
 def _gaps_s(log_text: str) -> dict[str, list[float]]:
@@ -40,16 +49,36 @@ def _gaps_s(log_text: str) -> dict[str, list[float]]:
     return {k: [b - a for a, b in itertools.pairwise(v)] for k, v in times.items()}
 
 
+def _pulled(log_text: str) -> dict[str, int]:
+    """Receipts pulled per provider:account, from the ``receipts.polled`` lines."""
+    totals: dict[str, int] = {}
+    for line in log_text.splitlines():
+        if '"receipts.polled"' in line:
+            doc = json.loads(line[line.index("{"):])
+            key = f"{doc['provider']}:{doc['account']}"
+            totals[key] = totals.get(key, 0) + int(doc["receipts"])
+    return totals
+
+
 def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[str, Any]:
     """Run beat and one worker against the sandbox for the duration; count each account's polls."""
     duration_s = duration_s or (QUICK_S if quick else FULL_S)
-    doc = write_accounts(stack)
+    doc = write_accounts(stack, opass={"limits": {"send": UNLIMITED_SEND}},
+                         aiofish={"limits": {"send": UNLIMITED_SEND}})
     for account in doc["opass"]:
-        account["limits"] = {}  # the documented 1/min, not the demo's faster pull
+        account["limits"].pop("receipts", None)  # the documented 1/min, not the demo's faster pull
     (stack.base_dir / "accounts.json").write_text(json.dumps(doc))
-    control = reset_sandbox(stack, receipt_mode="pull",
-                            limits={"opass_query": {"max": 1, "window_s": POLL_PERIOD_S}})
-    stack.start_worker("pollw", concurrency=1)
+    control = reset_sandbox(stack, receipt_mode="pull", receipt_delay_s=0.0, pull_window_s=48 * 3600.0,
+                            limits={"opass_query": {"max": 1, "window_s": POLL_PERIOD_S},
+                                    "opass_send": {"max": 100_000, "window_s": 1.0}})
+    backlog = int(BACKLOG_PER_MINUTE * (duration_s / POLL_PERIOD_S + 2))
+    client = fresh_redis(stack)
+    stack.start_worker("pollw", concurrency=2)
+    d = dispatcher_for(stack, doc, client)
+    opass_job = d.send_template("demo", template_code="1000000000000000001", phones=phones(backlog, seed=71))
+    fish_job = d.send_content("demo", content="【沙箱】回执积压", phones=phones(backlog, seed=72))
+    for job in (opass_job, fish_job):
+        wait_for(lambda job=job: d.status(job.job_id).submitted, timeout_s=600, what=f"backlog job {job.job_id}")
     stack.start_beat()
     started = time.monotonic()
     time.sleep(duration_s)
@@ -58,7 +87,9 @@ def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[s
     stack.stop("pollw")
     requests_by_path = control.ledger()["requests"]
     limits = control.stats()["limits"]
-    gaps = _gaps_s(stack.log_text("pollw"))
+    log_text = stack.log_text("pollw")
+    gaps = _gaps_s(log_text)
+    pulled = _pulled(log_text)
     expected = elapsed_s / POLL_PERIOD_S
     per_account = {
         "opass:demo": requests_by_path.get("/sms/arriveRes/qry", 0),
@@ -74,6 +105,8 @@ def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[s
         "never_faster": all(min(v) >= POLL_PERIOD_S for v in gaps.values() if v)
         and opass_window.get("refused", 0) == 0,
         "sandbox_opass_query_window": opass_window,
+        "receipts_pulled_per_account_per_hour": {k: round(v * 3600.0 / elapsed_s) for k, v in pulled.items()},
+        "backlog_per_account": backlog,
     }
 
 

@@ -1,289 +1,350 @@
-"""``python -m bench.webhook [--quick]``: push latency of the webhook under gunicorn at a fixed rate.
+"""``python -m bench.webhook [--quick]``: the webhook's answer times and how soon its
+receipts are applied.
 
-Starts the webhook (``stack.start_webhook``: gunicorn as configured in
-:func:`dispatcher.stack.webhook_argv`) with the demo accounts, stores accepted
-chunks for every receipt it will push, then sends pushes open-loop at
-``RATE_PER_S`` for 20 s (8 s with ``quick``): push ``i`` is due at
-``start + i / RATE_PER_S`` whatever the answers, and its latency runs from that
-due time to the last byte of the answer, so time spent waiting for a free
-connection counts. ``CONNECTIONS`` keep-alive connections, one per thread.
+Starts the webhook under gunicorn (``stack.start_webhook``, as configured in
+:func:`dispatcher.stack.webhook_argv`) and ``appliers`` real Celery workers
+whose applier threads apply the receipt stream, stores accepted chunks for
+every receipt it will push, then pushes open-loop at ``RATE_PER_S`` for 20 s
+(8 s with ``quick``): push ``i`` is due at ``start + i / RATE_PER_S`` whatever
+the answers, and its latency runs from that due time to the last byte of the
+answer, so waiting for a free connection counts.
+
+The load comes from ``SENDERS`` forked processes, each an asyncio loop with a
+minimal HTTP/1.1 client (``CONNECTIONS`` keep-alive connections in all) sending
+every ``SENDERS``-th push; each reports how late it issued its pushes
+(``webhook_sender_late_p99_ms``) and its CPU, so a generator that falls behind
+shows in the figures instead of passing for a slow webhook.
 
 What is pushed, built by the sandbox's vendor-side encoders
 (:mod:`dispatcher.sandbox.push_payloads`):
 
 * 4 in 5 pushes: an opass status push of ``OPASS_RECEIPTS_PER_PUSH`` (100)
-  receipts, the batch the sandbox (and so the demo) pushes; the receipts of
-  ``INTERLEAVE_CHUNKS`` chunks are shuffled together, so one push names ~90 chunks;
+  receipts, the sandbox's batch; receipts of 200 chunks shuffled together, so
+  one push names ~90 chunks;
 * 1 in 5: an aiofish report, one receipt per request as the vendor sends them,
-  in the fully encrypted variant (AES body, SHA256 sign: the costliest to check).
+  in the demo account's ``push_variant`` (fully encrypted: AES body, SHA256 sign).
 
-Raises ``RuntimeError`` when the ledger does not show every pushed receipt
-applied exactly once afterwards.
+``receipt_apply_lag_*``: one opass push in ``LAG_SAMPLE_EVERY`` is sampled; after its
+200 the sender reads the state byte of one of its receipts every ``LAG_POLL_MS`` until
+it is no longer ``A`` (accepted, awaiting a receipt). So it measures answer → applied as
+a client reading the ledger sees it, up to ``LAG_POLL_MS`` late (only the ``LAG_WATCH``
+oldest samples are read each time: the stream is applied in order, so a newer one may be
+seen a poll later). Every entry of one push is applied in one script call, so one
+receipt stands for its push.
+
+Raises ``RuntimeError`` when, once the stream is drained, the ledger does not
+show every pushed receipt applied exactly once (counters and per-phone states).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import http.client
+import asyncio
+import itertools
 import json
-import os
-import random
+import multiprocessing
 import statistics
-import threading
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 
-from bench.common import evalsha_us, main_of, percentile
-from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc, phones
-from dispatcher.keys import client_id
-from dispatcher.ledger import ChunkData, Ledger
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox import push_payloads
-from dispatcher.sandbox.config import initial_config, parse_config
-from dispatcher.sandbox.receipts import Receipt
-from dispatcher.stack import Stack
+from bench.common import cpu_s, main_of, percentile, redis_usec
+from dispatcher.demo import accounts_doc
+from dispatcher.keys import Keys
+from dispatcher.ledger import Ledger
+from dispatcher.sandbox.push_load import Push, build_pushes, check_applied
+from dispatcher.stack import Stack, wait_for
 
-RATE_PER_S = 500.0
-CONNECTIONS = 64
+RATE_PER_S = 1000.0
 OPASS_RECEIPTS_PER_PUSH = 100
 AIOFISH_EVERY = 5  # push i is an aiofish report when i % AIOFISH_EVERY == AIOFISH_EVERY - 1
-CHUNK_SIZE = 1000
-INTERLEAVE_CHUNKS = 200
-DELIVERED_SHARE = 0.95
+SENDERS = 2
+CONNECTIONS = 128
+APPLIERS = 1
+#: gunicorn worker processes and threads of each (dispatcher.stack defaults: 2 x 16).
+HOOK_WORKERS = 2
+HOOK_THREADS = 16
 TIMEOUT_S = 10.0
+LAG_SAMPLE_EVERY = 10
+LAG_POLL_MS = 5.0
+LAG_WATCH = 64
+DRAIN_TIMEOUT_S = 300.0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Push:
-    """One request to send: its path, body and content type, and the body a success answers."""
-
-    path: str
-    body: bytes
-    content_type: str
-    ok_body: bytes | None  # None: any 2xx
+# -- the load generator (forked processes) --------------------------------------------------
 
 
-def _accepted_job(ledger: Ledger, job_id: str, count: int, seed: int, now_ms: int) -> list[tuple[list[str], str]]:
-    """Store ``count`` recipients as one job with every chunk accepted; ``(phones, bid)`` per chunk."""
-    numbers = phones(count, seed=seed)
-    chunks = [numbers[i : i + CHUNK_SIZE] for i in range(0, count, CHUNK_SIZE)]
-    ledger.create_job(job_id, {"provider": "bench", "account": "demo"}, (ChunkData(c) for c in chunks), now_ms=now_ms)
-    out = []
-    for n, chunk in enumerate(chunks):
-        claim = ledger.claim(job_id, n, provider="bench", account="demo", now_ms=now_ms)
-        if claim.status != "ok" or ledger.accept(job_id, n, attempt=claim.attempt, message_id=f"m{n}",
-                                                 failed_indexes=[], now_ms=now_ms) != "ok":
-            raise RuntimeError(f"chunk {job_id}:{n} could not be accepted")
-        out.append((chunk, client_id(job_id, n, claim.attempt)))
-    return out
+class _Http:
+    """A minimal HTTP/1.1 keep-alive client over asyncio streams: the request bytes are built once
+    per push, so the generator spends its CPU on sockets, not on an HTTP library (aiohttp cost
+    ~1.5 ms of CPU per 13 KB push here, as much as the webhook itself)."""
+
+    def __init__(self, host: str, port: int, limit: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    async def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """Send one POST; return the status and body. Raises ``OSError``/``asyncio`` errors."""
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        async with self.slots:
+            conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(head + body)
+                raw = await reader.readuntil(b"\r\n\r\n")
+                status = int(raw[9:12])
+                lower = raw.lower()
+                at = lower.find(b"content-length:")
+                length = int(lower[at + 15 : lower.find(b"\r\n", at)]) if at >= 0 else 0
+                answer = await reader.readexactly(length)
+            except BaseException:
+                writer.close()
+                raise
+            if b"connection: close" in lower:
+                writer.close()
+            else:
+                self.idle.append(conn)
+            return status, answer
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for _, writer in self.idle:
+            writer.close()
 
 
-def _interleaved(chunks: list[tuple[list[str], str]], rng: random.Random) -> list[tuple[str, str]]:
-    """Every ``(phone, bid)``, shuffled within windows of ``INTERLEAVE_CHUNKS`` chunks (arrival order)."""
-    out: list[tuple[str, str]] = []
-    for w in range(0, len(chunks), INTERLEAVE_CHUNKS):
-        window = [(p, bid) for chunk, bid in chunks[w : w + INTERLEAVE_CHUNKS] for p in chunk]
-        rng.shuffle(window)
-        out += window
-    return out
+async def _send_share(url: str, redis_url: str, pushes: list[Push], mine: range, start: float, rate_per_s: float,
+                      connections: int) -> dict[str, Any]:
+    import redis.asyncio as aioredis
 
+    parts = urlsplit(url)
+    http = _Http(parts.hostname or "127.0.0.1", parts.port or 80, connections)
+    latency: list[float] = []
+    late: list[float] = []
+    lags: list[float] = []
+    errors = 0
+    waiting: dict[int, tuple[float, str, int]] = {}  # insertion order = answer order
+    sending = True
+    r = aioredis.Redis.from_url(redis_url)
 
-def _pushes(ledger: Ledger, total: int, now_ms: int, per_push: int, tag: str) -> tuple[list[Push], int, int]:
-    """The pushes in send order, the receipts they carry, and how many of those say delivered."""
-    aiofish_n = total // AIOFISH_EVERY
-    opass_n = total - aiofish_n
-    rng = random.Random(9)
-    opass = _interleaved(_accepted_job(ledger, f"{tag}ko", opass_n * per_push, 21, now_ms), rng)
-    fish = _interleaved(_accepted_job(ledger, f"{tag}ka", aiofish_n, 22, now_ms), rng)
-    opass_path = f"/hooks/opass/demo/{OPASS_HOOK_TOKEN}"
-    fish_path = f"/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}"
-    fish_account = dataclasses.replace(parse_config(initial_config()).aiofish_accounts[creds.AIOFISH_ACCOUNT],
-                                       push_mode="full")
-    now_s = now_ms / 1000
-    pushes: list[Push] = []
-    delivered = 0
-    o = f = 0
-    for i in range(total):
-        if i % AIOFISH_EVERY == AIOFISH_EVERY - 1:
-            phone, bid = fish[f]
-            f += 1
-            state = "DELIVRD" if rng.random() < DELIVERED_SHARE else "UNDELIV"
-            delivered += state == "DELIVRD"
-            report = push_payloads.aiofish_report(Receipt(bid, phone, state, now_s, bid))
-            job = push_payloads.aiofish_push(fish_account, "report", report, fish_path, now_ms)
-            pushes.append(Push(fish_path, job.body, job.content_type, b"0"))
-            continue
-        receipts = []
-        for phone, bid in opass[o : o + per_push]:
-            state = "DELIVRD" if rng.random() < DELIVERED_SHARE else "UNDELIV"
-            delivered += state == "DELIVRD"
-            receipts.append(Receipt(f"m{bid}", phone, state, now_s, bid))
-        o += per_push
-        job = push_payloads.opass_status(creds.OPASS_API_KEY, receipts, opass_path)
-        pushes.append(Push(opass_path, job.body, job.content_type, None))
-    return pushes, o + f, delivered
-
-
-class _Sender:
-    """Sends pushes at their due times over ``CONNECTIONS`` keep-alive connections; records latencies."""
-
-    def __init__(self, base_url: str, pushes: list[Push], rate_per_s: float) -> None:
-        parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.pushes = pushes
-        self.rate_per_s = rate_per_s
-        self.latency_ms: list[float] = [0.0] * len(pushes)
-        self.errors = 0
-        self._next = 0
-        self._lock = threading.Lock()
-        self.start = 0.0
-
-    def run(self) -> float:
-        """Send every push; return the seconds from the first due time to the last answer."""
-        self.start = time.perf_counter() + 0.2
-        threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(CONNECTIONS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return time.perf_counter() - self.start
-
-    def _take(self) -> int | None:
-        with self._lock:
-            if self._next >= len(self.pushes):
-                return None
-            self._next += 1
-            return self._next - 1
-
-    def _loop(self) -> None:
-        conn: http.client.HTTPConnection | None = None
-        while (i := self._take()) is not None:
-            due = self.start + i / self.rate_per_s
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            push = self.pushes[i]
-            ok = False
-            for _ in range(2):  # one reconnect: the server may have closed an idle keep-alive connection
-                try:
-                    if conn is None:
-                        conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
-                    conn.request("POST", push.path, body=push.body, headers={"Content-Type": push.content_type})
-                    answer = conn.getresponse()
-                    body = answer.read()
-                    ok = 200 <= answer.status < 300 and (push.ok_body is None or body.strip() == push.ok_body)
-                    if answer.will_close:
-                        conn.close()
-                        conn = None
-                    break
-                except (OSError, http.client.HTTPException):
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-            self.latency_ms[i] = (time.perf_counter() - due) * 1000
-            if not ok:
-                with self._lock:
-                    self.errors += 1
-        if conn is not None:
-            conn.close()
-
-
-def _cpu_s(root_pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process and its children (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [root_pid]
-    while todo:
-        pid = todo.pop()
+    async def one(i: int, due: float) -> None:
+        nonlocal errors
+        push = pushes[i]
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / ticks
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue  # exited meanwhile
-    return total
+            status, body = await asyncio.wait_for(http.post(push.path, push.body, push.content_type), TIMEOUT_S)
+            ok = 200 <= status < 300 and (push.ok_body is None or body.strip() == push.ok_body)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            ok = False
+        done = time.monotonic()
+        latency.append((done - due) * 1000)
+        if not ok:
+            errors += 1
+        elif push.sample is not None:
+            waiting[i] = (done, *push.sample)
+
+    async def watch() -> None:
+        # Every LAG_POLL_MS, one pipelined read of the LAG_WATCH oldest sampled receipts still
+        # awaited: the stream is applied in order, so the newer ones cannot be done much sooner,
+        # and the reads stay cheap however far the appliers fall behind.
+        deadline = None
+        while sending or waiting:
+            if not sending and deadline is None:
+                deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if waiting:
+                items = list(itertools.islice(waiting.items(), LAG_WATCH))
+                pipe = r.pipeline(transaction=False)
+                for _, (_, key, idx) in items:
+                    pipe.getrange(key, idx, idx)
+                values = await pipe.execute()
+                now = time.monotonic()
+                for (i, (answered, _, _)), value in zip(items, values, strict=True):
+                    if value and value != b"A":
+                        lags.append((now - answered) * 1000)
+                        del waiting[i]
+            await asyncio.sleep(LAG_POLL_MS / 1000)
+
+    watcher = asyncio.create_task(watch())
+    tasks = []
+    for i in mine:
+        due = start + i / rate_per_s
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        late.append((time.monotonic() - due) * 1000)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    sending = False
+    last_answer = time.monotonic()
+    http.close()
+    await watcher
+    await r.aclose()
+    return {"latency": latency, "late": late, "lags": lags, "lag_missing": len(waiting), "errors": errors,
+            "last_answer": last_answer}
 
 
-def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float, tag: str) -> dict[str, Any]:
-    """Push at ``rate_per_s`` for ``duration_s``, ``per_push`` receipts per opass push; return the figures.
+def _sender_main(k: int, senders: int, url: str, redis_url: str, pushes: list[Push], start: float,
+                 rate_per_s: float, connections: int, out: Any) -> None:
+    cpu = time.process_time()
+    result = asyncio.run(_send_share(url, redis_url, pushes, range(k, len(pushes), senders), start, rate_per_s,
+                                     connections))
+    result["cpu_s"] = time.process_time() - cpu
+    out.put(result)
+
+
+def send_all(url: str, redis_url: str, pushes: list[Push], rate_per_s: float, *, senders: int = SENDERS,
+             connections: int = CONNECTIONS) -> dict[str, Any]:
+    """Send ``pushes`` open-loop from ``senders`` forked processes; merge what they measured.
+
+    Raises ``RuntimeError`` if a sender process fails.
+    """
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start = time.monotonic() + 0.5  # CLOCK_MONOTONIC is system-wide: every sender shares this origin
+    procs = [ctx.Process(target=_sender_main, args=(k, senders, url, redis_url, pushes, start, rate_per_s,
+                                                     max(1, connections // senders), out), daemon=True)
+             for k in range(senders)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=len(pushes) / rate_per_s + DRAIN_TIMEOUT_S + 60) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+        if p.exitcode not in (0, None):
+            raise RuntimeError(f"a sender process exited with {p.exitcode}")
+    merged: dict[str, Any] = {"latency": [], "late": [], "lags": [], "lag_missing": 0, "errors": 0, "cpu_s": 0.0}
+    for res in results:
+        for key in ("latency", "late", "lags"):
+            merged[key] += res[key]
+        for key in ("lag_missing", "errors", "cpu_s"):
+            merged[key] += res[key]
+    merged["elapsed_s"] = max(r["last_answer"] for r in results) - start
+    return merged
+
+
+# -- one measurement -----------------------------------------------------------------------
+
+
+def _drained(client: redis.Redis, stream: str) -> bool:
+    if client.xlen(stream):
+        return False
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return True
+    return all(int(g["pending"]) == 0 for g in groups)
+
+
+def measure(stack: Stack, *, rate_per_s: float, per_push: int, duration_s: float, tag: str,
+            appliers: int = APPLIERS, senders: int = SENDERS) -> dict[str, Any]:
+    """Push at ``rate_per_s`` for ``duration_s`` with ``appliers`` workers applying; return the figures.
 
     Raises ``RuntimeError`` if the receipts do not add up or a webhook already runs.
     """
     total = int(rate_per_s * duration_s)
     if "webhook" in stack.procs:
         raise RuntimeError("a webhook is already running on this stack")
-    client = redis.Redis.from_url(stack.env["SMSD_REDIS_URL"])
+    redis_url = stack.env["SMSD_REDIS_URL"]
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys()
     accounts = stack.base_dir / "bench-webhook-accounts.json"
     accounts.write_text(json.dumps(accounts_doc(stack.sandbox_url or "http://127.0.0.1:9")))
     saved = stack.env.get("SMSD_ACCOUNTS_FILE")
+    names = [f"apply{i}" for i in range(appliers)]
     try:
         client.flushdb()
         ledger = Ledger(client)
-        pushes, receipts, delivered = _pushes(ledger, total, int(time.time() * 1000), per_push, tag)
+        built = build_pushes(ledger, total, int(time.time() * 1000), per_push=per_push, tag=tag,
+                             aiofish_every=AIOFISH_EVERY, sample_every=LAG_SAMPLE_EVERY)
         stack.env["SMSD_ACCOUNTS_FILE"] = str(accounts)
         try:
-            url = stack.start_webhook()
+            url = stack.start_webhook(workers=HOOK_WORKERS, threads=HOOK_THREADS)
+            for name in names:  # no send work: one pool process each; the applier is a thread of the main one
+                stack.start_worker(name, concurrency=1)
         finally:
             if saved is None:
                 stack.env.pop("SMSD_ACCOUNTS_FILE", None)
             else:
                 stack.env["SMSD_ACCOUNTS_FILE"] = saved
-        sender = _Sender(url, pushes, rate_per_s)
-        pid = stack.procs["webhook"].pid
-        cpu_s, script_us, own_cpu_s = _cpu_s(pid), evalsha_us(client), time.process_time()
-        elapsed_s = sender.run()
-        cpu_s, script_us = _cpu_s(pid) - cpu_s, evalsha_us(client) - script_us
-        own_cpu_s = time.process_time() - own_cpu_s
-        counts = {**ledger.counts(f"{tag}ko")}
-        fish = ledger.counts(f"{tag}ka")
-        got_delivered = counts["delivered"] + fish["delivered"]
-        got_failed = counts["failed"] + fish["failed"]
-        if not sender.errors and (got_delivered, got_failed) != (delivered, receipts - delivered):
-            raise RuntimeError(f"pushed {receipts} receipts ({delivered} delivered) but the ledger shows "
-                               f"{got_delivered} delivered, {got_failed} failed")
+        hook_pid = stack.procs["webhook"].pid
+        worker_pids = [stack.procs[n].pid for n in names]
+        hook_cpu, xadd_us, eval_us = cpu_s(hook_pid), redis_usec(client, "xadd"), redis_usec(client, "evalsha")
+        worker_cpu = sum(cpu_s(p) for p in worker_pids)
+        sent = send_all(url, redis_url, built.pushes, rate_per_s, senders=senders)
+        hook_cpu = cpu_s(hook_pid) - hook_cpu
+        wait_for(lambda: _drained(client, keys.receipt_stream()), timeout_s=DRAIN_TIMEOUT_S,
+                 what="the receipt stream drained", interval_s=0.05)
+        worker_cpu = sum(cpu_s(p) for p in worker_pids) - worker_cpu
+        xadd_us, eval_us = redis_usec(client, "xadd") - xadd_us, redis_usec(client, "evalsha") - eval_us
+        # With pushes unanswered (timed out) nobody knows which were recorded: no exact count to check.
+        checked = not sent["errors"]
+        if checked:
+            check_applied(ledger, built)
     finally:
         stack.stop("webhook")
+        for name in names:
+            stack.stop(name)
         client.close()
-    latency = sorted(sender.latency_ms)
+    latency, lags, late = sent["latency"], sent["lags"], sent["late"]
     return {
         "p50_ms": round(statistics.median(latency), 2),
         "p99_ms": round(percentile(latency, 0.99) or 0.0, 2),
-        "max_ms": round(latency[-1], 2),
-        "push_rate": round(total / elapsed_s, 1),
+        "max_ms": round(max(latency), 2),
+        "push_rate": round(total / sent["elapsed_s"], 1),
         "pushes": total,
-        "errors": sender.errors,
+        "errors": sent["errors"],
+        "ledger_checked": checked,
         "target_rate": rate_per_s,
-        "receipts": receipts,
+        "receipts": built.receipts,
         "receipts_per_opass_push": per_push,
         "aiofish_share": round(1 / AIOFISH_EVERY, 2),
+        "senders": senders,
         "connections": CONNECTIONS,
-        # Where the time went, per push: gunicorn's CPU, Redis inside the scripts, this load generator's CPU.
-        "cpu_ms_per_push": round(cpu_s * 1000 / total, 3),
-        "redis_ms_per_push": round(script_us / 1000 / total, 3),
-        "sender_cpu_ms_per_push": round(own_cpu_s * 1000 / total, 3),
+        "appliers": appliers,
+        "gunicorn": f"{HOOK_WORKERS}x{HOOK_THREADS}",
+        # The load generator kept its schedule: how late it issued pushes, and its CPU share of one core.
+        "sender_late_p99_ms": round(percentile(late, 0.99) or 0.0, 2),
+        "sender_cpu_per_core": round(sent["cpu_s"] / sent["elapsed_s"], 2),
+        "apply_lag_p50_ms": round(statistics.median(lags), 1) if lags else None,
+        "apply_lag_p99_ms": round(percentile(lags, 0.99) or 0.0, 1) if lags else None,
+        "apply_lag_max_ms": round(max(lags), 1) if lags else None,
+        "apply_lag_samples": len(lags),
+        "apply_lag_unseen": sent["lag_missing"],
+        # Where the time went, per push: gunicorn's CPU, Redis in XADD, the appliers (workers' CPU,
+        # Redis in the apply script), this load generator's CPU.
+        "cpu_ms_per_push": round(hook_cpu * 1000 / total, 3),
+        "redis_xadd_ms_per_push": round(xadd_us / 1000 / total, 3),
+        "applier_cpu_ms_per_push": round(worker_cpu * 1000 / total, 3),
+        "redis_apply_ms_per_push": round(eval_us / 1000 / total, 3),
+        "sender_cpu_ms_per_push": round(sent["cpu_s"] * 1000 / total, 3),
     }
 
 
-#: Lighter and slower points measured after the headline one, to show where the knee is.
-CURVE: tuple[tuple[float, int], ...] = ((500.0, 20), (250.0, 100))
+#: Lighter points measured after the headline one (8 s each), to show where the knee is.
+CURVE: tuple[tuple[float, int], ...] = ((500.0, 100), (1000.0, 20))
+_CURVE_KEYS = ("push_rate", "receipts_per_opass_push", "p50_ms", "p99_ms", "max_ms", "apply_lag_p99_ms")
 
 
-def run(stack: Stack, *, quick: bool) -> dict[str, Any]:
-    """The headline figures (``webhook_*``: ``RATE_PER_S`` pushes/s, ``OPASS_RECEIPTS_PER_PUSH`` receipts
-    per opass push) and ``webhook_curve``: the same at the ``CURVE`` points (8 s each).
+def run(stack: Stack, *, quick: bool, appliers: int = APPLIERS) -> dict[str, Any]:
+    """The headline figures (``webhook_*`` and ``receipt_apply_lag_*``: ``RATE_PER_S`` pushes/s,
+    ``OPASS_RECEIPTS_PER_PUSH`` receipts per opass push) and, unless ``quick``, ``webhook_curve``.
 
     Raises ``RuntimeError`` if the receipts do not add up.
     """
     head = measure(stack, rate_per_s=RATE_PER_S, per_push=OPASS_RECEIPTS_PER_PUSH,
-                   duration_s=8.0 if quick else 20.0, tag="benchh")
-    curve = [{k: head[k] for k in ("push_rate", "receipts_per_opass_push", "p50_ms", "p99_ms", "max_ms")}]
-    for i, (rate, per_push) in enumerate(CURVE):
-        point = measure(stack, rate_per_s=rate, per_push=per_push, duration_s=8.0, tag=f"benchc{i}")
-        curve.append({k: point[k] for k in ("push_rate", "receipts_per_opass_push", "p50_ms", "p99_ms", "max_ms")})
-    return {**{f"webhook_{k}": v for k, v in head.items()}, "webhook_curve": curve}
+                   duration_s=8.0 if quick else 20.0, tag="benchh", appliers=appliers)
+    out: dict[str, Any] = {f"webhook_{k}": v for k, v in head.items() if not k.startswith("apply_lag")}
+    out.update({f"receipt_{k}": v for k, v in head.items() if k.startswith("apply_lag")})
+    if not quick:
+        curve = [{k: head[k] for k in _CURVE_KEYS}]
+        for i, (rate, per_push) in enumerate(CURVE):
+            point = measure(stack, rate_per_s=rate, per_push=per_push, duration_s=8.0, tag=f"benchc{i}",
+                            appliers=appliers)
+            curve.append({k: point[k] for k in _CURVE_KEYS})
+        out["webhook_curve"] = curve
+    return out
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ shipped is refused (the webhook does not serve that account and says why).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -57,7 +58,9 @@ class AccountConfig:
     ``callback_secret`` is the path token the webhook requires for this
     account's pushes (empty: no pushes taken); ``limits`` overrides the
     documented defaults per operation; ``push_variant`` (aiofish) is the push
-    form its console is set to, the only form its hook takes.
+    form its console is set to, the only form its hook takes;
+    ``reconcile_window_s``, when set, overrides ``Settings.reconcile_window_s``
+    for this account's ambiguous chunks.
     """
 
     provider: str
@@ -65,6 +68,7 @@ class AccountConfig:
     callback_secret: str = field(default="", repr=False)
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
     push_variant: str = ""
+    reconcile_window_s: float | None = None
 
     @property
     def hook_problem(self) -> str | None:
@@ -93,6 +97,16 @@ class Accounts:
 
     def __iter__(self) -> Iterator[AccountConfig]:
         return iter(self.by_key.values())
+
+    def reconcile_window_s(self, provider: str, name: str, default_s: float) -> float:
+        """The reconcile window of ``provider:name``: its own if set, else ``default_s``.
+
+        An account no longer configured (its jobs outlive it) gets ``default_s``.
+        """
+        account = self.by_key.get((provider, name))
+        if account is None or account.reconcile_window_s is None:
+            return default_s
+        return account.reconcile_window_s
 
     def limit_overrides(self) -> dict[tuple[str, str, str], tuple[Limit, ...]]:
         """Per-account limit overrides in the form the limiter takes."""
@@ -127,6 +141,20 @@ def _limits(raw: Mapping[str, Any], where: str) -> dict[str, tuple[Limit, ...]]:
     return out
 
 
+def _window_s(raw: Any, where: str) -> float | None:
+    """An optional positive number of seconds; raises ConfigurationError naming ``where``."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw <= 0:
+        raise ConfigurationError(f"{where}.reconcile_window_s: expected a positive number of seconds, got {raw!r}")
+    return float(raw)
+
+
+def _vendor_identity(gateway: OpassAccount | AiofishAccount) -> str:
+    """What names the account at the vendor: the opass apiKey, the aiofish login."""
+    return gateway.api_key if isinstance(gateway, OpassAccount) else gateway.account
+
+
 def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Accounts:
     """Build :class:`Accounts` from a parsed file; raises ``ConfigurationError`` naming the entry."""
     env = os.environ if env is None else env
@@ -138,6 +166,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             secret = str(item.pop("callback_secret", ""))
             limits = _limits(item.pop("limits", {}), where)
             variant = str(item.pop("push_variant", "")) if provider == "aiofish" else ""
+            window_s = _window_s(item.pop("reconcile_window_s", None), where)
             try:
                 gateway = cls(**item)
             except TypeError as exc:
@@ -145,6 +174,15 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             key = (provider, gateway.name)
             if key in by_key:
                 raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
+            identity = _vendor_identity(gateway)
+            twin = next((n for (p, n), a in by_key.items()
+                         if p == provider and _vendor_identity(a.gateway) == identity), None)
+            if twin is not None:
+                # Receipts are applied only to jobs of the account they came through,
+                # so one vendor account under two names would see its pulled receipts
+                # refused for the other name's jobs (and the gateway returns each once).
+                raise ConfigurationError(f"{where}: same vendor account as {provider}:{twin}; "
+                                         f"keep one entry per vendor account")
             if provider == "aiofish":
                 # Unset: the console pushes the way the account sends (its encryption).
                 variant = variant or str(getattr(gateway, "encryption", "plain"))
@@ -155,7 +193,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                     raise ConfigurationError(f"{where}.push_variant: {variant} pushes need aes_key")
                 if variant == "full" and not getattr(gateway, "app_secret", None):
                     raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant)
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant, window_s)
     return Accounts(by_key)
 
 

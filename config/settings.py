@@ -33,6 +33,10 @@ class Settings:
     #: How long an ambiguous chunk waits for a receipt carrying its id before it
     #: is considered never to have arrived and is sent again.
     reconcile_window_s: float = 600.0
+    #: When the gateway could not be asked about an ambiguous chunk (no query
+    #: budget left, the query failed), ask again this much later: one slot of
+    #: opass's 3-a-minute query budget.
+    reconcile_retry_s: float = 20.0
     #: A chunk still ``sending`` after this long lost its worker: make it ambiguous.
     stuck_after_s: float = 120.0
     #: A pending chunk whose task has not run this long after it was due gets a
@@ -67,6 +71,9 @@ class Settings:
     chunks_per_task: int = 8
     #: Run a receipt applier thread in each Celery worker (reads the receipt stream).
     receipt_applier: bool = True
+    #: A receipt-stream entry read by an applier and not applied this long is
+    #: taken to have lost its worker and is claimed by another applier.
+    receipt_claim_idle_ms: int = 15_000
     log_level: str = "INFO"
     #: Send Celery task events from the start (Flower turns them on by itself
     #: when it runs; they cost three Redis PUBLISHes per task).

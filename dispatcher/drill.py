@@ -43,16 +43,23 @@ from dispatcher.stack import Stack, wait_for
 #: a killed worker is ambiguous after 6 s and resent 4 s later if no receipt came.
 DRILL_ENV = {
     "SMSD_RECONCILE_WINDOW_S": "4",
+    "SMSD_RECONCILE_RETRY_S": "1",
     "SMSD_STUCK_AFTER_S": "6",
     "SMSD_ORPHAN_AFTER_S": "8",
     "SMSD_SWEEP_EVERY_S": "0.5",
     "SMSD_RECEIPT_TICK_S": "0.5",
     "SMSD_RETRY_BASE_S": "0.2",
     "SMSD_RETRY_CAP_S": "2",
+    # A killed worker's receipt-stream entries are claimed by another applier after 2 s, not 15.
+    "SMSD_RECEIPT_CLAIM_IDLE_MS": "2000",
 }
-#: Receipt pulls and balance checks as fast as a drill needs.
+#: Receipt pulls and balance checks as fast as a drill needs. Polls take at most
+#: a fifth of the query budget they share with the bid queries of ambiguous
+#: chunks (as 1/min of 3/min leaves room in production): beat reserves every
+#: poll slot its limit allows, so a poll limit equal to the budget would starve them.
 DRILL_LIMITS = {
-    "receipts": [{"kind": "receipts", "count": 20, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "receipts": [{"kind": "receipts", "count": 4, "window_s": 1}, {"kind": "query", "count": 20, "window_s": 1}],
+    "reconcile": [{"kind": "query", "count": 20, "window_s": 1}],
     "replies": [{"kind": "replies", "count": 20, "window_s": 1}],
     "balance": [{"kind": "balance", "count": 20, "window_s": 1}],
 }

@@ -4,7 +4,9 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
 
     P:job:{job}                 HASH  job meta + per-state counters (c:pending …)
     P:job:{job}:c:{n}           HASH  chunk: state, size, attempt, phones, payloads, mid, since,
-                                      ix (phone index while receipts are due), settled_from…
+                                      ix (phone index while receipts are due), settled_from,
+                                      ra / ux (attempts released after an ambiguous send /
+                                      after a provable non-send: what receipts may name)…
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
     P:jobs                      ZSET  job ids by the ms they expire (trimmed as they do)
     P:z:scheduled               ZSET  job ids by the ms they are due (send_at in the future)

@@ -292,19 +292,38 @@ class Ledger:
         One round trip however many chunks the groups name. Returns
         ``(applied, ignored, transition)`` per group, in order. Raises ``redis.RedisError``.
         """
-        if not groups and not ack and not unmatched:
+        packed = []
+        for job_id, n, attempt, receipts in groups:
+            phones = [phone for phone, _ in receipts]
+            joined = ",".join(phones)
+            if joined.count(",") != len(phones) - 1:  # a comma inside a phone: send it as "" (matches nothing)
+                joined = ",".join("" if "," in phone else phone for phone in phones)
+            packed.append((job_id, n, attempt, joined, "".join("D" if d else "F" for _, d in receipts)))
+        return self.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
+
+    def apply_packed_groups(
+        self,
+        packed: Sequence[tuple[str, int, int, str, str]],
+        *,
+        owner: str,
+        now_ms: int,
+        unmatched: int = 0,
+        ack: tuple[str, str, Sequence[str]] | None = None,
+    ) -> list[tuple[int, int, str]]:
+        """:meth:`apply_receipt_groups` of groups already in the script's form:
+        ``(job_id, n, attempt, "phone,phone,…", "DF…")``, one ``D``/``F`` per phone (as the
+        receipt stream stores them, so the applier neither splits nor joins them).
+        Raises ``redis.RedisError``.
+        """
+        if not packed and not ack and not unmatched:
             return []
         keys = self.keys
         stream, group, ids = ack or (keys.receipt_stream(), "", ())
         script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending(), stream]
         args: list[Any] = [now_ms, group, len(ids), *ids, unmatched]
-        for job_id, n, attempt, receipts in groups:
+        for job_id, n, attempt, joined, outcomes in packed:
             script_keys += [keys.chunk(job_id, n), keys.job(job_id), keys.chunk_states(job_id, n)]
-            phones = [phone for phone, _ in receipts]
-            joined = ",".join(phones)
-            if joined.count(",") != len(phones) - 1:  # a comma inside a phone: send it as "" (matches nothing)
-                joined = ",".join("" if "," in phone else phone for phone in phones)
-            args += (chunk_member(job_id, n), attempt, joined, "".join("D" if d else "F" for _, d in receipts), owner)
+            args += (chunk_member(job_id, n), attempt, joined, outcomes, owner)
         reply = as_text(self._apply(keys=script_keys, args=args))
         if not reply:
             return []

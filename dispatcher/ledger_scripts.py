@@ -59,9 +59,14 @@ if state ~= ARGV[3] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then re
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('HSET', KEYS[1], 'state', 'pending', 'since', ARGV[1], 'code', ARGV[5])
 -- Released after its fate was unknown: a late receipt of this attempt still proves it
--- arrived. A chunk released after a provable non-send keeps no such mark, so no
--- receipt can settle it (APPLY_RECEIPTS).
-if state == 'ambiguous' then redis.call('HSET', KEYS[1], 'ra', ARGV[4]) end
+-- arrived. An attempt released after a provable non-send joins the chunk's 'ux' list
+-- (",1,3,"), so no receipt naming it can settle or touch the chunk, now or after a
+-- later attempt (APPLY_RECEIPTS).
+if state == 'ambiguous' then
+  redis.call('HSET', KEYS[1], 'ra', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'ux', (redis.call('HGET', KEYS[1], 'ux') or ',') .. ARGV[4] .. ',')
+end
 redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:pending', size)
 redis.call('ZREM', KEYS[3], ARGV[2])
@@ -153,15 +158,18 @@ return 1
 # commands: a group moves phones only if
 #   * the chunk's job belongs to the provider:account the receipts came through
 #     (a hook or poll of another account cannot touch it: 'foreign');
-#   * it names an attempt that was really claimed and may have been sent: the
-#     chunk's current attempt (>= 1) while sending, ambiguous or accepted, or an
-#     ambiguous attempt released for resend ('ra'); an attempt never claimed, or a
-#     pending chunk whose last attempt provably never left, is 'unclaimed'.
-# A receipt of an older attempt of an accepted chunk is counted ('older': proof
-# of a duplicate submission) and applied (the phone did get an SMS).
-# A receipt carrying the chunk's current attempt is proof that attempt reached the
-# gateway: an ambiguous (or in-flight, or released for resend) chunk becomes
-# accepted before its receipts are applied. Per-phone bytes change with SETRANGE;
+#   * it names an attempt that was really claimed and may have been sent: any
+#     attempt from 1 to the chunk's current one except those released after a
+#     provable non-send ('ux', kept by RELEASE; and, for chunks released before
+#     'ux' existed, a pending chunk's current attempt unless it was an ambiguous
+#     one released for resend, 'ra'); anything else is 'unclaimed'.
+# A receipt of an older attempt is counted ('older': on an accepted chunk, proof
+# of a duplicate submission) and, on an accepted chunk, applied (the phone did get
+# an SMS).
+# A receipt of such an attempt that names a phone of the chunk is proof the attempt
+# reached the gateway: a sending, ambiguous or pending chunk becomes accepted before
+# its receipts are applied, so it is never sent again. A receipt naming no phone of
+# the chunk proves nothing (ignored, 'state:<state>'). Per-phone bytes change with SETRANGE;
 # the job counters are summed over the call and moved once per job at its end.
 # Stream entries whose receipts these are get XACK'd and XDEL'd in the same step,
 # so an entry is applied and acknowledged together or not at all.
@@ -211,6 +219,12 @@ local function build_ix(phones, width)
   for i = 1, 2 * m, 256 do parts[#parts + 1] = string.char(unpack(bytes, i, math.min(i + 255, 2 * m))) end
   return table.concat(parts)
 end
+local function names_a_phone(list, phones, width)
+  for phone in string.gmatch(list, '[^,]+') do
+    if #phone == width and find_index(phones, width, phone) then return true end
+  end
+  return false
+end
 local function ix_index(ix, phones, width, phone)
   local m = #ix / 2
   local s = (tonumber(phone) or 0) % m
@@ -236,7 +250,7 @@ for c = 0, (#KEYS - 6) / 3 - 1 do
   local member, attempt, list, bytes, owner = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local count = #bytes
   a = a + 5
-  local meta = redis.call('HMGET', chunk, 'state', 'attempt', 'w', 'phones', 'ix', 'ra')
+  local meta = redis.call('HMGET', chunk, 'state', 'attempt', 'w', 'phones', 'ix', 'ra', 'ux')
   local state, transition = meta[1], ''
   local own = owners[job]
   if state and not own then
@@ -252,13 +266,14 @@ for c = 0, (#KEYS - 6) / 3 - 1 do
     foreign = foreign + count
     emit(0, count, 'foreign')
   elseif n_attempt < 1 or n_attempt > n_current or attempt ~= tostring(n_attempt)
+      or (meta[7] and string.find(meta[7], ',' .. attempt .. ',', 1, true))
       or (state == 'pending' and n_attempt == n_current and meta[6] ~= attempt) then
     unclaimed = unclaimed + count
     emit(0, count, 'unclaimed')
   else
-    if n_attempt < n_current then
-      older = older + count
-    elseif state == 'sending' or state == 'ambiguous' or state == 'pending' then
+    if n_attempt < n_current then older = older + count end
+    if (state == 'sending' or state == 'ambiguous' or state == 'pending')
+        and names_a_phone(list, meta[4] or '', tonumber(meta[3] or '11')) then
       accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5])
       -- Remember how it was settled (drills and operators count reconciliations).
       redis.call('HSET', chunk, 'settled_from', state)

@@ -53,7 +53,8 @@ class Limit:
 
 #: (provider, operation) → the limits one call of it consumes. From the manuals:
 #: opass send ≈300 TPS; query APIs 3/min per enterprise (FAQ); balance 1/15 s;
-#: statistics 4/min; receipt pull recommended 1/min. aiofish balance advised
+#: statistics 4/min; receipt pull recommended 1/min (a pull by one chunk's bid
+#: before resending it, "reconcile", only takes from the query budget). aiofish balance advised
 #: every 5 s. aiofish documents no send limit: 200 requests/s is our assumption
 #: (40,000 recipients/s in batches of 200), there so its p:010 answer has
 #: something to slow down; override it per account.
@@ -62,6 +63,7 @@ DEFAULT_LIMITS: Mapping[tuple[str, str], tuple[Limit, ...]] = {
     ("opass", "receipts"): (Limit("receipts", 1, 60.0), Limit("query", 3, 60.0)),
     ("opass", "balance"): (Limit("balance", 1, 15.0), Limit("query", 3, 60.0)),
     ("opass", "statistics"): (Limit("statistics", 4, 60.0), Limit("query", 3, 60.0)),
+    ("opass", "reconcile"): (Limit("query", 3, 60.0),),  # a receipt query by one chunk's bid
     ("aiofish", "send"): (Limit("send", 200, 1.0),),
     ("aiofish", "balance"): (Limit("balance", 1, 5.0),),
     ("aiofish", "receipts"): (Limit("receipts", 1, 60.0),),

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 
 from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
 from dispatcher.ledger import Ledger
 from dispatcher.providers.results import Receipt, Uplink
+
+log = structlog.get_logger("dispatcher.receipts")
 
 #: Receipts per Lua call: one opass pull answer (600) fits; ~1-2 ms of Redis time at most.
 MAX_RECEIPTS_PER_CALL = 1000
@@ -36,10 +39,13 @@ class Applied:
     ignored: int = 0
     unmatched: int = 0
     reconciled: int = 0
+    #: Of ``ignored``: receipts that were not evidence (another account's job, an attempt never sent).
+    refused: int = 0
 
     def __add__(self, other: Applied) -> Applied:
         return Applied(self.applied + other.applied, self.ignored + other.ignored,
-                       self.unmatched + other.unmatched, self.reconciled + other.reconciled)
+                       self.unmatched + other.unmatched, self.reconciled + other.reconciled,
+                       self.refused + other.refused)
 
 
 def owner_of(provider: str, account: str) -> str:
@@ -85,12 +91,33 @@ def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms:
 
     Raises ``redis.RedisError``.
     """
-    applied = ignored = reconciled = 0
-    for a, i, transition in ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched,
-                                                        ack=ack):
+    results = ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
+    return _tally([(job_id, n, attempt) for job_id, n, attempt, _ in groups], results, owner, unmatched)
+
+
+def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
+                 unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
+    """:func:`apply_groups` of groups in the stream's packed form (``Ledger.apply_packed_groups``).
+
+    Raises ``redis.RedisError``.
+    """
+    results = ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
+    return _tally([(job_id, n, attempt) for job_id, n, attempt, _, _ in packed], results, owner, unmatched)
+
+
+def _tally(attempts: Sequence[tuple[str, int, int]], results: Sequence[tuple[int, int, str]], owner: str,
+           unmatched: int) -> Applied:
+    """Sum one script call's per-group results; log each group refused as evidence (ids, never phones)."""
+    applied = ignored = reconciled = refused = 0
+    for (job_id, n, attempt), (a, i, transition) in zip(attempts, results, strict=True):
         applied, ignored = applied + a, ignored + i
         reconciled += 1 if transition.endswith("->accepted") else 0
-    return Applied(applied, ignored, unmatched, reconciled)
+        if transition in ("foreign", "unclaimed"):
+            refused += i
+            # Who probes, and with what: ids only (never the phones).
+            log.warning("receipts.refused", reason=transition, owner=owner, job_id=job_id, chunk=n, attempt=attempt,
+                        receipts=i)
+    return Applied(applied, ignored, unmatched, reconciled, refused)
 
 
 def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str, account: str,

@@ -139,11 +139,15 @@ class EmbeddedRedis:
         self.proc = None
 
     def restart(self, *, down_s: float = 0.0, timeout_s: float = 15.0,
-                while_down: Callable[[], None] | None = None) -> float:
+                while_down: Callable[[], None] | None = None, kill: bool = False) -> float:
         """Stop the server, stay down ``down_s``, start it again on the same port and data.
 
         The stop is a SIGTERM, so redis-server fsyncs its AOF before exiting and
-        the new process reloads everything acknowledged. ``while_down`` is called
+        the new process reloads everything acknowledged; with ``kill`` it is a
+        SIGKILL (a crash): what the AOF holds is then what redis-server had
+        ``write()``-n to it, which with ``appendfsync everysec`` is every
+        acknowledged write unless a slow disk had it postpone writes (up to
+        2 s; INFO's ``aof_delayed_fsync`` counts postponements that ran the full 2 s). ``while_down`` is called
         once the server is stopped (to watch how the others behave; its time
         counts towards ``down_s``). Returns the seconds the port was not
         answering. Raises ``ConfigurationError`` if the server was not running
@@ -152,7 +156,12 @@ class EmbeddedRedis:
         if self.proc is None or self.proc.poll() is not None:
             raise ConfigurationError("redis-server is not running: nothing to restart")
         stopped_at = time.monotonic()
-        self.stop(timeout_s=timeout_s)
+        if kill:
+            self.proc.kill()
+            self.proc.wait(timeout=timeout_s)
+            self.proc = None
+        else:
+            self.stop(timeout_s=timeout_s)
         if while_down is not None:
             while_down()
         rest_s = down_s - (time.monotonic() - stopped_at)

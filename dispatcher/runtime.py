@@ -41,6 +41,10 @@ class Runtime:
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
+    def reconcile_window_s(self, provider: str, name: str) -> float:
+        """How long an ambiguous chunk of ``provider:name`` waits for a receipt (accounts file, else settings)."""
+        return self.accounts.reconcile_window_s(provider, name, self.settings.reconcile_window_s)
+
     def client(self, provider: str, name: str) -> Any:
         """The gateway client of account ``provider:name`` (created once)."""
         key = (provider, name)

@@ -159,7 +159,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         bound.warning("chunk.transient", code=code, retry_in_s=round(delay, 2))
         return Next(retry_in_s=delay, note="transient")
     if isinstance(exc, AmbiguousError):
-        deadline = now + int(s.reconcile_window_s * 1000)
+        deadline = now + int(rt.reconcile_window_s(provider, account) * 1000)
         rt.ledger.mark_ambiguous(job_id, n, attempt=attempt, deadline_ms=deadline, code=code, now_ms=now)
         bound.warning("chunk.ambiguous", code=code, reconcile_at_ms=deadline)
         return Next(note="ambiguous")

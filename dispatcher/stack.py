@@ -28,12 +28,16 @@ from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
-def webhook_argv(bind: str, workers: int, *, access_log: bool = False) -> list[str]:
+#: gunicorn threads per webhook worker process.
+WEBHOOK_THREADS = 16
+
+
+def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, access_log: bool = False) -> list[str]:
     """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
     pushes cannot keep another vendor's answer past its 1 s limit (opass stops
     pushing after three slow answers); the work is mostly waiting on Redis."""
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", "16", "--backlog", "2048"]
+            "--worker-class", "gthread", "--threads", str(threads), "--backlog", "2048"]
     if access_log:
         # No request path: it carries the account's callback secret.
         argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
@@ -139,13 +143,13 @@ class Stack:
         wait_for(listening, timeout_s=30, what="sandbox")
         return self.sandbox_url
 
-    def start_webhook(self, *, workers: int = 2, expect_ready: bool = True) -> str:
+    def start_webhook(self, *, workers: int = 2, threads: int = WEBHOOK_THREADS, expect_ready: bool = True) -> str:
         """Serve the webhook with gunicorn on a free port; return its base URL.
 
         Waits until ``/healthz`` answers 200 or, with ``expect_ready`` False, anything.
         """
         port = free_port()
-        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers))
+        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers, threads=threads))
         self.webhook_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
@@ -171,17 +175,19 @@ class Stack:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
                              "-s", str(self.base_dir / "celerybeat-schedule"), "--max-interval", "1"])
 
-    def restart_redis(self, *, down_s: float = 0.0, while_down: Callable[[], None] | None = None) -> float:
+    def restart_redis(self, *, down_s: float = 0.0, while_down: Callable[[], None] | None = None,
+                      kill: bool = False) -> float:
         """Stop the embedded redis-server and start it again (same port, data dir, AOF on).
 
         Every other process keeps running and has to reconnect by itself;
-        ``while_down`` is called during the outage. Returns the seconds Redis
+        ``while_down`` is called during the outage; ``kill`` stops it with SIGKILL
+        instead of SIGTERM (a crash, no final AOF fsync). Returns the seconds Redis
         was unreachable. Raises ``ConfigurationError`` when this stack uses an
         external Redis (``start_redis(url)``), which it cannot restart.
         """
         if self.redis is None:
             raise ConfigurationError("this stack did not start its Redis, so it cannot restart it")
-        return self.redis.restart(down_s=down_s, while_down=while_down)
+        return self.redis.restart(down_s=down_s, while_down=while_down, kill=kill)
 
     def running(self, name: str) -> bool:
         """Whether process ``name`` was started and has not exited."""

@@ -117,7 +117,8 @@ class ReceiptApplier(bootsteps.StartStopStep):
         if not settings.receipt_applier:
             return
         ledger = Ledger(connect(settings), Keys(settings.key_prefix))
-        _, self._stop = applier_thread(ledger, f"{parent.hostname}:{os.getpid()}")
+        _, self._stop = applier_thread(ledger, f"{parent.hostname}:{os.getpid()}",
+                                       claim_idle_ms=settings.receipt_claim_idle_ms)
 
     def stop(self, parent: Any) -> None:
         if self._stop is not None:

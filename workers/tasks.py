@@ -16,7 +16,7 @@ from celery import shared_task
 # in each of 8 children cost ~2 s of CPU at the start of a benchmark run).
 import dispatcher.providers.aiofish
 import dispatcher.providers.opass  # noqa: F401
-from dispatcher import sweeps
+from dispatcher import reconcile, sweeps
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import store_uplinks
@@ -115,22 +115,35 @@ def sweep() -> dict[str, int]:
     rt = get_runtime()
     now = system_clock_ms()
     stuck = sweeps.stuck_to_ambiguous(rt, now_ms=now)
-    released = sweeps.due_ambiguous(rt, now_ms=now)
-    for job_id, n in released:
+    due = sweeps.due_ambiguous(rt, now_ms=now)
+    for job_id, n in due.released:
         enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
+    for job_id, n in due.to_query:
+        reconcile_chunk.apply_async((job_id, n), queue=_queue_of(rt.ledger.job_meta(job_id)))
     orphans = sweeps.orphaned_pending(rt, now_ms=now)
     for job_id, n in orphans:
         enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
     unknown = sweeps.expire_silent(rt, now_ms=now)
-    due = sweeps.due_scheduled(rt, now_ms=now)
-    for job_id in due:
+    scheduled = sweeps.due_scheduled(rt, now_ms=now)
+    for job_id in scheduled:
         fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job_meta(job_id)))
     expired = sweeps.trim_expired_jobs(rt, now_ms=now)
-    result = {"stuck": stuck, "resent_after_reconcile": len(released), "orphans_requeued": len(orphans),
-              "unknown": unknown, "scheduled": len(due), "expired_jobs": expired}
+    result = {"stuck": stuck, "resent_after_reconcile": len(due.released), "asked_before_resend": len(due.to_query),
+              "orphans_requeued": len(orphans), "unknown": unknown, "scheduled": len(scheduled),
+              "expired_jobs": expired}
     if any(result.values()):
         log.info("sweep", **result)
     return result
+
+
+@shared_task(name="workers.tasks.reconcile_chunk")
+def reconcile_chunk(job_id: str, n: int) -> str:
+    """Ask the gateway about an ambiguous chunk (receipts by its id); re-queue it if unknown there."""
+    rt = get_runtime()
+    outcome = reconcile.reconcile_chunk(rt, job_id, n)
+    if outcome is reconcile.Outcome.RELEASED:
+        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
+    return outcome.value
 
 
 #: Most polls of one kind one tick reserves for an account (a fast test limit

@@ -69,7 +69,7 @@ def check_answer(doc: Mapping[str, Any], *, account: str, side_effect: bool, ret
     for value in (status, code):  # subStat first: p:0xx is finer than the numeric code
         if value is not None:
             raise_for_code(AIOFISH_CODES, value, provider=PROVIDER, account=account, message=message,
-                           retry_after_s=retry_after_s)
+                           retry_after_s=retry_after_s, side_effect=side_effect)
 
 
 def _detail(value: object) -> list[Mapping[str, Any]]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from dispatcher.errors import (
     AccountFatalError,
+    AmbiguousError,
     RecipientRejectedError,
     RequestRejectedError,
     ThrottledError,
@@ -43,7 +44,12 @@ AIOFISH_CODES: Mapping[str, CodeInfo] = {
     # A wrong AES key fails every request of the account until it is fixed.
     "122": CodeInfo(AccountFatalError, "解密失败"),
     "p:011": CodeInfo(AccountFatalError, "解密失败"),
-    # An explicit failure answer: the request was not accepted, so a bounded retry is safe.
+    # 999/p:999 其他错误 ("other error"): the manual says of every send answer
+    # "subStat 值为r:000时表示该请求被成功受理,其他值则表示受理失败": any subStat
+    # but r:000 means the request was NOT accepted (受理失败), and 999 comes only
+    # paired with p:999. So nothing was taken and a bounded retry is safe
+    # (send_chunk gives up after max_attempts). The sandbox answers it for a bad
+    # smsId/sendTime and accepts nothing, consistent with this reading.
     "999": CodeInfo(TransientError, "其他错误"),
     "p:999": CodeInfo(TransientError, "其他错误"),
     # --- vsms and isms (string codes) ---
@@ -63,7 +69,14 @@ AIOFISH_CODES: Mapping[str, CodeInfo] = {
     "authorization": CodeInfo(AccountFatalError, "身份验证失败"),
     "mobile_limit": CodeInfo(RequestRejectedError, "号码数量超过限制"),
     "request_limit": CodeInfo(ThrottledError, "请求次数超过限制"),
-    "error": CodeInfo(TransientError, "处理异常"),
+    # error 处理异常 ("exception while processing"), vsms and isms: their manual
+    # says only "success:成功,其他失败" (others failed), never that the request
+    # was not accepted (as the SMS API's 受理失败 does), and an exception inside
+    # the gateway's processing may come after the message was queued. So for a
+    # send it is ambiguous, never resent blindly; for a read-only call (template
+    # status) raise_for_code makes it transient. Their status pushes carry the
+    # gateway's msgId, not our uuid, so a caller reconciles such a send by hand.
+    "error": CodeInfo(AmbiguousError, "处理异常"),
 }
 
 #: The numeric code aiofish pairs with each subStat (the sandbox answers both).

@@ -245,7 +245,8 @@ def check_code(doc: Mapping[str, Any], *, provider: str, account: str, side_effe
         raise cls("answer carries no code", provider=provider, account=account)
     text = text_field(doc, "msg") or text_field(doc, "message")
     raise_for_code(AIOFISH_CODES, code, provider=provider, account=account,
-                   message=mask_in_text(text) if text else None, retry_after_s=RETRY_AFTER_S)
+                   message=mask_in_text(text) if text else None, retry_after_s=RETRY_AFTER_S,
+                   side_effect=side_effect)
 
 
 def parse_sent(doc: Mapping[str, Any], plan: MediaPlan, *, provider: str, account: str) -> SendResult:

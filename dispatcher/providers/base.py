@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from dispatcher.errors import RequestRejectedError, ThrottledError
+from dispatcher.errors import AmbiguousError, RequestRejectedError, ThrottledError, TransientError
 from dispatcher.providers.opass_codes import CodeInfo
 
 Clock = Callable[[], int]
@@ -37,16 +37,21 @@ def raise_for_code(
     message: str | None = None,
     request_id: str | None = None,
     retry_after_s: float = 1.0,
+    side_effect: bool = True,
 ) -> None:
     """Raise the error class ``table`` maps ``code`` to; return if it means success.
 
     A code missing from the table is treated as a refusal of the request
-    (:class:`RequestRejectedError`): never retried blindly, always surfaced.
+    (:class:`RequestRejectedError`): never retried blindly, always surfaced. A
+    code that leaves a send ambiguous is only transient for a call without
+    side effects (``side_effect`` false): repeating a query costs nothing.
     """
     key = str(code).strip()
     info = table.get(key)
     if info is not None and info.error is None:
         return
+    if info is not None and info.error is AmbiguousError and not side_effect:
+        info = CodeInfo(TransientError, info.text)
     _raise(info, key, provider=provider, account=account, message=message,
            request_id=request_id, retry_after_s=retry_after_s)
 

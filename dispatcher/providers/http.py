@@ -2,11 +2,26 @@
 
 The line that matters is whether the request could have reached the gateway:
 
-* it never got through (connection refused, DNS failure, connect timeout, TLS
-  handshake, proxy refused) → :class:`TransientError`, safe to retry;
+* it never got through (connection refused, DNS failure, connect timeout, proxy
+  refused, a TLS handshake that failed) → :class:`TransientError`, safe to retry;
 * it went out and we lost the answer (read timeout, reset or close after send,
-  truncated or garbled body, 5xx) → :class:`AmbiguousError` for calls with side
-  effects (sends), :class:`TransientError` for read-only calls, which are safe to repeat.
+  a TLS error after the handshake, truncated or garbled body, 5xx) →
+  :class:`AmbiguousError` for calls with side effects (sends),
+  :class:`TransientError` for read-only calls, which are safe to repeat.
+
+Where the phase cannot be known the answer is "may have been sent":
+
+* TLS errors: see :mod:`dispatcher.providers.tls_phase`. A failed certificate
+  check is always before sending; other handshake failures are known as such
+  only on the sessions :func:`default_session` builds. Any other TLS error is
+  ambiguous for a send.
+* ``ProxyError``: urllib3 2.x raises it only while the connection to the proxy
+  is being made (``not conn.has_connected_to_proxy``), so it is "not sent";
+  urllib3 1.x raised it for any socket error through a proxy, even after
+  sending, which is why ``urllib3>=2`` is a dependency.
+* A session that retries by itself could resend a POST after a TLS error or a
+  5xx and hide the first attempt (urllib3 retries "other" errors whatever the
+  method): :class:`HttpTransport` refuses such a session.
 """
 
 from __future__ import annotations
@@ -20,7 +35,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 from requests import exceptions as rex
-from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from dispatcher.errors import (
     AccountFatalError,
@@ -32,6 +47,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
+from dispatcher.providers.tls_phase import PhaseMarkingAdapter, failed_before_sending
 
 _SENT = "sent"  # marker: the request may have reached the gateway
 _NOT_SENT = "not-sent"
@@ -41,8 +57,8 @@ _CONFIG = "config"
 #: `requests` grows a class that is missing here.
 REQUESTS_EXCEPTIONS: Mapping[type[BaseException], str] = {
     rex.ConnectTimeout: _NOT_SENT,
-    rex.ProxyError: _NOT_SENT,
-    rex.SSLError: _NOT_SENT,
+    rex.ProxyError: _NOT_SENT,  # urllib3 2.x: only before the proxy connection was made
+    rex.SSLError: _SENT,  # refined by failed_before_sending() below
     rex.ConnectionError: _SENT,  # refined by _refused_or_dns() below
     rex.ReadTimeout: _SENT,
     rex.Timeout: _SENT,
@@ -84,7 +100,9 @@ def translate(
         if cls in REQUESTS_EXCEPTIONS:
             kind = REQUESTS_EXCEPTIONS[cls]
             break
-    if isinstance(exc, rex.ConnectionError) and kind == _SENT and _refused_or_dns(exc):
+    if isinstance(exc, rex.SSLError):
+        kind = _NOT_SENT if failed_before_sending(exc) else _SENT
+    elif isinstance(exc, rex.ConnectionError) and kind == _SENT and _refused_or_dns(exc):
         kind = _NOT_SENT
     what = type(exc).__name__
     if kind == _CONFIG:
@@ -132,19 +150,52 @@ class HttpAnswer:
 
 
 def default_session(pool_size: int = 32) -> requests.Session:
-    """A Session that never retries by itself (a retried POST could double-send)."""
+    """A Session that never retries by itself (a retried POST could double-send).
+
+    Its HTTPS connections mark TLS handshake failures as such
+    (:class:`~dispatcher.providers.tls_phase.PhaseMarkingAdapter`), so they are
+    retried instead of being taken as "may have been sent".
+    """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = PhaseMarkingAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
+def may_resend_after_sending(retry: Retry) -> bool:
+    """Whether urllib3 ``retry`` could send a POST again after it may have reached the server.
+
+    Connect retries are safe (nothing was sent). Read and status retries depend
+    on the method (``allowed_methods`` empty means every method); "other"
+    retries (a TLS error after the handshake, among others) ignore it.
+    """
+    if retry.total is False or retry.total == 0:
+        return False
+
+    def allows(count: int | bool | None) -> bool:
+        return count is None or (count is not False and count > 0)  # None defers to total
+
+    post_retried = not retry.allowed_methods or "POST" in retry.allowed_methods
+    return allows(retry.other) or (post_retried and (allows(retry.read) or allows(retry.status)))
+
+
+def check_session(session: requests.Session, *, provider: str, account: str) -> None:
+    """Raise ConfigurationError if an HTTP(S) adapter of ``session`` may resend a request by itself."""
+    for prefix, adapter in session.adapters.items():
+        retry = getattr(adapter, "max_retries", None)
+        if prefix.startswith("http") and isinstance(retry, Retry) and may_resend_after_sending(retry):
+            raise ConfigurationError(
+                f"{provider}:{account} session adapter for {prefix!r} retries after sending "
+                "(a POST could reach the gateway twice): mount one with max_retries=0"
+            )
+
+
 class HttpTransport:
     """Sends one HTTP request and turns every failure into our error classes.
 
-    ``session`` is injectable (tests and callers may mount their own adapters; it
-    must not retry POSTs by itself). Timeouts are separate: ``connect_timeout_s``
+    ``session`` is injectable (tests and callers may mount their own adapters);
+    raises ConfigurationError if it may resend a request by itself. Timeouts are separate: ``connect_timeout_s``
     bounds the handshake (a timeout there is safe to retry), ``read_timeout_s``
     bounds waiting for the answer (a timeout there is ambiguous).
     """
@@ -164,6 +215,8 @@ class HttpTransport:
         self.provider = provider
         self.account = account
         self.base_url = base_url.rstrip("/")
+        if session is not None:
+            check_session(session, provider=provider, account=account)
         self.session = session or default_session()
         self.timeout = (connect_timeout_s, read_timeout_s)
 
@@ -210,7 +263,7 @@ class HttpTransport:
         """Decode a JSON object answer; a garbled body is ambiguous for sends."""
         try:
             doc = json.loads(answer.body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: a hostile, absurdly nested body
             doc = None
         if not isinstance(doc, dict):
             cls = AmbiguousError if side_effect else TransientError

@@ -14,6 +14,7 @@ from dispatcher.errors import (
     RecipientRejectedError,
     RequestRejectedError,
     ThrottledError,
+    TransientError,
 )
 from dispatcher.providers.aiofish_push import TemplateAudit, parse_isms_push, parse_vsms_push
 from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
@@ -82,6 +83,16 @@ def test_a_request_limit_fault_throttles_a_send(sandbox, aiofish_account) -> Non
     sandbox.set_faults({"kind": "code", "code": "request_limit", "rate": 1.0, "count": 1, "path": "/rest/vsms/"})
     with pytest.raises(ThrottledError):
         AiofishVsmsClient(aiofish_account).send("tpl", [P1])
+
+
+def test_an_error_answer_leaves_a_send_ambiguous_and_a_status_query_retryable(sandbox, aiofish_account) -> None:  # type: ignore[no-untyped-def]
+    # "error" (处理异常) does not say the request was refused: the send must not be repeated blindly.
+    sandbox.set_faults({"kind": "code", "code": "error", "rate": 1.0, "count": 2, "path": "/rest/"})
+    with pytest.raises(AmbiguousError) as err:
+        AiofishIsmsClient(aiofish_account).send("hello", [HK])
+    assert err.value.code == "error"
+    with pytest.raises(TransientError):
+        AiofishVsmsClient(aiofish_account).template_status("t")
 
 
 def test_a_wrong_app_secret_pauses_the_account(sandbox, aiofish_account) -> None:  # type: ignore[no-untyped-def]

@@ -145,8 +145,8 @@ def hook(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[
     path = tmp_path / "accounts.json"
     doc = accounts_doc("http://127.0.0.1:9")
     # A second aiofish account whose console pushes plain forms (the demo's pushes signed JSON).
-    doc["aiofish"].append({**doc["aiofish"][0], "name": "plainhook", "push_variant": "plain",
-                           "callback_secret": PLAIN_TOKEN})
+    doc["aiofish"].append({**doc["aiofish"][0], "name": "plainhook", "account": "sandbox-plain",
+                           "push_variant": "plain", "callback_secret": PLAIN_TOKEN})
     path.write_text(json.dumps(doc))
     with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
         stack.start_redis(redis_url)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_restart, start_rig
+from dispatcher.receipt_drill import run_applier_kill9, run_receipts_redis_restart
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -60,3 +61,32 @@ def test_a_gateway_fault_mix_loses_and_duplicates_nothing_and_unanswered_sends_a
     assert all(result["injected"][kind] > 0 for kind in ("code:-1", "code:6000", "drop")), result
     # Each send taken but left unanswered was settled from its receipts.
     assert result["reconciled"] == result["injected"]["drop"], result
+
+
+def test_kill_9_of_the_worker_whose_applier_holds_receipts_loses_none_and_applies_none_twice(
+    tmp_path: Path, sandbox, sandbox_url: str,
+) -> None:
+    rig = start_rig(tmp_path, workers=2, concurrency=1, sandbox_url=sandbox_url)
+    try:
+        result = run_applier_kill9(rig, pushes=800, rate_per_s=100.0)
+    finally:
+        rig.stop()
+    assert result["drained"] and result["pushes_answered_200"] == result["pushes"], result
+    assert (result["lost"], result["applied_twice"]) == (0, 0), result
+    assert result["still_accepted"] == 0, result  # every receipt pushed changed its phone
+    # The kill stranded entries with the dead consumer, and the other worker's applier took them.
+    assert result["stranded_entries"] > 0 and result["claimed_after_s"] is not None, result
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+def test_a_redis_restart_while_pushes_arrive_loses_no_receipt_answered_200(
+    tmp_path: Path, sandbox, sandbox_url: str, kill: bool,
+) -> None:
+    rig = start_rig(tmp_path, workers=2, concurrency=1, sandbox_url=sandbox_url)
+    try:
+        result = run_receipts_redis_restart(rig, pushes=800, rate_per_s=100.0, down_s=2.0, kill=kill)
+    finally:
+        rig.stop()
+    assert result["drained"] and result["pushes_answered_200"] == result["pushes"], result
+    assert (result["lost"], result["applied_twice"], result["still_accepted"]) == (0, 0, 0), result
+    assert result["retried_pushes"] > 0, result  # the webhook said 503 while Redis was down; vendors retry

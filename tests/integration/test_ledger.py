@@ -142,3 +142,36 @@ def test_pending_chunks_are_tracked_until_claimed_and_again_when_released(ledger
     assert redis_client.zrange(pending, 0, -1) == [b"job1:1"]
     ledger.release("job1", 0, attempt=1, expected="sending", code="-1", now_ms=7)
     assert redis_client.zscore(pending, "job1:0") == 7
+
+
+def test_a_receipt_naming_no_phone_of_the_chunk_does_not_settle_it(ledger: Ledger) -> None:
+    _job(ledger)
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
+    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[("13999999999", True)], **OWNER,
+                                 now_ms=3) == (0, 1, "state:sending")
+    assert ledger.chunk("job1", 0)["state"] == "sending"
+
+
+def test_receipts_of_an_attempt_that_provably_never_left_stay_ignored_after_a_later_one_is_accepted(
+        ledger: Ledger) -> None:
+    _job(ledger)
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
+    ledger.release("job1", 0, attempt=1, expected="sending", code="-1", now_ms=3)
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=4)
+    ledger.accept("job1", 0, attempt=2, message_id="m2", failed_indexes=[], now_ms=5)
+    assert ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], **OWNER,
+                                 now_ms=6) == (0, 1, "unclaimed")
+    assert ledger.counts("job1")["accepted"] == 5
+
+
+def test_a_late_receipt_of_a_reconciled_attempt_stops_the_resend(ledger: Ledger) -> None:
+    _job(ledger)
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=2)
+    ledger.mark_ambiguous("job1", 0, attempt=1, deadline_ms=10, code="reset", now_ms=3)
+    ledger.release("job1", 0, attempt=1, expected="ambiguous", code="reconciled-unsent", now_ms=10)
+    ledger.claim("job1", 0, provider="opass", account="a", now_ms=11)
+    ledger.release("job1", 0, attempt=2, expected="sending", code="-1", now_ms=12)  # the resend never left
+    applied, _, transition = ledger.apply_receipts("job1", 0, attempt=1, receipts=[(PHONES[0], True)], **OWNER,
+                                                   now_ms=13)
+    assert (applied, transition) == (1, "pending->accepted")
+    assert ledger.claim("job1", 0, provider="opass", account="a", now_ms=14).status == "skip"

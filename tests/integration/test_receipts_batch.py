@@ -96,12 +96,12 @@ def test_one_call_reconciles_ignores_and_counts_per_chunk_state(ledger: Ledger, 
         owner="opass:demo", now_ms=NOW_MS,
     )
     assert results == [(1, 0, "ambiguous->accepted"), (0, 1, "state:rejected"), (1, 0, ""),
-                       (0, 1, "state:sending"), (0, 2, "missing")]
+                       (0, 1, "unclaimed"), (0, 2, "missing")]  # chunk 3's attempt 1 provably never left
     counts = ledger.counts("j")
     assert (counts["delivered"], counts["failed"], counts["rejected"], counts["sending"]) == (1, 1, 5, 5)
     assert sum(counts.values()) == 20
     stats = {k.decode(): int(v) for k, v in redis_client.hgetall(ledger.keys.stats()).items()}
-    assert stats == {"receipts_unmatched": 2, "receipts_older_attempt": 1, "receipts_ignored": 2,
+    assert stats == {"receipts_unmatched": 2, "receipts_unclaimed": 1, "receipts_ignored": 1,
                      "reconciled:ambiguous": 1}
     assert ledger.chunk("j", 0)["settled_from"] == "ambiguous"  # how it was settled stays on the chunk
 

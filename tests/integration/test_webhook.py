@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+import structlog
 
 from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys, client_id
@@ -44,10 +45,11 @@ def _accounts() -> dict[str, Any]:
     doc = accounts_doc("http://127.0.0.1:9")
     demo = doc["opass"][0]
     doc["opass"] = [{**demo, "callback_secret": TOKENS["opass:demo"]},
-                    {**demo, "name": "other", "callback_secret": TOKENS["opass:other"]}]
+                    {**demo, "name": "other", "api_key": "other-api-key", "callback_secret": TOKENS["opass:other"]}]
     fish = doc["aiofish"][0]
-    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"]}
-                      for v in VARIANTS]
+    # One vendor login per entry; only the full form names it (and it must be the sandbox's).
+    doc["aiofish"] = [{**fish, "name": v, "push_variant": v, "callback_secret": TOKENS[f"aiofish:{v}"],
+                       "account": fish["account"] if v == "full" else f"{fish['account']}-{v}"} for v in VARIANTS]
     return doc
 
 
@@ -236,7 +238,10 @@ def test_a_receipt_that_is_not_evidence_changes_nothing_and_is_answered_like_a_r
     else:
         answer = _aiofish_push(stack, cid, form="full", to="full", phone=PHONES[0])
         assert answer.status_code == 200 and answer.text == "0"
-    _apply(ledger)
+    with structlog.testing.capture_logs() as logs:
+        _apply(ledger)
+    [line] = [e for e in logs if e["event"] == "receipts.refused"]  # one log line, ids but no phone
+    assert line["job_id"] == "j1" and PHONES[0] not in str(line)
     after = ledger.chunk("j1", 0)
     assert after["state"] == before["state"] == {"released": "pending"}.get(state, state)
     assert ledger.counts("j1")["delivered"] == 0

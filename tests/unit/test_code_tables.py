@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from dispatcher.errors import OUTCOME_CLASSES, AccountFatalError, ThrottledError, TransientError
+from dispatcher.errors import OUTCOME_CLASSES, AccountFatalError, AmbiguousError, ThrottledError, TransientError
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
+from dispatcher.providers.base import raise_for_code
 from dispatcher.providers.opass_codes import OPASS_CODES
 from tests.conftest import SHARED
 
@@ -93,3 +94,16 @@ def test_the_codes_that_decide_retries_are_classified_as_the_manuals_say() -> No
     for table, code in [(OPASS_CODES, "40002"), (OPASS_CODES, "2000"), (OPASS_CODES, "2001"),
                         (AIOFISH_CODES, "p:004"), (AIOFISH_CODES, "p:003")]:
         assert table[code].error is AccountFatalError
+
+
+def test_aiofish_other_errors_are_settled_as_the_manual_reads() -> None:
+    # 999/p:999: a subStat other than r:000 means "受理失败" (not accepted): retry.
+    # error (vsms/isms 处理异常): the manual never says it was not taken: ambiguous for a send.
+    assert AIOFISH_CODES["999"].error is TransientError
+    assert AIOFISH_CODES["p:999"].error is TransientError
+    assert AIOFISH_CODES["error"].error is AmbiguousError
+    with pytest.raises(AmbiguousError):
+        raise_for_code(AIOFISH_CODES, "error", provider="aiofish-isms", account="t", side_effect=True)
+    with pytest.raises(TransientError) as err:
+        raise_for_code(AIOFISH_CODES, "error", provider="aiofish-vsms", account="t", side_effect=False)
+    assert not isinstance(err.value, AmbiguousError)

@@ -26,7 +26,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.providers.http import REQUESTS_EXCEPTIONS, HttpTransport, error_for_status, translate
+from dispatcher.providers.http import REQUESTS_EXCEPTIONS, HttpAnswer, HttpTransport, error_for_status, translate
 
 
 def _transport(url: str, *, read_timeout_s: float = 2.0, connect_timeout_s: float = 2.0) -> HttpTransport:
@@ -142,6 +142,17 @@ def test_a_garbled_answer_to_a_send_is_ambiguous() -> None:
         answer = transport.request("POST", "/message/send", side_effect=True, body=b"{}")
         with pytest.raises(AmbiguousError, match="not a JSON object"):
             transport.parse_json(answer, side_effect=True)
+
+
+def test_a_hostile_deeply_nested_answer_is_garbled_not_a_crash() -> None:
+    # json.loads raises RecursionError, not ValueError, on absurd nesting: a
+    # send must still come out ambiguous and a read-only call retryable.
+    answer = HttpAnswer(200, b"[" * 100_000 + b"]" * 100_000, 1.0)
+    transport = _transport("http://127.0.0.1:9")
+    with pytest.raises(AmbiguousError, match="not a JSON object"):
+        transport.parse_json(answer, side_effect=True)
+    with pytest.raises(TransientError, match="not a JSON object"):
+        transport.parse_json(answer, side_effect=False)
 
 
 def test_dns_failure_is_transient() -> None:

@@ -1,0 +1,95 @@
+"""The accounts file: push forms, callback secrets, one entry per vendor account, ${VAR:-default}."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.accounts import (
+    MIN_CALLBACK_SECRET_CHARS,
+    SHIPPED_CALLBACK_SECRETS,
+    callback_secret_problem,
+    load_accounts,
+    parse_accounts,
+)
+from dispatcher.demo import accounts_doc
+from dispatcher.errors import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _doc(**aiofish: Any) -> dict[str, Any]:
+    doc = accounts_doc("http://127.0.0.1:9")
+    doc["aiofish"][0].update(aiofish)
+    return doc
+
+
+def test_an_aiofish_account_takes_the_push_form_it_declares_or_else_the_one_it_sends_with() -> None:
+    assert parse_accounts(_doc(push_variant="phone")).get("aiofish", "demo").push_variant == "phone"
+    doc = _doc(encryption="plain")
+    del doc["aiofish"][0]["push_variant"]
+    assert parse_accounts(doc).get("aiofish", "demo").push_variant == "plain"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"push_variant": "signed"}, r"aiofish\[0\]\.push_variant: 'signed' is not one of plain, phone, full"),
+    ({"push_variant": "phone", "aes_key": None, "encryption": "plain"}, r"push_variant: phone pushes need aes_key"),
+    ({"push_variant": "full", "app_secret": None, "encryption": "plain"}, r"push_variant: full pushes need app_secret"),
+])
+def test_a_push_form_the_account_cannot_verify_is_refused_naming_the_entry(fields: dict[str, Any],
+                                                                          message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_accounts(_doc(**fields))
+
+
+def test_an_opass_entry_cannot_declare_a_push_form() -> None:
+    doc = _doc()
+    doc["opass"][0]["push_variant"] = "full"
+    with pytest.raises(ConfigurationError, match=r"opass\[0\]"):
+        parse_accounts(doc)
+
+
+def test_one_vendor_account_under_two_names_is_refused() -> None:
+    doc = _doc()
+    doc["opass"].append({**doc["opass"][0], "name": "again"})
+    with pytest.raises(ConfigurationError, match=r"opass\[1\]: same vendor account as opass:demo"):
+        parse_accounts(doc)
+
+
+def test_callback_secrets_that_prove_nothing_are_named_and_an_empty_one_means_no_pushes() -> None:
+    assert callback_secret_problem("") is None
+    assert callback_secret_problem("x" * MIN_CALLBACK_SECRET_CHARS) is None
+    assert "shorter than 32" in (callback_secret_problem("x" * (MIN_CALLBACK_SECRET_CHARS - 1)) or "")
+    for shipped in SHIPPED_CALLBACK_SECRETS:
+        assert "published" in (callback_secret_problem(shipped) or "")
+
+
+def test_a_variable_with_a_default_falls_back_to_it_and_one_without_must_be_set() -> None:
+    doc = _doc(callback_secret="${FISH_SECRET:-}")
+    assert parse_accounts(doc, env={}).get("aiofish", "demo").callback_secret == ""
+    assert parse_accounts(doc, env={"FISH_SECRET": "s" * 40}).get("aiofish", "demo").callback_secret == "s" * 40
+    with pytest.raises(ConfigurationError, match="FISH_SECRET is not set"):
+        parse_accounts(_doc(callback_secret="${FISH_SECRET}"), env={})
+
+
+def test_the_example_file_loads_with_no_environment_and_takes_no_pushes() -> None:
+    accounts = load_accounts(REPO / "config" / "accounts.example.json", env={})
+    assert all(a.callback_secret == "" and a.hook_problem is None for a in accounts)
+
+
+def test_every_callback_secret_the_repository_holds_is_on_the_refused_list() -> None:
+    # Any literal token in a tracked file is public: the webhook must never serve it.
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    pattern = re.compile(r"""callback_secret["']?\s*[:=]\s*["']([^"'$]+)["']|_HOOK_TOKEN\s*=\s*["']([^"']+)["']""")
+    found = set()
+    for name in files:
+        path = REPO / name
+        if path.suffix not in {".py", ".json", ".md", ".yml", ".yaml", ".toml", ".env", ""} or not path.is_file():
+            continue
+        for match in pattern.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            found.add(match.group(1) or match.group(2))
+    assert found <= SHIPPED_CALLBACK_SECRETS, sorted(found - SHIPPED_CALLBACK_SECRETS)
