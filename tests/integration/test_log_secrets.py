@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from dispatcher.logs import configure
 from dispatcher.providers.accounts import AiofishAccount
@@ -24,6 +25,7 @@ def debug_log() -> Iterator[io.StringIO]:
     handler.setStream(written)
     yield written
     configure("INFO")
+    structlog.reset_defaults()  # later tests' loggers must not be cached under this configuration
 
 
 @pytest.mark.parametrize("aiofish_account", ["plain"], indirect=True)

@@ -17,6 +17,7 @@ def _logging_to_the_real_stderr_afterwards() -> Iterator[None]:
     # buffer, which is closed once the test ends; a later test would log into it.
     yield
     configure("INFO")
+    structlog.reset_defaults()  # no logger cached under this test's configuration (capture_logs needs that)
 
 
 def test_phones_inside_any_text_are_masked() -> None:
