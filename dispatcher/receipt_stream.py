@@ -33,6 +33,7 @@ import structlog
 from dispatcher.ledger import Ledger, as_text
 from dispatcher.providers.results import Receipt
 from dispatcher.receipts import MAX_RECEIPTS_PER_CALL, Applied, Group, apply_packed, group_receipts, owner_of
+from dispatcher.redact import build_repr, size_repr
 
 log = structlog.get_logger("dispatcher.receipt_stream")
 
@@ -127,8 +128,12 @@ class Entry:
 
     entry_id: str
     owner: str
-    groups: list[Packed]
+    groups: list[Packed]  # phones: the repr shows ids and counts only
     unmatched: int
+
+    def __repr__(self) -> str:
+        return build_repr(self, entry_id=repr(self.entry_id), owner=repr(self.owner), groups=size_repr(self.groups),
+                          receipts=str(self.size))
 
     @property
     def size(self) -> int:

@@ -48,6 +48,7 @@ from dispatcher.errors import (
     TransientError,
 )
 from dispatcher.providers.tls_phase import PhaseMarkingAdapter, failed_before_sending
+from dispatcher.redact import build_repr, size_repr
 
 _SENT = "sent"  # marker: the request may have reached the gateway
 _NOT_SENT = "not-sent"
@@ -145,8 +146,11 @@ class HttpAnswer:
     """What came back: HTTP status, raw body and the round-trip time."""
 
     status: int
-    body: bytes
+    body: bytes  # may echo phones: the repr shows its size only
     elapsed_ms: float
+
+    def __repr__(self) -> str:
+        return build_repr(self, status=str(self.status), body=size_repr(self.body), elapsed_ms=f"{self.elapsed_ms:.1f}")
 
 
 def default_session(pool_size: int = 32) -> requests.Session:

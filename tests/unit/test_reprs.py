@@ -89,3 +89,13 @@ def test_accounts_and_settings_show_no_secret() -> None:
     shown = repr(settings)
     _assert_nothing_in_clear(shown, phones_masked=False)
     assert "redis://:***@cache:6379/0" in shown and "amqp://smsd:***@mq//" in shown
+
+
+def test_a_receipt_stream_entry_and_a_gateway_answer_show_no_phone() -> None:
+    from dispatcher.providers.http import HttpAnswer
+    from dispatcher.receipt_stream import Entry
+
+    entry = Entry("1-0", "opass:demo", [("j", 0, 1, f"{P1},{P2}", "DF")], 0)
+    answer = HttpAnswer(200, f'{{"data": [{{"tel": "{P1}", "content": "{TEXT}"}}]}}'.encode(), 12.0)
+    for shown in (repr(entry), repr(answer)):
+        _assert_nothing_in_clear(shown, phones_masked=False)
