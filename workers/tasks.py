@@ -194,6 +194,7 @@ def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
         time.sleep(-late_s)  # a countdown is rounded; never call before the slot
     elif late_s > rt.limiter.jitter_s / 2:
         rt.limiter.defer(provider, name, op, late_s)
+    started_ms = system_clock_ms()  # when the request leaves: what the gateway's limit sees
     try:
         items = getattr(rt.client(provider, name), POLL_KINDS[op])()
     except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next slot
@@ -203,7 +204,7 @@ def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
         return store_uplinks(rt.redis, rt.keys, provider, name, items)
     count = record(rt.redis, rt.keys.receipt_stream(), provider, name, items, source="pull",
                    now_ms=system_clock_ms())
-    log.info("receipts.polled", provider=provider, account=name, receipts=count)
+    log.info("receipts.polled", provider=provider, account=name, receipts=count, started_ms=started_ms)
     return count
 
 
