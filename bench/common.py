@@ -185,21 +185,28 @@ def wait_accepted(control: SandboxControl, gateway: str, expected: int, *, timeo
         time.sleep(interval_s)
 
 
-def standalone(run: Callable[..., dict[str, Any]], doc: str | None, argv: list[str] | None = None) -> int:
-    """``python -m bench.<module> [--quick]``: start redis and the sandbox in a temp dir, call
-    ``run(stack, quick=...)``, print its JSON; everything started is stopped on return."""
+def standalone(run: Callable[..., dict[str, Any]], doc: str | None, argv: list[str] | None = None, *,
+               options: Callable[[argparse.ArgumentParser], None] | None = None,
+               quick_help: str = "the short variant") -> int:
+    """``python -m bench.<module> [--quick] [options]``: start redis and the sandbox in a temp dir, call
+    ``run(stack, quick=..., **options)``, print its JSON; everything started is stopped on return.
+
+    ``options`` adds the module's own arguments to the parser; each is passed to
+    ``run`` under its ``dest`` name.
+    """
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the short variant")
-    takes_appliers = "appliers" in inspect.signature(run).parameters
-    if takes_appliers:
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    if "appliers" in inspect.signature(run).parameters:
         parser.add_argument("--appliers", type=int, default=1, help="workers applying the receipt stream")
-    args = parser.parse_args(argv)
-    options = {"appliers": args.appliers} if takes_appliers else {}
+    if options is not None:
+        options(parser)
+    args = vars(parser.parse_args(argv))
+    quick = args.pop("quick")
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
     with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
         stack.start_redis()
         stack.start_sandbox()
-        result = run(stack, quick=args.quick, **options)
+        result = run(stack, quick=quick, **args)
     print(json.dumps(result))
     return 0
 

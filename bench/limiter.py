@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -39,6 +36,7 @@ from bench.common import (
     fresh_redis,
     percentile,
     reset_sandbox,
+    standalone,
     workers,
     write_accounts,
 )
@@ -221,21 +219,16 @@ def run(stack: Stack, *, quick: bool, workers_n: int = 2, concurrency: int = 4, 
     return result
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lag", action="store_true", help="also measure token → arrival lag (MONITOR)")
+    parser.add_argument("--workers", dest="workers_n", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.limiter [--quick] [--lag] [--workers N --concurrency C]``: print the JSON."""
-    parser = argparse.ArgumentParser(description="limiter figures against a binding send limit")
-    parser.add_argument("--quick", action="store_true", help="~8 s instead of ~20 s")
-    parser.add_argument("--lag", action="store_true", help="also measure token → arrival lag (MONITOR)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4)
-    args = parser.parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="smsd-bench-"))
-    with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
-        stack.start_redis()
-        stack.start_sandbox()
-        result = run(stack, quick=args.quick, workers_n=args.workers, concurrency=args.concurrency, lag=args.lag)
-    print(json.dumps(result))
-    return 0
+    return standalone(run, "limiter figures against a binding send limit", argv, options=_options,
+                      quick_help="~8 s instead of ~20 s")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ is sent through each gateway (pull mode), so every poll comes back full and
 ``receipts_pulled_per_account_per_hour`` is the ceiling an account gets
 (opass: 600 an answer, 60 answers an hour = 36,000).
 
-    python -m bench.polls [--quick]       # prints one JSON object
+    python -m bench.polls [--quick | --duration-s S]       # prints one JSON object
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import time
 from typing import Any
 
-from bench.common import UNLIMITED_SEND, dispatcher_for, fresh_redis, main_of, reset_sandbox, write_accounts
+from bench.common import UNLIMITED_SEND, dispatcher_for, fresh_redis, reset_sandbox, standalone, write_accounts
 from dispatcher.demo import phones
 from dispatcher.stack import Stack, wait_for
 
@@ -111,5 +111,9 @@ def run(stack: Stack, *, quick: bool, duration_s: float | None = None) -> dict[s
     }
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration-s", type=float, help="how long beat runs (default 3600; --quick 300)")
+
+
 if __name__ == "__main__":
-    main_of(run, __doc__)
+    sys.exit(standalone(run, __doc__, options=_options, quick_help="5 minutes instead of an hour"))

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
 
+from bench.common import standalone
 from config.accounts import parse_accounts
 from config.settings import Settings
 from dispatcher import sweeps
@@ -201,21 +199,15 @@ def _round(short: Runtime, d: Dispatcher, numbers: list[str], baseline_keys: int
             "loaded": loaded, "after": _snapshot(short, count_keys_without_ttl=True)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start a redis-server and the sandbox in a temp dir, run the soak, print its JSON."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 jobs, 60 s TTL")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, help="how many OTP jobs per round (default 200,000)")
     parser.add_argument("--ttl-s", type=float, help="their job TTL in seconds (default 600)")
     parser.add_argument("--rounds", type=int, default=2, help="store-and-expire rounds (default 2)")
-    args = parser.parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="smsd-soak-"))
-    with Stack(base, env={"SMSD_DATA_DIR": str(base)}) as stack:
-        stack.start_redis()
-        stack.start_sandbox()
-        result = run(stack, quick=args.quick, jobs=args.jobs, ttl_s=args.ttl_s, rounds=args.rounds)
-    print(json.dumps(result))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start a redis-server and the sandbox in a temp dir, run the soak, print its JSON."""
+    return standalone(run, __doc__, argv, options=_options, quick_help="20,000 jobs, 60 s TTL")
 
 
 if __name__ == "__main__":
