@@ -18,8 +18,10 @@ is sent through each gateway (pull mode), so every poll comes back full and
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+import sys
 import time
 from typing import Any
 
