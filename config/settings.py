@@ -116,6 +116,17 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def shared_budget_wait_s(self) -> float:
+        """How long a call may wait for a slot of a budget it shares with receipt polls (seconds).
+
+        Beat reserves each poll's slot up to a tick ahead, and a GCRA limit never
+        hands out a slot before one already reserved, so a call sharing the
+        budget (opass's 3/min queries: bid queries, balance) must queue behind a
+        whole tick of them, or it loses to the polls every time.
+        """
+        return self.receipt_tick_s + self.limiter_max_wait_s
+
+    @property
     def data_path(self) -> Path:
         """``data_dir`` as a path."""
         return Path(self.data_dir)

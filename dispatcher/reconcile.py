@@ -77,7 +77,9 @@ def reconcile_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], 
     attempt = int(chunk.get("attempt", 0))
     bound = log.bind(job_id=job_id, chunk=n, attempt=attempt, provider=provider, account=account)
     found: list[Receipt] | None = None
-    if rt.limiter.try_acquire(provider, account, QUERY_OP) != 0:
+    # Queue for a slot of the shared query budget like beat's polls do (see
+    # Settings.shared_budget_wait_s): asking for one *now* lost to them every time.
+    if rt.limiter.acquire(provider, account, QUERY_OP, max_wait_s=rt.settings.shared_budget_wait_s) < 0:
         bound.info("reconcile.no_budget")
     else:
         try:

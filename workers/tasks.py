@@ -227,7 +227,9 @@ def check_paused() -> list[str]:
     for account in rt.accounts:
         if not rt.redis.exists(rt.keys.paused(account.provider, account.name)):
             continue
-        if rt.limiter.try_acquire(account.provider, account.name, "balance") != 0:
+        # Balance shares opass's query budget with the polls beat reserves ahead: queue like them.
+        if rt.limiter.acquire(account.provider, account.name, "balance",
+                              max_wait_s=rt.settings.shared_budget_wait_s) < 0:
             continue
         try:
             balance = rt.client(account.provider, account.name).balance()

@@ -129,6 +129,23 @@ def test_with_no_query_budget_left_an_ambiguous_chunk_waits_and_is_not_resent(
     assert accepted(quick_receipts) == {}
 
 
+def test_polls_beat_reserved_ahead_do_not_starve_the_query_of_an_ambiguous_chunk(
+        redis_client, quick_receipts, sandbox_url) -> None:  # type: ignore[no-untyped-def]
+    # The drills' budget: polls 4/s and bid queries share 20 queries/s. Beat reserves
+    # every poll slot of the coming tick; a query asking for a slot *now* found the
+    # budget's next slot always in the future and was held for 300 s.
+    limits = {"receipts": [{"kind": "receipts", "count": 4, "window_s": 1}, {"kind": "query", "count": 20,
+                                                                             "window_s": 1}],
+              "reconcile": [{"kind": "query", "count": 20, "window_s": 1}]}
+    rt = make_runtime(redis_client, sandbox_url, opass={"limits": limits})
+    store_job(rt, "starved")
+    send_into_ambiguity(rt, quick_receipts, "starved", "reset")
+    while rt.limiter.reserve("opass", "demo", "receipts", within_s=rt.settings.receipt_tick_s) is not None:
+        pass  # what one beat tick does
+    assert after_window(rt).to_query == [("starved", 0)]
+    assert reconcile_chunk(rt, "starved", 0) is Outcome.RELEASED
+
+
 def test_a_failed_query_keeps_the_chunk_ambiguous_and_its_receipts_are_found_next_time(
         redis_client, quick_receipts, sandbox_url) -> None:  # type: ignore[no-untyped-def]
     rt = make_runtime(redis_client, sandbox_url, opass={"limits": {"reconcile": ROOMY}})
