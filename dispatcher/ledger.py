@@ -292,13 +292,7 @@ class Ledger:
         One round trip however many chunks the groups name. Returns
         ``(applied, ignored, transition)`` per group, in order. Raises ``redis.RedisError``.
         """
-        packed = []
-        for job_id, n, attempt, receipts in groups:
-            phones = [phone for phone, _ in receipts]
-            joined = ",".join(phones)
-            if joined.count(",") != len(phones) - 1:  # a comma inside a phone: send it as "" (matches nothing)
-                joined = ",".join("" if "," in phone else phone for phone in phones)
-            packed.append((job_id, n, attempt, joined, "".join("D" if d else "F" for _, d in receipts)))
+        packed = [(job_id, n, attempt, *pack_receipts(receipts)) for job_id, n, attempt, receipts in groups]
         return self.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
 
     def apply_packed_groups(
@@ -376,6 +370,19 @@ class Ledger:
             for i in range(0, len(text), PHONE_WIDTH):
                 byte = st[i // PHONE_WIDTH] if st else ""
                 yield text[i : i + PHONE_WIDTH], PHONE_STATES.get(byte, chunk_state)
+
+
+def pack_receipts(receipts: Sequence[tuple[str, bool]]) -> tuple[str, str]:
+    """``(phones comma-joined, one "D"/"F" per phone)``: one chunk attempt's receipts as APPLY_RECEIPTS
+    and the receipt stream take them. Pure.
+
+    A phone holding a comma (a hostile push) goes as "" so the two strings stay
+    aligned: it matches nothing, and the receipts beside it still apply.
+    """
+    joined = ",".join(phone for phone, _ in receipts)
+    if joined.count(",") != len(receipts) - 1:
+        joined = ",".join("" if "," in phone else phone for phone, _ in receipts)
+    return joined, "".join("D" if delivered else "F" for _, delivered in receipts)
 
 
 def as_text(value: Any) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import structlog
 
-from dispatcher.ledger import Ledger, as_text
+from dispatcher.ledger import Ledger, as_text, pack_receipts
 from dispatcher.providers.results import Receipt
 from dispatcher.receipts import MAX_RECEIPTS_PER_CALL, Applied, Group, apply_packed, group_receipts, owner_of
 from dispatcher.redact import build_repr, size_repr
@@ -51,8 +51,7 @@ def encode_entry(owner: str, source: str, groups: Sequence[Group], unmatched: in
     ``g`` is ``[[job, chunk, attempt, "phone,phone", "DF"], …]``: the shape the
     ledger's script takes, so the applier only joins.
     """
-    packed = [[job, n, attempt, ",".join(p for p, _ in pairs), "".join("D" if d else "F" for _, d in pairs)]
-              for job, n, attempt, pairs in groups]
+    packed = [[job, n, attempt, *pack_receipts(pairs)] for job, n, attempt, pairs in groups]
     return {"o": owner, "s": source, "t": str(now_ms), "u": str(unmatched),
             "g": json.dumps(packed, separators=(",", ":"))}
 

@@ -139,6 +139,18 @@ def test_a_push_is_answered_before_it_is_applied(hook) -> None:  # type: ignore[
     assert ledger.r.xlen(Keys().receipt_stream()) == 0  # applied entries are deleted with their ack
 
 
+def test_a_receipt_with_a_hostile_phone_does_not_sink_the_good_ones_in_its_push(hook) -> None:  # type: ignore[no-untyped-def]
+    stack, ledger = hook
+    cid = _job(ledger, "j1", "opass", "demo")
+    receipts = [Receipt("m1", PHONES[0], "DELIVRD", time.time(), cid),
+                Receipt("m1", "139,00000002", "DELIVRD", time.time(), cid),  # a comma inside tel
+                Receipt("m1", PHONES[1], "UNDELIV", time.time(), cid)]
+    assert _post(push_payloads.opass_status(creds.OPASS_API_KEY, receipts, _opass_url(stack))).status_code == 200
+    _apply(ledger)
+    counts = ledger.counts("j1")
+    assert (counts["delivered"], counts["failed"], counts["accepted"]) == (1, 1, 1)
+
+
 def test_opass_push_with_a_wrong_api_key_or_token_is_refused(hook) -> None:  # type: ignore[no-untyped-def]
     stack, ledger = hook
     cid = _job(ledger, "j1", "opass", "demo")
