@@ -77,15 +77,6 @@ def decode_packed(fields: dict[Any, Any]) -> tuple[str, list[Packed], int]:
         raise ValueError(f"not a receipt entry: {type(exc).__name__}") from None
 
 
-def decode_entry(fields: dict[Any, Any]) -> tuple[str, list[Group], int]:
-    """``(owner, groups, unmatched)`` of one entry; raises ``ValueError`` if it is not one we wrote. Pure."""
-    owner, packed, unmatched = decode_packed(fields)
-    groups: list[Group] = [(job, n, attempt, [(p, o == "D") for p, o in zip(phones.split(",") if phones else [],
-                                                                             outcomes, strict=True)])
-                           for job, n, attempt, phones, outcomes in packed]
-    return owner, groups, unmatched
-
-
 def merge_packed(packed: Iterable[Packed]) -> list[Packed]:
     """The groups of several entries with one group per chunk attempt, receipts in arrival order. Pure.
 

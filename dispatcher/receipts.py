@@ -20,7 +20,7 @@ import redis
 import structlog
 
 from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import Ledger, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 
 log = structlog.get_logger("dispatcher.receipts")
@@ -85,22 +85,10 @@ def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> l
     return [c for c in calls if c]
 
 
-def apply_groups(ledger: Ledger, groups: Sequence[Group], *, owner: str, now_ms: int, unmatched: int = 0,
-                 ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
-    """Apply grouped receipts in one script call, ``ack`` stream entries in the same step.
-
-    Raises ``redis.RedisError``.
-    """
-    results = ledger.apply_receipt_groups(groups, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
-    return _tally([(job_id, n, attempt) for job_id, n, attempt, _ in groups], results, owner, unmatched)
-
-
 def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
                  unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
-    """:func:`apply_groups` of groups in the stream's packed form (``Ledger.apply_packed_groups``).
-
-    Raises ``redis.RedisError``.
-    """
+    """Apply groups in the stream's packed form in one script call (``Ledger.apply_packed_groups``),
+    ``ack`` stream entries in the same step. Raises ``redis.RedisError``."""
     results = ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
     return _tally([(job_id, n, attempt) for job_id, n, attempt, _, _ in packed], results, owner, unmatched)
 
@@ -133,7 +121,8 @@ def apply_receipts(ledger: Ledger, receipts: Iterable[Receipt], *, provider: str
     total = Applied()
     owner = owner_of(provider, account)
     for i, call in enumerate(split_calls(groups) or [[]]):
-        total += apply_groups(ledger, call, owner=owner, now_ms=now_ms, unmatched=unmatched if i == 0 else 0)
+        packed = [(job_id, n, attempt, *pack_receipts(pairs)) for job_id, n, attempt, pairs in call]
+        total += apply_packed(ledger, packed, owner=owner, now_ms=now_ms, unmatched=unmatched if i == 0 else 0)
     return total
 
 
