@@ -359,6 +359,11 @@ class Ledger:
         """A chunk's hash as text (phones included); empty if unknown."""
         return {as_text(k): as_text(v) for k, v in self.r.hgetall(self.keys.chunk(job_id, n)).items()}
 
+    def state_and_attempt(self, job_id: str, n: int) -> tuple[str, int]:
+        """A chunk's state (``""`` if unknown) and attempt, without reading its phones (one HMGET)."""
+        state, attempt = self.r.hmget(self.keys.chunk(job_id, n), ["state", "attempt"])
+        return as_text(state or b""), int(attempt or 0)
+
     def phone_states(self, job_id: str) -> Iterator[tuple[str, str]]:
         """Every ``(phone, state)`` of a job, chunk by chunk."""
         chunks = int(self.r.hget(self.keys.job(job_id), "chunks") or 0)

@@ -70,11 +70,10 @@ def reconcile_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], 
     held, never raised; raises ``redis.RedisError`` (the chunk stays ambiguous).
     """
     job = rt.ledger.job_meta(job_id)
-    chunk = rt.ledger.chunk(job_id, n)
-    if not job or chunk.get("state") != "ambiguous":
+    state, attempt = rt.ledger.state_and_attempt(job_id, n)
+    if not job or state != "ambiguous":
         return Outcome.SETTLED
     provider, account = job["provider"], job["account"]
-    attempt = int(chunk.get("attempt", 0))
     bound = log.bind(job_id=job_id, chunk=n, attempt=attempt, provider=provider, account=account)
     found: list[Receipt] | None = None
     # Queue for a slot of the shared query budget like beat's polls do (see

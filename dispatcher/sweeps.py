@@ -37,7 +37,7 @@ def stuck_to_ambiguous(rt: Runtime, *, now_ms: int) -> int:
     moved = 0
     for member in _due(rt, rt.keys.sending(), cutoff):
         job_id, n = parse_chunk_member(member)
-        attempt = int(rt.ledger.chunk(job_id, n).get("attempt", 0))
+        _, attempt = rt.ledger.state_and_attempt(job_id, n)
         deadline = now_ms + int(_window_s(rt, job_id) * 1000)
         if rt.ledger.mark_ambiguous(job_id, n, attempt=attempt, deadline_ms=deadline, code="stuck", now_ms=now_ms):
             moved += 1
@@ -57,8 +57,8 @@ def orphaned_pending(rt: Runtime, *, now_ms: int) -> list[tuple[str, int]]:
     found = []
     for member in _due(rt, rt.keys.pending(), cutoff):
         job_id, n = parse_chunk_member(member)
-        job = rt.ledger.job(job_id)
-        if not job or rt.redis.hget(rt.keys.chunk(job_id, n), "state") != b"pending":
+        job = rt.ledger.job_meta(job_id)  # cached: many overdue chunks share a job
+        if not job or rt.ledger.state_and_attempt(job_id, n)[0] != "pending":
             rt.redis.zrem(rt.keys.pending(), member)
             continue
         rt.redis.zadd(rt.keys.pending(), {member: now_ms})
@@ -94,7 +94,7 @@ def due_ambiguous(rt: Runtime, *, now_ms: int) -> DueAmbiguous:
             hold(rt, job_id, n, until_ms=now_ms + int(rt.settings.reconcile_retry_s * 1000))
             due.to_query.append((job_id, n))
             continue
-        attempt = int(rt.ledger.chunk(job_id, n).get("attempt", 0))
+        _, attempt = rt.ledger.state_and_attempt(job_id, n)
         if release_unsent(rt, job_id, n, attempt=attempt, now_ms=now_ms):
             due.released.append((job_id, n))
         else:
