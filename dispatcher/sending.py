@@ -15,7 +15,6 @@ What happens after each error class (DESIGN.md):
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from dispatcher.backoff import backoff_s
 from dispatcher.errors import (
     AccountFatalError,
     AmbiguousError,
@@ -72,11 +72,6 @@ def chunks_per_task(chunks: int, most: int) -> int:
     1M-recipient job, 8 chunks a task halved the workers' CPU per chunk.
     """
     return max(1, min(most, -(-chunks // SPREAD_TASKS)))
-
-
-def backoff_s(attempt: int, *, base_s: float, cap_s: float, rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with full jitter in [0.5, 1.5) × base·2^(attempt-1), capped."""
-    return min(cap_s, base_s * 2 ** max(0, attempt - 1)) * (0.5 + rng())
 
 
 def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloads: Sequence[Any] | None,
