@@ -256,13 +256,26 @@ def _push_check(acct: Any) -> tuple[str, bool, str]:
 @main.command()
 def doctor() -> None:
     """Check Redis's memory settings, then each account: connectivity, clock skew, credentials."""
+    import redis
+
+    from dispatcher.errors import ConfigurationError
     from dispatcher.redis_checks import memory_summary, memory_warnings
     from dispatcher.runtime import get_runtime
 
-    rt = get_runtime()
+    # An unusable accounts file, setting or Redis is a finding to report, not a traceback.
+    try:
+        rt = get_runtime()
+    except ConfigurationError as exc:
+        click.echo(f"BAD configuration: {exc}")
+        sys.exit(1)
+    try:
+        warnings = memory_warnings(rt.redis)
+        summary = memory_summary(rt.redis)
+    except redis.RedisError as exc:  # its message names host and port, never a password
+        click.echo(f"BAD redis: {type(exc).__name__}: {exc}")
+        sys.exit(1)
     failed = False
-    warnings = memory_warnings(rt.redis)
-    click.echo(f"{'WARN' if warnings else 'ok '} redis memory: {memory_summary(rt.redis)}")
+    click.echo(f"{'WARN' if warnings else 'ok '} redis memory: {summary}")
     for warning in warnings:  # a warning, not a failure: the accounts can still send
         click.echo(f"WARN redis memory: {warning}")
     for acct in rt.accounts:
