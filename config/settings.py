@@ -58,6 +58,9 @@ class Settings:
     #: whose slot falls within the next tick is queued to run right at it.
     receipt_tick_s: float = 5.0
     sweep_every_s: float = 15.0
+    #: How often beat checks the balance of paused accounts and resumes those
+    #: with credit left (``workers.tasks.check_paused``).
+    check_paused_every_s: float = 60.0
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_attempts: int = 20

@@ -69,7 +69,7 @@ app.conf.update(
         # A tick, not the poll period: each account's limit sets the pace (tasks.poll_receipts).
         "poll-receipts": {"task": "workers.tasks.poll_receipts", "schedule": settings.receipt_tick_s,
                           "options": {"queue": settings.queue_otp}},
-        "check-paused": {"task": "workers.tasks.check_paused", "schedule": 60.0},
+        "check-paused": {"task": "workers.tasks.check_paused", "schedule": settings.check_paused_every_s},
     },
 )
 
