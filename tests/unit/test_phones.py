@@ -16,6 +16,9 @@ FULL_WIDTH = "１３８００１３８０００"  # 13800138000 in full-width di
 ARABIC_INDIC = "١٣٨٠٠١٣٨٠٠٠"  # 13800138000 in Arabic-Indic digits (U+0660…)
 DEVANAGARI = "१३८००१३८०००"  # 13800138000 in Devanagari digits (U+0966…)
 MIXED = "1380013800０"  # ten ASCII digits and one full-width zero
+# An ASCII "13" (the prefix the pattern spells out) then nine other digits: only the digit class refuses these.
+ASCII_PREFIX_FULL_WIDTH = "13８００１３８０００"
+ASCII_PREFIX_ARABIC_INDIC = "13٨٠٠١٣٨٠٠٠"
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,9 @@ def test_anything_but_the_normalised_form_is_not_mainland(phone: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "phone", [FULL_WIDTH, ARABIC_INDIC, DEVANAGARI, MIXED, "+86" + FULL_WIDTH, "+86" + ARABIC_INDIC]
+    "phone",
+    [FULL_WIDTH, ARABIC_INDIC, DEVANAGARI, MIXED, ASCII_PREFIX_FULL_WIDTH, ASCII_PREFIX_ARABIC_INDIC,
+     "+86" + FULL_WIDTH, "+86" + ASCII_PREFIX_FULL_WIDTH, "+86" + ASCII_PREFIX_ARABIC_INDIC],
 )
 def test_unicode_digits_that_are_not_ascii_are_refused(phone: str) -> None:
     """Full-width, Arabic-Indic and other Unicode digits are no mainland number, with or without +86."""
@@ -65,6 +70,10 @@ def test_unicode_digits_that_are_not_ascii_are_refused(phone: str) -> None:
     [
         (FULL_WIDTH, "'１３８****８０００' is not a valid number (expected 11-digit mainland mobile)"),
         (ARABIC_INDIC, "'١٣٨****٨٠٠٠' is not a valid number (expected 11-digit mainland mobile)"),
+        (ASCII_PREFIX_FULL_WIDTH, "'13８****８０００' is not a valid number (expected 11-digit mainland mobile)"),
+        (ASCII_PREFIX_ARABIC_INDIC, "'13٨****٨٠٠٠' is not a valid number (expected 11-digit mainland mobile)"),
+        ("+86" + ASCII_PREFIX_FULL_WIDTH,
+         "'+86****８０００' is not a valid number (expected 11-digit mainland mobile)"),
     ],
 )
 def test_validation_names_a_number_in_unicode_digits_as_invalid(phone: str, message: str) -> None:
