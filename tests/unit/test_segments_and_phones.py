@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher import phones
-from dispatcher.segments import domestic_segments, international_segments, is_gsm7
+from dispatcher.segments import Segments, domestic_segments, international_segments, is_gsm7
 
 
 def test_manual_example_150_chinese_characters_bill_67_67_16() -> None:
@@ -104,3 +104,24 @@ def test_the_fast_path_takes_only_lists_the_loop_would_keep_unchanged(values: li
     assert phones.all_unique_mainland(values) is fast
     if fast:
         assert [phones.normalise_mainland(v) for v in values] == values
+
+
+@pytest.mark.parametrize(
+    ("char", "units"),
+    [
+        ("\uffff", 1),  # the last BMP code point: one UCS-2 code unit
+        ("\U00010000", 2),  # the first one past the BMP: a surrogate pair
+        ("😀", 2),
+    ],
+    ids=["U+FFFF", "U+10000", "U+1F600"],
+)
+def test_ucs2_units_are_code_units_at_the_bmp_edge(char: str, units: int) -> None:
+    """A character costs the UCS-2 code units a carrier sends: 1 up to U+FFFF, 2 from U+10000."""
+    assert domestic_segments(char) == Segments("ucs2", units, (units,))
+    assert domestic_segments("字" + char).units == 1 + units
+
+
+def test_domestic_units_are_the_billed_total() -> None:
+    """units is the sum of the parts: 150 characters and one emoji bill 152 units in 67 + 67 + 18."""
+    seg = domestic_segments("字" * 150 + "😀")
+    assert (seg.encoding, seg.units, seg.parts, seg.count) == ("ucs2", 152, (67, 67, 18), 3)
