@@ -188,3 +188,40 @@ def test_receipt_message_ids_must_be_a_list_of_ids_without_commas() -> None:
 
 def test_receipt_bid_is_checked_like_a_send_bid() -> None:
     assert _fields(plan_receipt_query, None, "b" * 65) == ("bid",)
+
+
+def _problems(call, *args, **kw) -> list[str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError) as err:
+        call(*args, **kw)
+    return [str(p) for p in err.value.problems]
+
+
+def test_a_value_that_is_not_text_does_not_shift_the_others_onto_the_wrong_variable() -> None:
+    """Template 3 is {姓名,10}…{金额,10}: the second value is measured against {金额}, the count is the caller's."""
+    assert _problems(plan_send, _account(), [OK], "3", [None, "12345678901"], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType",
+        "params[1]: is 11 characters; {金额} allows 10",
+    ]
+    assert _problems(plan_send, _account(), [OK], "3", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType",
+        "params: has 1 values; template 3 has 2 variables",
+    ]
+    # An integer value is text to the gateway: its digits count against the variable's length.
+    assert _problems(plan_send, _account(), [OK], "3", ["张三", 12345678901], templates=TEMPLATES) == [
+        "params[1]: is 11 characters; {金额} allows 10"
+    ]
+    # Params that are not a list are named once, not also counted as zero values.
+    assert _problems(plan_send, _account(), [OK], "3", "张三", templates=TEMPLATES) == [
+        "params: must be a list of strings"
+    ]
+
+
+def test_a_batch_value_that_is_not_text_is_not_also_reported_as_a_count_mismatch() -> None:
+    """Both recipients gave two values; only the bad one is named."""
+    recipients = [(OK, ["a", "b"]), ("13800000002", ["c", None])]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == ["params[1][1]: must be a string, got NoneType"]
+    recipients = [(OK, ["a", "b"]), ("13800000002", ["c"]), ("13800000003", None)]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == [
+        "params[1]: every recipient needs the same number of values; "
+        "found 0 (first at params[2]), 1 (first at params[1]), 2 (first at params[0])"
+    ]
