@@ -190,10 +190,82 @@ def test_receipt_bid_is_checked_like_a_send_bid() -> None:
     assert _fields(plan_receipt_query, None, "b" * 65) == ("bid",)
 
 
+# -- what the messages say ---------------------------------------------------------------------------
+# A caller reads these to fix the input: each names the field (and item) and says what is expected.
+
+
 def _problems(call, *args, **kw) -> list[str]:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError) as err:
         call(*args, **kw)
     return [str(p) for p in err.value.problems]
+
+
+def test_template_code_messages_say_what_is_wrong() -> None:
+    assert _problems(plan_send, _account(), [OK], None) == ["template_code: must be a non-empty string"]
+    assert _problems(plan_send, _account(), [OK], " 1") == ["template_code: must not start or end with spaces"]
+    assert _problems(plan_send, _account(), [OK], "9", templates=TEMPLATES) == [
+        "template_code: '9' is not one of the configured templates"
+    ]
+
+
+def test_batch_checks_its_template_code_like_a_send() -> None:
+    """sendBatch refuses an empty or unknown template code with the same message as /message/send."""
+    assert _problems(plan_send_batch, _account(), [(OK, [])], "") == ["template_code: must be a non-empty string"]
+    assert _problems(plan_send_batch, _account(), [(OK, [])], "9", templates=TEMPLATES) == [
+        "template_code: '9' is not one of the configured templates"
+    ]
+
+
+def test_a_batch_reports_its_template_code_and_phone_problems_at_once() -> None:
+    """A bad code does not hide a bad phone: the caller fixes both in one go."""
+    assert _problems(plan_send_batch, _account(), [(OK, []), ("1380000000", [])], "") == [
+        "template_code: must be a non-empty string",
+        "recipients[1]: '138****0000' is not a valid number (expected 11-digit mainland mobile)",
+    ]
+
+
+def test_recipient_pair_messages_say_a_pair_is_expected() -> None:
+    assert _problems(plan_send_batch, _account(), OK, "T") == ["recipients: must be a list of (phone, params) pairs"]
+    # A two-character string has two items but is not a pair; a number has none.
+    assert _problems(plan_send_batch, _account(), [(OK, ["a"]), "13", 13800000002], "T") == [
+        "recipients[1]: must be a (phone, params) pair",
+        "recipients[2]: must be a (phone, params) pair",
+    ]
+
+
+def test_template_checked_param_messages_give_the_counts_and_the_variable() -> None:
+    assert _problems(plan_send, _account(), [OK], "3", ["张三"], templates=TEMPLATES) == [
+        "params: has 1 values; template 3 has 2 variables"
+    ]
+    assert _problems(plan_send, _account(), [OK], "3", ["张三", "12345678901"], templates=TEMPLATES) == [
+        "params[1]: is 11 characters; {金额} allows 10"
+    ]
+    # A value that is not text is named by its position, also when the template is known.
+    assert _problems(plan_send, _account(), [OK], "2", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType"
+    ]
+
+
+def test_statistics_messages_say_what_is_expected() -> None:
+    assert _problems(plan_statistics, "2024/01/01", "2024-01-31", 0, 51) == [
+        "start_date: must be a date or text like 2025-01-31",
+        "page: must be an integer ≥ 1",
+        "page_size: must be an integer from 1 to 50",
+    ]
+    assert _problems(plan_statistics, "2024-02-01", "2024-01-31") == [
+        "end_date: 2024-01-31 is before start_date 2024-02-01"
+    ]
+
+
+def test_statistics_page_size_bounds_are_the_manuals_1_and_50() -> None:
+    """The manual: pageSize 取值1~50; both ends are accepted."""
+    assert plan_statistics("2024-01-01", "2024-01-01", 1, 1)["pageSize"] == 1
+    assert plan_statistics("2024-01-01", "2024-01-01", 1, 50)["pageSize"] == 50
+
+
+def test_receipt_query_messages_say_what_a_msg_id_must_be() -> None:
+    assert _problems(plan_receipt_query, "1,2") == ["message_ids: must be a list of msgId strings"]
+    assert _problems(plan_receipt_query, ["1", "2,3"]) == ["message_ids[1]: must be a non-empty msgId without commas"]
 
 
 def test_a_value_that_is_not_text_does_not_shift_the_others_onto_the_wrong_variable() -> None:
