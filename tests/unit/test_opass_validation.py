@@ -13,6 +13,7 @@ TEMPLATES = {
     "1": "您有一个事务需要处理。",
     "2": "您的验证码是{验证码,6}，5分钟内有效。",
     "3": "{姓名,10}您好，您本次收入{金额,10}元。",
+    "4": "您本月排名第{名次,3}。",
 }
 OK = "13800000001"
 
@@ -296,4 +297,30 @@ def test_a_batch_value_that_is_not_text_is_not_also_reported_as_a_count_mismatch
     assert _problems(plan_send_batch, _account(), recipients, "T") == [
         "params[1]: every recipient needs the same number of values; "
         "found 0 (first at params[2]), 1 (first at params[1]), 2 (first at params[0])"
+    ]
+
+
+def test_params_that_are_not_a_list_are_named_once_also_against_a_template() -> None:
+    assert _problems(plan_send, _account(), [OK], "2", 7, templates=TEMPLATES) == ["params: must be a list of strings"]
+    assert _problems(plan_send, _account(), [OK], "4", "ab", templates=TEMPLATES) == [
+        "params: must be a list of strings"
+    ]
+
+
+def test_a_value_that_is_not_text_is_not_measured_as_its_printed_form() -> None:
+    """{名次,3}: None is named as not text, never as "None" being 4 characters long."""
+    assert _problems(plan_send, _account(), [OK], "4", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType"
+    ]
+    assert _problems(plan_send, _account(), [OK], "4", [True], templates=TEMPLATES) == [
+        "params[0]: must be a string, got bool"
+    ]
+
+
+def test_a_batch_row_that_is_not_a_list_is_named_once() -> None:
+    """The count check skips a row already named as not a list (a number, or text)."""
+    recipients = [(OK, ["a", "b"]), ("13800000002", 5), ("13800000003", "abc")]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == [
+        "params[1]: must be a list of strings",
+        "params[2]: must be a list of strings",
     ]
