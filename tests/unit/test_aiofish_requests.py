@@ -246,3 +246,13 @@ def test_batch_item_messages_say_a_phone_content_pair_is_expected() -> None:
         "items[2]: must be a (phone, content) pair",
         "items[3]: must be a (phone, content) pair",
     ]
+
+
+def test_the_manuals_caps_are_2000_phones_per_send_and_200_pairs_per_batch() -> None:
+    many = [f"138{i:08d}" for i in range(2001)]
+    assert _problems(rq.plan_send, make_account(), many, "【沙箱】您好", now_ms=NOW_MS) == [
+        "phones: has 2001 distinct numbers; at most 2000 per call"
+    ]
+    assert _problems(rq.plan_batch, make_account(), [(p, "【沙箱】您好") for p in many[:201]], now_ms=NOW_MS) == [
+        "items: has 201 distinct numbers; at most 200 per call"
+    ]

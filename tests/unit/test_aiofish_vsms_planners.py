@@ -247,3 +247,44 @@ def test_an_unreadable_audit_status_is_transient_and_says_so(audit: object) -> N
     with pytest.raises(TransientError) as err:
         mv.parse_template_status({"code": "success", "auditStatus": audit}, "tpl", account="unit")
     assert str(err.value) == "aiofish-vsms:unit answer has no auditStatus"
+
+
+# -- the limits (module constants: mutmut leaves them alone, these tests guard them) -------------------
+
+
+def many(n: int, prefix: str = "138") -> list[str]:
+    return [f"{prefix}{i:08d}" for i in range(n)]
+
+
+def test_a_call_carries_at_most_1000_phones() -> None:
+    """The manual gives mobile_limit no number; ours is 1000 (the sandbox's default too)."""
+    assert len(mv.plan_vsms_send("k", "tpl", many(1000), now_ms=NOW_MS).phones) == 1000
+    assert problems(mv.plan_vsms_send, "k", "tpl", many(1001), now_ms=NOW_MS) == [
+        "phones: has 1001 distinct numbers; at most 1000 per call"
+    ]
+    assert problems(mv.plan_vsms_vars, "k", "tpl", [(p, ["a"]) for p in many(1001)], now_ms=NOW_MS) == [
+        "recipients: has 1001 distinct numbers; at most 1000 per call"
+    ]
+
+
+def test_vars_are_at_most_5_values_of_at_most_15_characters() -> None:
+    """The manual: #p_1#..#p_5#, each value ≤ 15 characters."""
+    plan = mv.plan_vsms_vars("k", "tpl", [(P1, ["x" * 15] * 5)], now_ms=NOW_MS)
+    assert plan.body["mobiles"] == [{"phone": P1, "vars": ["x" * 15] * 5}]
+    assert problems(mv.plan_vsms_vars, "k", "tpl", [(P1, ["a"] * 6)], now_ms=NOW_MS) == [
+        "recipients[0].vars: has 6 values; at most 5"
+    ]
+    assert problems(mv.plan_vsms_vars, "k", "tpl", [(P1, ["a", "x" * 16])], now_ms=NOW_MS) == [
+        "recipients[0].vars[1]: is 16 characters; at most 15"
+    ]
+
+
+def test_a_uuid_has_at_most_64_and_a_title_at_most_100_characters() -> None:
+    assert mv.plan_isms("k", "hi", ["85212341234"], uuid="u" * 64, now_ms=NOW_MS).uuid == "u" * 64
+    assert problems(mv.plan_vsms_send, "k", "tpl", [P1], uuid="u" * 65, now_ms=NOW_MS) == [
+        "uuid: is 65 characters; at most 64"
+    ]
+    assert len(mv.plan_template("k", "t" * 100, [Frame.of_text(1, 1, "x")], {}, ts="1")) == 1
+    assert problems(mv.plan_template, "k", "t" * 101, [Frame.of_text(1, 1, "x")], {}, ts="1") == [
+        "title: is 101 characters; at most 100"
+    ]
