@@ -95,6 +95,14 @@ def test_a_text_frame_may_use_every_variable_from_p_1_to_p_5() -> None:
     assert len(mv.plan_template("k", "t", [frame], {}, ts="1")) == 1
 
 
+@pytest.mark.parametrize("text", ["#p_6#", "#p_0#", "#p_10#", "#p_a#", "#p_#"])
+def test_a_text_frame_refuses_any_other_variable(text: str) -> None:
+    """Only #p_1#..#p_5# are filled; anything else of that form would reach the phone as is."""
+    assert problems(mv.plan_template, "k", "t", [Frame.of_text(1, 1, f"【沙箱】{text}")], {}, ts="1") == [
+        "frames[0].text: variables are #p_1#..#p_5# only"
+    ]
+
+
 # -- what the messages say ---------------------------------------------------------------------------
 
 

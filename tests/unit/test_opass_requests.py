@@ -223,3 +223,8 @@ def test_statistics_pages_default_to_the_manuals_1_and_10() -> None:
 def test_json_text_is_compact_and_keeps_non_ascii() -> None:
     """What is signed is what is sent: no spaces after ',' or ':', Chinese as UTF-8, not \\u escapes."""
     assert json_text({"a": ["测试", "b"]}) == '{"a":["测试","b"]}'
+
+
+def test_a_brace_group_whose_name_holds_a_comma_is_text_not_a_variable() -> None:
+    """Variables are {name,maxLen} (the manual's {事务编号,30}); "{1,2,3}" is literal text, as the sandbox reads it."""
+    assert template_variables("编号{1,2,3}：{事务编号,30}") == (TemplateVariable("事务编号", 30),)
