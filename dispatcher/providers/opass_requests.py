@@ -177,7 +177,13 @@ def plan_send_batch(
     kept = check.phones([phone for phone, _ in pairs], field="recipients", limit=account.batch_max)
     rows = [_params(check, row, f"params[{i}]", code, templates) for i, (_, row) in enumerate(pairs)]
     if templates is None or code not in templates:
-        check.same_length(rows, field="params")
+        # The counts the caller gave: a row's checked values leave out one that is not text.
+        given: dict[int, int] = {}
+        for i, (_, row) in enumerate(pairs):
+            row = [] if row is None else row
+            if isinstance(row, Sequence) and not isinstance(row, str):
+                given.setdefault(len(row), i)
+        check.same_length_seen(given, field="params")
     check.done()
     sent_rows = [rows[i] for i in kept.source_index]
     param_json = sent_rows if any(sent_rows) else ["" for _ in sent_rows]
@@ -240,12 +246,17 @@ def _params(
         # No template to measure against: a value longer than a whole template cannot fit.
         return check.params(values, field=field, max_chars=MAX_CONTENT_CHARS)
     out = check.params(values, field=field)
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        return out  # already named: not a list, so there is nothing to count
+    # Count and measure what the caller gave: ``out`` skips a value that is not text, which
+    # would shift every later value onto the wrong variable.
     variables = template_variables(template)
-    if len(out) != len(variables):
-        check.add(field, f"has {len(out)} values; template {code} has {len(variables)} variables")
-    for i, (value, variable) in enumerate(zip(out, variables, strict=False)):
-        if len(value) > variable.max_len:
-            check.add(f"{field}[{i}]", f"is {len(value)} characters; {{{variable.name}}} allows {variable.max_len}")
+    if len(values) != len(variables):
+        check.add(field, f"has {len(values)} values; template {code} has {len(variables)} variables")
+    for i, (value, variable) in enumerate(zip(values, variables, strict=False)):
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(text, str) and len(text) > variable.max_len:
+            check.add(f"{field}[{i}]", f"is {len(text)} characters; {{{variable.name}}} allows {variable.max_len}")
     return out
 
 

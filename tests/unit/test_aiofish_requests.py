@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from dispatcher.errors import ConfigurationError, ValidationError
+from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish import AiofishClient
 from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, password_md5, verify_biz_sign
@@ -200,3 +202,57 @@ def test_pulls_are_gets_with_account_and_md5_password(call: str, path: str, doc:
     url = urlsplit(request.url)
     assert (request.method, url.path, request.body) == ("GET", path, None)
     assert parse_qs(url.query) == {"account": [ACCOUNT], "password": [password_md5(PASSWORD)]}
+
+
+# -- the plan itself ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_plan_carries_the_sms_id_that_receipts_will_echo(mode: str) -> None:
+    """Receipts are matched by smsId: every variant, send and batch, keeps the one it sent."""
+    assert rq.plan_send(make_account(mode), PHONES, "【沙箱】您好", sms_id="j.0.1", now_ms=NOW_MS).sms_id == "j.0.1"
+    batch = rq.plan_batch(make_account(mode), [(PHONES[0], "【沙箱】您好")], sms_id="j.0.2", now_ms=NOW_MS)
+    assert batch.sms_id == "j.0.2"
+
+
+def test_a_sealed_body_needs_both_the_aes_key_and_the_app_secret() -> None:
+    """A plain account with a key but no secret cannot seal; the message names the account and both keys."""
+    account = AiofishAccount(name="unit", account=ACCOUNT, password=PASSWORD, aes_key=AES_KEY, base_url=BASE)
+    with pytest.raises(ConfigurationError) as err:
+        rq.sealed_body(account, {"mobile": PHONES[0]}, NOW_MS)
+    assert str(err.value) == "aiofish:unit full encryption needs aes_key and app_secret"
+
+
+def test_json_text_is_compact_and_keeps_non_ascii() -> None:
+    """bizContent encrypts this text: no spaces after ',' or ':', Chinese as UTF-8, not \\u escapes."""
+    assert rq.json_text({"mobile": "13800000001", "content": ["【沙箱】", 1]}) == \
+        '{"mobile":"13800000001","content":["【沙箱】",1]}'
+
+
+def _problems(call: Any, *args: Any, **kw: Any) -> list[str]:
+    with pytest.raises(ValidationError) as err:
+        call(*args, **kw)
+    return [str(p) for p in err.value.problems]
+
+
+def test_batch_item_messages_say_a_phone_content_pair_is_expected() -> None:
+    account = make_account()
+    assert _problems(rq.plan_batch, account, "13800000001", now_ms=NOW_MS) == [
+        "items: must be a list of (phone, content) pairs"
+    ]
+    # A two-character string has two items but is not a pair; every malformed item is named.
+    assert _problems(rq.plan_batch, account, [(PHONES[0], "【沙箱】一"), "ab", 7, (PHONES[1],)], now_ms=NOW_MS) == [
+        "items[1]: must be a (phone, content) pair",
+        "items[2]: must be a (phone, content) pair",
+        "items[3]: must be a (phone, content) pair",
+    ]
+
+
+def test_the_manuals_caps_are_2000_phones_per_send_and_200_pairs_per_batch() -> None:
+    many = [f"138{i:08d}" for i in range(2001)]
+    assert _problems(rq.plan_send, make_account(), many, "【沙箱】您好", now_ms=NOW_MS) == [
+        "phones: has 2001 distinct numbers; at most 2000 per call"
+    ]
+    assert _problems(rq.plan_batch, make_account(), [(p, "【沙箱】您好") for p in many[:201]], now_ms=NOW_MS) == [
+        "items: has 201 distinct numbers; at most 200 per call"
+    ]

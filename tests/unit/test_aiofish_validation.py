@@ -53,6 +53,9 @@ def template(title: Any = "双十一", frames: Any = None, files: Any = None) ->
     return lambda: mv.plan_template("k", title, frames, files, ts=str(NOW_MS))
 
 
+# The case names stay ASCII: pytest escapes a non-ASCII explicit id again each time it collects
+# in one process, so mutmut's fork server (which collects once before forking) could not find
+# such a test by its id and counted every mutant it guards as killed.
 RULES: dict[str, tuple[Callable[[], object], str]] = {
     # sendSms (all three variants share these checks)
     "send: a phone must be an 11-digit mainland mobile": (send((P1, "1380000000")), "phones[1]"),
@@ -63,7 +66,7 @@ RULES: dict[str, tuple[Callable[[], object], str]] = {
     "send: content must not be empty": (send(content="  "), "content"),
     "send: content must be text": (send(content=None), "content"),
     "send: content at most 500 characters": (send(content="【沙箱】" + "长" * 497), "content"),
-    "send: content must carry a 【signature】": (send(content="您好"), "content"),
+    "send: content must carry a signature": (send(content="您好"), "content"),
     "send: sms_id at most 32 characters": (send(sms_id="x" * 33), "sms_id"),
     "send: sms_id plain characters only": (send(sms_id="job 1"), "sms_id"),
     "send: sub_code digits only": (send(sub_code="12a"), "sub_code"),
@@ -74,7 +77,7 @@ RULES: dict[str, tuple[Callable[[], object], str]] = {
     "batch: at most 200 distinct phones": (batch([(p, OK) for p in many(201)]), "items"),
     "batch: each phone is a mainland mobile": (batch([(P1, OK), ("+1 555", OK)]), "items[1]"),
     "batch: each content must not be empty": (batch([(P1, OK), (P2, "")]), "items[1].content"),
-    "batch: each content carries a 【signature】": (batch([(P1, "hi"), (P2, OK)]), "items[0].content"),
+    "batch: each content carries a signature": (batch([(P1, "hi"), (P2, OK)]), "items[0].content"),
     "batch: each content at most 500 characters": (batch([(P1, OK + "x" * 500)]), "items[0].content"),
     "batch: the shared options are checked too": (batch([(P1, OK)], sub_code="-1"), "sub_code"),
     # vsms

@@ -200,3 +200,31 @@ def test_template_variables_are_read_in_order_with_their_lengths() -> None:
     )
     assert template_variables("{动态签名,20}您有一个事务需要处理。")[0] == TemplateVariable("动态签名", 20)
     assert template_variables("您有一个事务需要处理。") == ()
+
+
+def test_send_batch_body_is_the_manuals_three_fields_as_json_text() -> None:
+    """The manual's sendBatch sample: phonesJson and templateParamJson are JSON text, templateCode plain."""
+    plan = plan_send_batch(_account(), [("15900000000", ["明"]), ("13500000000", ["张三"])], "67587116174517")
+    # The manual's example values: "[\"15900000\",\"13500000\"]" and "[[\"明\"],[\"张三\"]]" (compact, UTF-8 kept).
+    assert plan.fields == {
+        "phonesJson": '["15900000000","13500000000"]',
+        "templateCode": "67587116174517",
+        "templateParamJson": '[["明"],["张三"]]',
+    }
+
+
+def test_statistics_pages_default_to_the_manuals_1_and_10() -> None:
+    """The manual: page 默认1, pageSize 默认10."""
+    assert plan_statistics("2024-01-01", "2024-01-31") == {
+        "startDate": "2024-01-01", "endDate": "2024-01-31", "page": 1, "pageSize": 10,
+    }
+
+
+def test_json_text_is_compact_and_keeps_non_ascii() -> None:
+    """What is signed is what is sent: no spaces after ',' or ':', Chinese as UTF-8, not \\u escapes."""
+    assert json_text({"a": ["测试", "b"]}) == '{"a":["测试","b"]}'
+
+
+def test_a_brace_group_whose_name_holds_a_comma_is_text_not_a_variable() -> None:
+    """Variables are {name,maxLen} (the manual's {事务编号,30}); "{1,2,3}" is literal text, as the sandbox reads it."""
+    assert template_variables("编号{1,2,3}：{事务编号,30}") == (TemplateVariable("事务编号", 30),)

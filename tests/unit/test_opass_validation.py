@@ -13,6 +13,7 @@ TEMPLATES = {
     "1": "您有一个事务需要处理。",
     "2": "您的验证码是{验证码,6}，5分钟内有效。",
     "3": "{姓名,10}您好，您本次收入{金额,10}元。",
+    "4": "您本月排名第{名次,3}。",
 }
 OK = "13800000001"
 
@@ -188,3 +189,138 @@ def test_receipt_message_ids_must_be_a_list_of_ids_without_commas() -> None:
 
 def test_receipt_bid_is_checked_like_a_send_bid() -> None:
     assert _fields(plan_receipt_query, None, "b" * 65) == ("bid",)
+
+
+# -- what the messages say ---------------------------------------------------------------------------
+# A caller reads these to fix the input: each names the field (and item) and says what is expected.
+
+
+def _problems(call, *args, **kw) -> list[str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError) as err:
+        call(*args, **kw)
+    return [str(p) for p in err.value.problems]
+
+
+def test_template_code_messages_say_what_is_wrong() -> None:
+    assert _problems(plan_send, _account(), [OK], None) == ["template_code: must be a non-empty string"]
+    assert _problems(plan_send, _account(), [OK], " 1") == ["template_code: must not start or end with spaces"]
+    assert _problems(plan_send, _account(), [OK], "9", templates=TEMPLATES) == [
+        "template_code: '9' is not one of the configured templates"
+    ]
+
+
+def test_batch_checks_its_template_code_like_a_send() -> None:
+    """sendBatch refuses an empty or unknown template code with the same message as /message/send."""
+    assert _problems(plan_send_batch, _account(), [(OK, [])], "") == ["template_code: must be a non-empty string"]
+    assert _problems(plan_send_batch, _account(), [(OK, [])], "9", templates=TEMPLATES) == [
+        "template_code: '9' is not one of the configured templates"
+    ]
+
+
+def test_a_batch_reports_its_template_code_and_phone_problems_at_once() -> None:
+    """A bad code does not hide a bad phone: the caller fixes both in one go."""
+    assert _problems(plan_send_batch, _account(), [(OK, []), ("1380000000", [])], "") == [
+        "template_code: must be a non-empty string",
+        "recipients[1]: '138****0000' is not a valid number (expected 11-digit mainland mobile)",
+    ]
+
+
+def test_recipient_pair_messages_say_a_pair_is_expected() -> None:
+    assert _problems(plan_send_batch, _account(), OK, "T") == ["recipients: must be a list of (phone, params) pairs"]
+    # A two-character string has two items but is not a pair; a number has none.
+    assert _problems(plan_send_batch, _account(), [(OK, ["a"]), "13", 13800000002], "T") == [
+        "recipients[1]: must be a (phone, params) pair",
+        "recipients[2]: must be a (phone, params) pair",
+    ]
+
+
+def test_template_checked_param_messages_give_the_counts_and_the_variable() -> None:
+    assert _problems(plan_send, _account(), [OK], "3", ["张三"], templates=TEMPLATES) == [
+        "params: has 1 values; template 3 has 2 variables"
+    ]
+    assert _problems(plan_send, _account(), [OK], "3", ["张三", "12345678901"], templates=TEMPLATES) == [
+        "params[1]: is 11 characters; {金额} allows 10"
+    ]
+    # A value that is not text is named by its position, also when the template is known.
+    assert _problems(plan_send, _account(), [OK], "2", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType"
+    ]
+
+
+def test_statistics_messages_say_what_is_expected() -> None:
+    assert _problems(plan_statistics, "2024/01/01", "2024-01-31", 0, 51) == [
+        "start_date: must be a date or text like 2025-01-31",
+        "page: must be an integer ≥ 1",
+        "page_size: must be an integer from 1 to 50",
+    ]
+    assert _problems(plan_statistics, "2024-02-01", "2024-01-31") == [
+        "end_date: 2024-01-31 is before start_date 2024-02-01"
+    ]
+
+
+def test_statistics_page_size_bounds_are_the_manuals_1_and_50() -> None:
+    """The manual: pageSize 取值1~50; both ends are accepted."""
+    assert plan_statistics("2024-01-01", "2024-01-01", 1, 1)["pageSize"] == 1
+    assert plan_statistics("2024-01-01", "2024-01-01", 1, 50)["pageSize"] == 50
+
+
+def test_receipt_query_messages_say_what_a_msg_id_must_be() -> None:
+    assert _problems(plan_receipt_query, "1,2") == ["message_ids: must be a list of msgId strings"]
+    assert _problems(plan_receipt_query, ["1", "2,3"]) == ["message_ids[1]: must be a non-empty msgId without commas"]
+
+
+def test_a_value_that_is_not_text_does_not_shift_the_others_onto_the_wrong_variable() -> None:
+    """Template 3 is {姓名,10}…{金额,10}: the second value is measured against {金额}, the count is the caller's."""
+    assert _problems(plan_send, _account(), [OK], "3", [None, "12345678901"], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType",
+        "params[1]: is 11 characters; {金额} allows 10",
+    ]
+    assert _problems(plan_send, _account(), [OK], "3", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType",
+        "params: has 1 values; template 3 has 2 variables",
+    ]
+    # An integer value is text to the gateway: its digits count against the variable's length.
+    assert _problems(plan_send, _account(), [OK], "3", ["张三", 12345678901], templates=TEMPLATES) == [
+        "params[1]: is 11 characters; {金额} allows 10"
+    ]
+    # Params that are not a list are named once, not also counted as zero values.
+    assert _problems(plan_send, _account(), [OK], "3", "张三", templates=TEMPLATES) == [
+        "params: must be a list of strings"
+    ]
+
+
+def test_a_batch_value_that_is_not_text_is_not_also_reported_as_a_count_mismatch() -> None:
+    """Both recipients gave two values; only the bad one is named."""
+    recipients = [(OK, ["a", "b"]), ("13800000002", ["c", None])]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == ["params[1][1]: must be a string, got NoneType"]
+    recipients = [(OK, ["a", "b"]), ("13800000002", ["c"]), ("13800000003", None)]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == [
+        "params[1]: every recipient needs the same number of values; "
+        "found 0 (first at params[2]), 1 (first at params[1]), 2 (first at params[0])"
+    ]
+
+
+def test_params_that_are_not_a_list_are_named_once_also_against_a_template() -> None:
+    assert _problems(plan_send, _account(), [OK], "2", 7, templates=TEMPLATES) == ["params: must be a list of strings"]
+    assert _problems(plan_send, _account(), [OK], "4", "ab", templates=TEMPLATES) == [
+        "params: must be a list of strings"
+    ]
+
+
+def test_a_value_that_is_not_text_is_not_measured_as_its_printed_form() -> None:
+    """{名次,3}: None is named as not text, never as "None" being 4 characters long."""
+    assert _problems(plan_send, _account(), [OK], "4", [None], templates=TEMPLATES) == [
+        "params[0]: must be a string, got NoneType"
+    ]
+    assert _problems(plan_send, _account(), [OK], "4", [True], templates=TEMPLATES) == [
+        "params[0]: must be a string, got bool"
+    ]
+
+
+def test_a_batch_row_that_is_not_a_list_is_named_once() -> None:
+    """The count check skips a row already named as not a list (a number, or text)."""
+    recipients = [(OK, ["a", "b"]), ("13800000002", 5), ("13800000003", "abc")]
+    assert _problems(plan_send_batch, _account(), recipients, "T") == [
+        "params[1]: must be a list of strings",
+        "params[2]: must be a list of strings",
+    ]

@@ -56,12 +56,56 @@ def test_an_opass_send_plan_and_its_signed_request_show_no_phone_param_or_key() 
     assert signed.headers["x-sign"] not in repr(signed)
 
 
+def test_an_opass_send_plan_shows_its_keys_masked_phones_counts_and_bid_exactly() -> None:
+    """The whole repr: body keys only, the phones masked with their count, the repeats, the bid."""
+    plan = opass_requests.plan_send(OPASS, [P1, P2, P1], "1000000000000000002", [CODE], bid="j.0.1", extend_code="7")
+    assert repr(plan) == (
+        "SendPlan(path='/message/send', fields=<keys: phones, templateCode, templateParam, upExtendCode, bid>, "
+        "phones=(138****5678, 139****4321; 2 in all), duplicates=(138****5678; 1 in all), client_id='j.0.1')"
+    )
+    many = [P1, P2, "13700000001", "13600000001"]
+    batch = opass_requests.plan_send_batch(OPASS, [(p, [CODE]) for p in many], "1000000000000000002")
+    # Past three phones only the count shows: a 1000-phone plan does not flood a log line.
+    assert repr(batch) == (
+        "SendPlan(path='/message/sendBatch', fields=<keys: phonesJson, templateCode, templateParamJson>, "
+        "phones=(138****5678, 139****4321, 137****0001, …; 4 in all), duplicates=(; 0 in all), client_id=None)"
+    )
+
+
+def test_an_opass_signed_request_shows_its_path_and_key_names_only_exactly() -> None:
+    """The headers hold the api key and the signature, the fields phones and params: only names show."""
+    plan = opass_requests.plan_send(OPASS, [P1], "1000000000000000002", [CODE])
+    signed = opass_requests.signed_request(OPASS, plan.path, plan.fields, timestamp_ms=1, nonce="H95a7XT1h6")
+    assert repr(signed) == (
+        "OpassRequest(path='/message/send', fields=<keys: phones, templateCode, templateParam>, "
+        "headers=<keys: Content-Type, x-api-key, x-nonce, x-sign-method, x-timestamp, x-sign>)"
+    )
+
+
 @pytest.mark.parametrize("encryption", ["plain", "phone", "full"])
 def test_an_aiofish_send_plan_shows_no_phone_text_or_password_hash(encryption: str) -> None:
     account = AiofishAccount(name="demo", account="sandbox", password=SECRETS[2], app_key="sandbox-app-key",
                              app_secret=SECRETS[3], aes_key=SECRETS[4], encryption=encryption)
     _assert_nothing_in_clear(repr(aiofish_requests.plan_send(account, [P1, P2], TEXT, now_ms=1)))
     _assert_nothing_in_clear(repr(aiofish_requests.plan_batch(account, [(P1, TEXT), (P2, TEXT)], now_ms=1)))
+
+
+@pytest.mark.parametrize(("encryption", "path", "keys", "echo"), [
+    ("plain", "/rest/sms/sendSms", "account, password, mobile, content, smsId", 0),
+    ("phone", "/rest/sms/sendSmsByEncrypt", "account, password, mobile, content, smsId", 2),
+    ("full", "/rest/sms/sendSms/encryption", "account, ts, bizContent, sign", 0),
+])
+def test_an_aiofish_send_plan_shows_keys_masked_phones_counts_and_sms_id_exactly(
+    encryption: str, path: str, keys: str, echo: int
+) -> None:
+    """The whole repr: body keys only, phones masked with their count, the smsId, the echo's size only."""
+    account = AiofishAccount(name="demo", account="sandbox", password=SECRETS[2], app_key="sandbox-app-key",
+                             app_secret=SECRETS[3], aes_key=SECRETS[4], encryption=encryption)
+    plan = aiofish_requests.plan_send(account, [P1, P2, P1], TEXT, sms_id="j.0.1", now_ms=1)
+    assert repr(plan) == (
+        f"SendPlan(path='{path}', body=<keys: {keys}>, phones=(138****5678, 139****4321; 2 in all), "
+        f"duplicates=(138****5678; 1 in all), sms_id='j.0.1', echo=<{echo} items>)"
+    )
 
 
 def test_a_video_sms_plan_shows_no_phone_or_variable() -> None:
