@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dispatcher import phones as phone_rules
@@ -202,17 +202,6 @@ class Checker:
         if max_count is not None and len(values) > max_count:
             self.add(field, f"has {len(values)} values; at most {max_count}")
         return out
-
-    def same_length(self, rows: Iterable[Sequence[str]], *, field: str) -> None:
-        """Check every per-phone parameter list has the same number of values.
-
-        The problem names the first row whose count differs from row 0's
-        (``params[3]``) and lists every count found.
-        """
-        lengths: dict[int, int] = {}
-        for i, row in enumerate(rows):
-            lengths.setdefault(len(row), i)
-        self.same_length_seen(lengths, field=field)
 
     def same_length_seen(self, lengths: Mapping[int, int], *, field: str) -> None:
         """Report differing counts from ``{count: index where first seen}`` (collected by the caller)."""

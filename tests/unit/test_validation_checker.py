@@ -278,21 +278,22 @@ def test_params_at_their_limits_pass() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rows", "problems"),
+    ("first_seen", "problems"),
     [
-        ([["a"], ["b"], ["c"]], []),
-        ([], []),
-        ([["a"], ["b", "c"]], [("params[1]", "every recipient needs the same number of values; "
-                                            "found 1 (first at params[0]), 2 (first at params[1])")]),
-        ([["a"], ["a"], ["a", "b"], []], [("params[2]", "every recipient needs the same number of values; "
-                                                        "found 0 (first at params[3]), 1 (first at params[0]), "
-                                                        "2 (first at params[2])")]),
+        ({1: 0}, []),
+        ({}, []),
+        ({1: 0, 2: 1}, [("params[1]", "every recipient needs the same number of values; "
+                                      "found 1 (first at params[0]), 2 (first at params[1])")]),
+        ({1: 0, 2: 2, 0: 3}, [("params[2]", "every recipient needs the same number of values; "
+                                            "found 0 (first at params[3]), 1 (first at params[0]), "
+                                            "2 (first at params[2])")]),
     ],
 )
 def test_every_recipient_needs_the_same_number_of_values(
-    rows: list[list[str]], problems: list[tuple[str, str]]
+    first_seen: dict[int, int], problems: list[tuple[str, str]]
 ) -> None:
-    """The problem names the first row that differs from row 0 and lists every count found."""
+    """Given {count: row where first seen}, the problem names the first row that differs from
+    row 0 and lists every count found."""
     check = Checker()
-    check.same_length(rows, field="params")
+    check.same_length_seen(first_seen, field="params")
     assert found(check) == problems
