@@ -103,6 +103,7 @@ def test_keys_sort_by_code_point() -> None:
 
 def test_empty_and_none_fields_are_left_out_by_default() -> None:
     # The Python sample (`if key and value`) and C#/VB (`!string.IsNullOrEmpty(value)`) skip them.
+    assert sign_string({"a": "", "b": None, "c": "x"}) == "c=x"
     fields = sign_fields("HmacSHA256", upExtendCode="", bid=None)
     assert sign_string(fields) == manual_string("HmacSHA256")
 
@@ -171,8 +172,10 @@ def test_the_manual_sign_verifies_under_its_method(method: str) -> None:
 def test_upper_case_hex_and_surrounding_blanks_verify() -> None:
     # Hex names the same bytes in either case (C#'s "X2" writes upper case); blanks around a
     # header value are not part of it (RFC 9110 §5.5).
-    given = f" {MANUAL_SIGNS['HmacSHA256'].upper()}\t"
-    assert verify_sign(MANUAL_KEY, "HmacSHA256", sign_fields("HmacSHA256"), given)
+    upper = MANUAL_SIGNS["HmacSHA256"].upper()
+    assert verify_sign(MANUAL_KEY, "HmacSHA256", sign_fields("HmacSHA256"), upper), "upper-case hex refused"
+    given = f" {MANUAL_SIGNS['HmacSHA256']}\t"
+    assert verify_sign(MANUAL_KEY, "HmacSHA256", sign_fields("HmacSHA256"), given), "blanks around the sign refused"
 
 
 @pytest.mark.parametrize("given", [
