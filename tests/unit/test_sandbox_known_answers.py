@@ -17,7 +17,10 @@ The vsms/isms ``x-sign`` check lives in an HTTP handler: tests/integration/test_
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import subprocess
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -59,6 +62,8 @@ REPORT_HEX = ("7f32ca04d84dd1ad0ffe1b683441717e0ed861f7de92340f6920e90a834bf8b9d
               "4d4380171ce6174bae51dac6b5a3f5618e557f1da393afae9f0a3eea8987acf1ab722b24223dfcd191941eaa1315247e")
 REPORT_SIGN = "418d95742df3aac156d1175a42173f2aed282670ca31f1bb22fc15fc55901aa3"
 
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl CLI is not on PATH: no independent AES")
 OPASS_ACCOUNT = OpassAccountConfig(api_key=API_KEY, access_key=MANUAL_KEY, balance={}, ip_whitelist=None,
                                    signature="", status_url=None, uplink_url=None, limits={})
 
@@ -162,7 +167,22 @@ def test_an_envelope_with_a_changed_field_fails_its_sign(field: str, value: str)
 # -- aiofish: what the sandbox pushes -------------------------------------------------------------------
 
 
-def test_a_fully_encrypted_push_matches_openssl() -> None:
+@needs_openssl
+def test_a_fully_encrypted_push_opens_with_openssl_and_carries_the_manuals_sign() -> None:
+    job = aiofish_push(fish_account("full"), "report", REPORT, "http://hook", int(MANUAL_TS))
+    envelope = json.loads(job.body)
+    assert (envelope["account"], envelope["ts"]) == ("sandbox", MANUAL_TS)
+    # Read back by openssl, not by our AES: the JSON layout is the sandbox's choice, its content is not.
+    plain = subprocess.run([str(OPENSSL), "enc", "-d", "-aes-128-ecb", "-nosalt", "-K", KEY.encode().hex()],
+                           input=bytes.fromhex(envelope["bizContent"]), capture_output=True, check=True, timeout=60)
+    assert json.loads(plain.stdout) == REPORT
+    # The manual's generateSign: sha256Hex("account=…&appSecret=…&bizContent=…&ts=…").
+    text = f"account=sandbox&appSecret=sandbox-app-secret&bizContent={envelope['bizContent']}&ts={MANUAL_TS}"
+    assert envelope["sign"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_compact_report_push_is_byte_for_byte_openssls() -> None:
+    # With the sandbox's compact JSON the whole envelope is known in advance (REPORT_HEX, REPORT_SIGN).
     job = aiofish_push(fish_account("full"), "report", REPORT, "http://hook", int(MANUAL_TS))
     assert json.loads(job.body) == {"account": "sandbox", "ts": MANUAL_TS, "bizContent": REPORT_HEX,
                                     "sign": REPORT_SIGN}
