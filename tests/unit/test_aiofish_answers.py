@@ -10,6 +10,7 @@ import pytest
 from dispatcher.errors import (
     AccountFatalError,
     AmbiguousError,
+    ProviderError,
     RecipientRejectedError,
     RequestRejectedError,
     ThrottledError,
@@ -18,14 +19,15 @@ from dispatcher.errors import (
 from dispatcher.providers import aiofish as fish
 from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers import aiofish_vsms as mv
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex
 from dispatcher.providers.aiofish_vsms import AiofishVsmsClient
 from tests.unit.test_aiofish_requests import AES_KEY, NOW_MS, answer, client, make_account, recording_session
+from tests.unit.test_code_tables import AIOFISH_CLASSES, AIOFISH_PAIRS
 
 P1, P2, P3 = "13800000001", "13800000002", "13800000003"
-SMS_CODES = {c: i for c, i in AIOFISH_CODES.items() if c.startswith(("p:", "r:")) or c.isdigit()}
-STRING_CODES = {c: i for c, i in AIOFISH_CODES.items() if c not in SMS_CODES}
+# Every code and its class from the hand-written table (never from AIOFISH_CODES).
+SMS_CODES = {c: cls for c, cls in AIOFISH_CLASSES.items() if c.startswith(("p:", "r:")) or c.isdigit()}
+STRING_CODES = {c: cls for c, cls in AIOFISH_CLASSES.items() if c not in SMS_CODES}
 
 
 def plan(mode: str = "plain", phones: tuple[str, ...] = (P1, P2, P3)) -> rq.SendPlan:
@@ -35,32 +37,33 @@ def plan(mode: str = "plain", phones: tuple[str, ...] = (P1, P2, P3)) -> rq.Send
 def sms_doc(code: str) -> dict[str, Any]:
     """An SMS answer carrying ``code`` as aiofish writes it: a subStat beside its numeric code, or a bare number."""
     if code.startswith(("p:", "r:")):
-        return {"code": 200 if code == "r:000" else 999, "subStat": code, "smsId": "s"}
+        return {"code": AIOFISH_PAIRS[code], "subStat": code, "smsId": "s"}
     return {"code": int(code), "smsId": "s"}
 
 
 # -- the code table, all of it -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "info"), SMS_CODES.items(), ids=SMS_CODES.keys())
-def test_every_sms_code_raises_its_class_or_passes(code: str, info: Any) -> None:
+@pytest.mark.parametrize(("code", "expected"), SMS_CODES.items(), ids=SMS_CODES.keys())
+def test_every_sms_code_raises_its_class_or_passes(code: str, expected: Any) -> None:
     doc = sms_doc(code)
-    if info.error is None:
+    if expected is None:
         fish.check_answer(doc, account="t", side_effect=True, retry_after_s=1.0)
         return
-    with pytest.raises(info.error) as err:
+    with pytest.raises(ProviderError) as err:
         fish.check_answer(doc, account="t", side_effect=True, retry_after_s=1.0)
-    assert type(err.value) is info.error and err.value.code == code
+    assert type(err.value).__name__ == expected.__name__ and err.value.code == code
 
 
-@pytest.mark.parametrize(("code", "info"), STRING_CODES.items(), ids=STRING_CODES.keys())
-def test_every_vsms_isms_code_raises_its_class_or_passes(code: str, info: Any) -> None:
-    if info.error is None:
-        mv.check_code({"code": code}, provider=mv.VSMS, account="t", side_effect=True)
+@pytest.mark.parametrize("provider", [mv.VSMS, mv.ISMS])
+@pytest.mark.parametrize(("code", "expected"), STRING_CODES.items(), ids=STRING_CODES.keys())
+def test_every_vsms_isms_code_raises_its_class_or_passes(code: str, expected: Any, provider: str) -> None:
+    if expected is None:
+        mv.check_code({"code": code}, provider=provider, account="t", side_effect=True)
         return
-    with pytest.raises(info.error) as err:
-        mv.check_code({"code": code}, provider=mv.VSMS, account="t", side_effect=True)
-    assert type(err.value) is info.error and err.value.code == code
+    with pytest.raises(ProviderError) as err:
+        mv.check_code({"code": code}, provider=provider, account="t", side_effect=True)
+    assert type(err.value).__name__ == expected.__name__ and err.value.code == code
 
 
 @pytest.mark.parametrize("code", [200, "200"])

@@ -1,4 +1,12 @@
-"""Every vendor code maps to exactly one outcome, in one table per gateway."""
+"""Every vendor code maps to exactly one outcome, in one table per gateway.
+
+The classes are pinned here by hand, from the manuals' code lists (opass 返回码说明 in seeds/000_…,
+aiofish 提交响应错误码 in seeds/003_…) read with SPEC.md and DESIGN.md's meaning of each class:
+transient = provably not taken, retry with backoff; throttled = "too fast", retry after a delay;
+ambiguous = may have been taken, reconcile; request-rejected = resending the same request fails
+again; recipient-rejected = the recipients were refused; account-fatal = nothing sends until a
+human acts. The production tables must equal these entry by entry, with no code more or less.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,86 @@ import re
 
 import pytest
 
-from dispatcher.errors import OUTCOME_CLASSES, AccountFatalError, AmbiguousError, ThrottledError, TransientError
+from dispatcher.errors import (
+    OUTCOME_CLASSES,
+    AccountFatalError,
+    AmbiguousError,
+    ProviderError,
+    RecipientRejectedError,
+    RequestRejectedError,
+    ThrottledError,
+    TransientError,
+)
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
 from dispatcher.providers.base import raise_for_code
-from dispatcher.providers.opass_codes import OPASS_CODES
+from dispatcher.providers.opass_codes import OPASS_CODES, OPASS_RECEIPT_STATES
 from tests.conftest import SHARED
+
+Outcome = type[ProviderError] | None
+
+#: opass: code → class (None = success). Written from the manual, never from OPASS_CODES.
+OPASS_CLASSES: dict[str, Outcome] = {
+    "200": None,  # 请求成功
+    "-1": TransientError,  # 系统繁忙，请稍后再试: busy, "try again later"
+    "2000": AccountFatalError,  # IP白名单限制: someone must whitelist this host
+    "2001": AccountFatalError,  # API授权错误 (also the ±60 s clock window): keys or clock to fix
+    "6000": ThrottledError,  # 访问频繁,请稍后再试: too frequent
+    "40002": AccountFatalError,  # 余额不足: balance to top up
+    "40004": RequestRejectedError,  # 参数错误
+    "40005": RequestRejectedError,  # 超出模板参数设置限制
+    "40006": RequestRejectedError,  # 扩展号不匹配或者被企业其他账号占用: the extend code is wrong
+    "60001": RequestRejectedError,  # 模板不存在
+    "60002": RequestRejectedError,  # 批量发送下电话数量和参数数量不一样
+    "60003": RequestRejectedError,  # 短信变量个数和模板变量个数不一样: same params fail again
+    "60004": RequestRejectedError,  # 变量值超过模板设置的变量值最大长度
+    "60005": RequestRejectedError,  # 没有可以发送的内容
+    "60006": RequestRejectedError,  # 模板参数变量格式错误
+    "60007": RecipientRejectedError,  # 手机号参数格式错误: the numbers are refused
+    "60008": RequestRejectedError,  # 手机号数量大于1000
+    "60009": TransientError,  # 短信资源被锁定: "occasional; retry" (FAQ)
+}
+
+#: aiofish: every code of every product → class. SMS numeric codes and their subStats mean the
+#: same; 999/p:999 is 受理失败 (not accepted: any subStat but r:000), so retrying is safe; vsms/isms
+#: ``error`` (处理异常) never says the request was not taken, so a send is ambiguous.
+AIOFISH_CLASSES: dict[str, Outcome] = {
+    "200": None, "r:000": None,  # 处理成功
+    "421": RequestRejectedError, "p:001": RequestRejectedError,  # 内容错误
+    "411": RecipientRejectedError, "p:002": RecipientRejectedError,  # 号码错误
+    "401": AccountFatalError, "p:003": AccountFatalError,  # 账号或密码错误
+    "102": AccountFatalError, "p:004": AccountFatalError,  # 余额不足
+    "412": RequestRejectedError, "p:006": RequestRejectedError,  # 提交号码数量过多
+    "451": AccountFatalError, "p:007": AccountFatalError,  # 业务类型错误: set on the account by the vendor
+    "111": AccountFatalError, "p:008": AccountFatalError,  # 没有权限
+    "121": ThrottledError, "p:010": ThrottledError,  # 访问速度过快
+    "122": AccountFatalError, "p:011": AccountFatalError,  # 解密失败: the account's AES key is wrong
+    "999": TransientError, "p:999": TransientError,  # 其他错误, 受理失败
+    "success": None,  # 请求成功
+    "invalid_data": RequestRejectedError,  # 无效数据
+    "invalid_sign": AccountFatalError,  # 无效签名: appSecret wrong
+    "invalid_appkey": AccountFatalError,  # 无效APPKEY
+    "invalid_ts": AccountFatalError,  # 无效时间戳: this host's clock is wrong
+    "invalid_title": RequestRejectedError,  # 无效标题
+    "invalid_tpl": RequestRejectedError,  # 无效模板
+    "invalid_content": RequestRejectedError,  # 无效内容
+    "invalid_resource": RequestRejectedError,  # 无效的文件数据
+    "resource_limit": RequestRejectedError,  # 文件数据大小超限
+    "invalid_mobile": RecipientRejectedError,  # 无效手机号
+    "permission": AccountFatalError,  # 无权限
+    "authorization": AccountFatalError,  # 身份验证失败
+    "mobile_limit": RequestRejectedError,  # 号码数量超过限制
+    "request_limit": ThrottledError,  # 请求次数超过限制: "retry later"
+    "error": AmbiguousError,  # 处理异常
+}
+
+#: The manual's 提交响应错误码 table: each subStat beside its numeric code.
+AIOFISH_PAIRS = {
+    "r:000": 200, "p:001": 421, "p:002": 411, "p:003": 401, "p:004": 102, "p:006": 412,
+    "p:007": 451, "p:008": 111, "p:010": 121, "p:011": 122, "p:999": 999,
+}
+
+#: opass receipt states (短信网关回执短信状态).
+OPASS_STATES = {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"}
 
 # The codes as SPEC.md lists them, copied by hand so the test runs without ../shared too.
 OPASS_SPEC_CODES = [
@@ -26,6 +109,42 @@ AIOFISH_STRING_CODES = [
     "invalid_tpl", "invalid_content", "invalid_resource", "resource_limit", "invalid_mobile",
     "permission", "authorization", "mobile_limit", "request_limit", "error",
 ]
+
+
+def _name(cls: Outcome) -> str:
+    return "success" if cls is None else cls.__name__
+
+
+@pytest.mark.parametrize(("code", "expected"), OPASS_CLASSES.items(), ids=OPASS_CLASSES.keys())
+def test_opass_code_has_its_pinned_class(code: str, expected: Outcome) -> None:
+    assert code in OPASS_CODES, f"opass {code} is not in the table"
+    assert _name(OPASS_CODES[code].error) == _name(expected), f"opass {code}"
+
+
+@pytest.mark.parametrize(("code", "expected"), AIOFISH_CLASSES.items(), ids=AIOFISH_CLASSES.keys())
+def test_aiofish_code_has_its_pinned_class(code: str, expected: Outcome) -> None:
+    assert code in AIOFISH_CODES, f"aiofish {code} is not in the table"
+    assert _name(AIOFISH_CODES[code].error) == _name(expected), f"aiofish {code}"
+
+
+def test_the_tables_hold_no_code_the_manuals_lack() -> None:
+    assert sorted(set(OPASS_CODES) - set(OPASS_CLASSES)) == []
+    assert sorted(set(AIOFISH_CODES) - set(AIOFISH_CLASSES)) == []
+
+
+def test_the_substat_pairs_are_the_manuals() -> None:
+    assert dict(AIOFISH_SUBSTAT_HTTP_CODE) == AIOFISH_PAIRS
+
+
+def test_the_receipt_states_are_the_manuals() -> None:
+    assert set(OPASS_RECEIPT_STATES) == OPASS_STATES
+
+
+def test_the_pinned_tables_agree_with_spec_md_lists() -> None:
+    # The hand-written tables above and the code lists copied from SPEC.md name the same codes.
+    assert sorted(OPASS_CLASSES) == sorted(OPASS_SPEC_CODES)
+    assert sorted(AIOFISH_CLASSES) == sorted(AIOFISH_SPEC_CODES + AIOFISH_STRING_CODES)
+    assert sorted(AIOFISH_PAIRS) == sorted(c for c in AIOFISH_SPEC_CODES if ":" in c)
 
 
 def _spec_text() -> str:

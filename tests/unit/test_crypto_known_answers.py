@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from dispatcher.errors import ConfigurationError
+from dispatcher.providers import aiofish_crypto
 from dispatcher.providers.aiofish_crypto import (
     DecryptionError,
     aes_decrypt_hex,
@@ -26,6 +30,25 @@ MANUAL_SIGN_INPUT = {"account": "api003", "app_secret": "ba92fa4836984eb98156e6e
                      "biz_content": "10e18d2ebaebdb485cae33dca2", "ts": "1698632973036"}
 MANUAL_SIGN = "1f825da81826e47c4dbff9a5c785cb8c141dcb1a5343d3650bfe6794879ef400"
 # Plaintexts around the block size (PKCS5 adds a whole block at exactly 16 bytes), Chinese, JSON.
+# AES/ECB/PKCS5 known answers, made with the openssl CLI (K = the key's bytes as hex):
+#   printf '%s' 13800000001 | openssl enc -aes-128-ecb -nosalt -K $(printf '%s' sandbox-aes-k128 | xxd -p) | xxd -p
+# (-aes-192-ecb / -aes-256-ecb for the longer keys). Key, plaintext, ciphertext.
+AES_VECTORS = [
+    (KEY, "13800000001", "57ff9486a35cf071a2f88b7970c2e08c"),
+    (KEY, "13800000002", "a54ba96180c206f675129e8033d75010"),
+    (KEY, "13800000001,13800000002", "c3e9e1799cdb56dd671a9f74c4ca985e2a3cc810accefaada365bdeeffe3dd24"),
+    (KEY, "", "d8e22d2da91bf3c1db9be157d8ba1f17"),  # padding only: one whole block
+    (KEY, "1381234567890123", "1b405faec821fb4fcaf26294e42ccaa9d8e22d2da91bf3c1db9be157d8ba1f17"),
+    (KEY, '{"mobile":"13800000001","content":"【沙箱】您的验证码是123456"}',
+     "8993e685d6ddce75d56ca7e244c02c7990924f9325c934185f5b7893a53d38a8cc1809de07b55bf52b86d49a440440cc"
+     "450392aaf05c0d3a2f4c379789fbb675471b5a80920e27a35922fc19a82fd066"),
+    ("sandbox-aes-k192-24bytes", "13800000001", "5136aadd25f40bfcd13394bbed3a1aec"),
+    ("sandbox-aes-key256-32bytes-long!", "13800000001", "8c90d9e081e5b167c6c74cddd7b972d4"),
+]
+# printf '%s' sandbox-password | openssl dgst -md5
+SANDBOX_PASSWORD_MD5 = "911b7bf55b7b03cdfe2af9d1e68e4897"
+# printf '%s' 'sandbox-app-key,1638805414651,sandbox-app-secret' | openssl dgst -md5 (the vsms manual's ts)
+SANDBOX_X_SIGN = "3b5e86b80ec46de2df05ba8c61f1ec0b"
 TEXTS = ["", "1", "138123456789012", "1381234567890123", "13812345678901234", "x" * 32,
          "【沙箱】您的验证码是123456", '{"mobile":"13800000001","content":"a\\"b"}']
 
@@ -103,9 +126,88 @@ def test_a_key_of_the_wrong_length_is_a_configuration_error() -> None:
 
 def test_md5_password_known_answer() -> None:
     # Computed independently: printf 'sandbox-password' | openssl dgst -md5
-    assert password_md5("sandbox-password") == "911b7bf55b7b03cdfe2af9d1e68e4897"
+    assert password_md5("sandbox-password") == SANDBOX_PASSWORD_MD5
 
 
 def test_x_sign_is_md5_of_comma_joined_app_key_ts_secret() -> None:
     # printf 'k,1638805414651,s' | openssl dgst -md5
     assert x_sign(app_key="k", ts="1638805414651", app_secret="s") == "2017ea43d785d3b8b2803b0dad602cee"
+
+
+def test_x_sign_of_the_sandbox_demo_app_key() -> None:
+    assert x_sign(app_key="sandbox-app-key", ts="1638805414651", app_secret="sandbox-app-secret") == SANDBOX_X_SIGN
+
+
+@pytest.mark.parametrize(("key", "text", "blob"), AES_VECTORS, ids=[f"{len(k)}-{len(t)}" for k, _, t in AES_VECTORS])
+def test_aes_matches_the_openssl_vectors_both_ways(key: str, text: str, blob: str) -> None:
+    assert aes_encrypt_hex(key, text) == blob
+    assert aes_decrypt_hex(key, blob) == text
+
+
+def test_a_key_given_as_bytes_is_used_as_those_bytes() -> None:
+    key, text, blob = AES_VECTORS[0]
+    assert aes_encrypt_hex(key.encode(), text) == blob
+    assert aes_decrypt_hex(key.encode(), blob) == text
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 17, b"x" * 15])
+def test_the_key_length_error_names_the_length_found(key: str | bytes) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        aes_encrypt_hex(key, "x")
+    assert str(err.value) == f"AES key must be 16, 24 or 32 bytes, got {len(key)}"
+
+
+@pytest.mark.parametrize(("blob", "message"), [
+    ("zz", "ciphertext is not hex"),
+    ("", "ciphertext is not a whole number of AES blocks"),
+    ("00" * 15, "ciphertext is not a whole number of AES blocks"),
+    ("00" * 17, "ciphertext is not a whole number of AES blocks"),
+    # The first vector with its last byte changed: its last block decrypts to invalid padding.
+    ("57ff9486a35cf071a2f88b7970c2e08c"[:-2] + "00", "wrong key or corrupted ciphertext"),
+], ids=["not-hex", "empty", "short", "ragged", "bad-padding"])
+def test_each_decryption_failure_says_what_is_wrong(blob: str, message: str) -> None:
+    with pytest.raises(DecryptionError) as err:
+        aes_decrypt_hex(KEY, blob)
+    assert str(err.value) == message
+
+
+def test_a_wrong_key_says_wrong_key() -> None:
+    with pytest.raises(DecryptionError) as err:
+        aes_decrypt_hex("another-key-16by", AES_VECTORS[0][2])
+    assert str(err.value) == "wrong key or corrupted ciphertext"
+
+
+# An OpenSSL configured as on a FIPS host: only algorithms with the fips property may be used for
+# security, so md5() refuses unless called with usedforsecurity=False. The vendors require MD5
+# (password, x-sign), which is not a security use on our side: the helpers must work there too.
+FIPS_LIKE_CONF = """openssl_conf = openssl_init
+[openssl_init]
+alg_section = evp_properties
+[evp_properties]
+default_properties = fips=yes
+"""
+_FIPS_PROBE = """
+import hashlib
+try:
+    hashlib.md5(b"")
+    print("md5 allowed")
+except ValueError:
+    from dispatcher.providers.aiofish_crypto import password_md5, x_sign
+    print(password_md5("sandbox-password"))
+    print(x_sign(app_key="sandbox-app-key", ts="1638805414651", app_secret="sandbox-app-secret"))
+"""
+
+
+def test_md5_helpers_work_where_openssl_refuses_md5_for_security(tmp_path: Path) -> None:
+    conf = tmp_path / "fips-like.cnf"
+    conf.write_text(FIPS_LIKE_CONF, encoding="ascii")
+    root = Path(aiofish_crypto.__file__).resolve().parents[2]  # the tree this test imported
+    env = {**os.environ, "OPENSSL_CONF": str(conf), "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-c", _FIPS_PROBE], env=env, capture_output=True, text=True,
+                         check=False, timeout=120)
+    if run.stdout.strip() == "md5 allowed":
+        pytest.skip("this Python's OpenSSL ignores OPENSSL_CONF: cannot stand in for a FIPS host")
+    assert run.returncode == 0, f"failed under a FIPS-like OpenSSL: {run.stderr.strip().splitlines()[-1:]}"
+    here = [password_md5("sandbox-password"),
+            x_sign(app_key="sandbox-app-key", ts="1638805414651", app_secret="sandbox-app-secret")]
+    assert run.stdout.split() == here == [SANDBOX_PASSWORD_MD5, SANDBOX_X_SIGN]
