@@ -16,8 +16,6 @@ from dispatcher.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_rest
 from dispatcher.receipt_drill import run_applier_kill9, run_receipts_redis_restart
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.integration
-
 
 def test_kill_9_of_a_worker_five_times_mid_job_loses_and_duplicates_nothing(pipeline_factory) -> None:  # noqa: F811
     p = pipeline_factory(workers=2, concurrency=2, opass={"batch_max": 50})

@@ -30,8 +30,6 @@ from dispatcher.providers.opass_sign import new_nonce
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.sandbox import demo
 
-pytestmark = pytest.mark.integration
-
 FIXED = "1000000000000000001"  # 您有一个事务需要处理。
 CODE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。
 INCOME = "1000000000000000003"  # {姓名,10}您好，您本次收入{金额,10}元。

@@ -11,12 +11,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from dispatcher.demo import phones
 from tests.integration.pipeline import FAST_LIMITS, Pipeline, pipeline_factory  # noqa: F401 - fixture
-
-pytestmark = pytest.mark.integration
 
 PER_PHONE_PARAMS = "1000000000000000003"
 ONE_PARAM = "1000000000000000002"
