@@ -183,7 +183,8 @@ def test_an_otp_sent_during_a_large_campaign_is_accepted_before_the_campaigns_wa
     in_hand = concurrency * chunks_per_task(bulk.chunks, 8)
     between = [t for t in chunk_ms if queued_ms <= t < otp_ms]
     assert overtaken, "every campaign chunk was accepted before the OTP"
-    assert len(between) <= in_hand, (len(between), in_hand, len(overtaken))
+    assert len(between) <= in_hand, (f"{len(between)} campaign chunks went out between the OTP's queueing and its "
+                                     f"acceptance; at most {in_hand} were in the workers' hands")
 
 
 def test_when_the_account_limit_binds_an_otp_waits_for_at_most_one_bulk_chunk(pipeline_factory) -> None:  # noqa: F811
