@@ -242,15 +242,23 @@ def held_by(rig: Rig, job_id: str, chunks: int, worker: str, *, since_ms: float 
 
 
 def _at_progress(rig: Rig, job_id: str, fraction: float, timeout_s: float,
-                 also: Callable[[], bool] | None = None) -> JobStatus:
-    """Wait until ``fraction`` of the job is submitted while chunks are in flight (and ``also``); return that status."""
+                 also: Callable[[], bool] | None = None, also_what: str = "") -> JobStatus:
+    """Wait until ``fraction`` of the job is submitted while chunks are in flight (and ``also``); return that status.
+
+    Raises ``TimeoutError`` after ``timeout_s``, or as soon as the whole job is
+    submitted without ``also`` having held (the moment can no longer come).
+    """
     seen: list[JobStatus] = []
 
     def reached() -> bool:
         status = rig.dispatcher.status(job_id)
         seen[:] = [status]
-        return (_submitted(status) >= fraction * status.total and status.counts["sending"] > 0
-                and (also is None or also()))
+        if (_submitted(status) >= fraction * status.total and status.counts["sending"] > 0
+                and (also is None or also())):
+            return True
+        if also is not None and status.submitted:
+            raise TimeoutError(f"the job was submitted before {fraction:.0%} of it with {also_what}")
+        return False
 
     wait_for(reached, timeout_s=timeout_s, what=f"{fraction:.0%} of the job", interval_s=0.05)
     return seen[0]
@@ -281,7 +289,8 @@ def run_kill9(rig: Rig, *, recipients: int, kills: int = 5, worker: str = "w0", 
             recent_ms = time.time() * 1000 - slow_ms / 2
             return bool(held_by(rig, job_id, chunks, worker, since_ms=max(alive_ms, recent_ms)))
 
-        status = _at_progress(rig, job_id, (k + 1) / (kills + 2), timeout_s, also=holds)
+        status = _at_progress(rig, job_id, (k + 1) / (kills + 2), timeout_s, also=holds,
+                              also_what=f"{worker} holding a freshly claimed chunk")
         rig.stack.kill(worker)
         # Read after the kill: what the dead processes had claimed and not finished.
         held_at_kills.append(held_by(rig, job_id, chunks, worker, since_ms=alive_since_ms))
