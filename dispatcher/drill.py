@@ -11,8 +11,8 @@ returns what an operator would check::
     reconciled   chunks that went ambiguous and were settled from receipts, not resent
     finish_s     from the send call until every recipient was final
 
-plus evidence that the harm really happened (kills while chunks were in flight,
-a restart mid-job, faults injected). :func:`start_rig` builds a whole rig (its
+plus evidence that the harm really happened (the chunks each killed worker had
+claimed and not finished, a restart mid-job, faults injected). :func:`start_rig` builds a whole rig (its
 own redis-server with AOF, which a drill can restart); the tests also pass the
 pipeline fixture of ``tests/integration/pipeline.py``, which has the same shape.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ import requests
 from config.accounts import parse_accounts
 from config.settings import Settings
 from dispatcher.demo import accounts_doc, phones, sandbox_settings
-from dispatcher.ledger import PHONE_WIDTH
+from dispatcher.ledger import PHONE_WIDTH, as_text
 from dispatcher.producer import Dispatcher, JobStatus
 from dispatcher.redis_connection import connect_url
 from dispatcher.sandbox.control import SandboxControl
@@ -151,7 +151,7 @@ def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, b
 # -- counting ------------------------------------------------------------------------
 
 
-def tally(rig: Rig, job_id: str, gateway: str = "opass") -> dict[str, int]:
+def tally(rig: Rig, job_id: str, gateway: str = "opass", *, only: Collection[int] | None = None) -> dict[str, int]:
     """Count a job against the sandbox's ledger: recipients, lost, duplicated, reconciled….
 
     ``lost``: accepted 0 times and not refused by the gateway (a chunk we gave
@@ -160,13 +160,14 @@ def tally(rig: Rig, job_id: str, gateway: str = "opass") -> dict[str, int]:
     for a resend), so they were not sent again; ``settled_in_flight``: the same
     for chunks still ``sending`` (their worker was killed after the gateway
     took them). Both read the chunk's ``settled_from``, set by APPLY_RECEIPTS.
+    ``only``: count just these chunks of the job.
     """
     seen: dict[str, int] = rig.sandbox.ledger()["accepted"][gateway]
     ledger, keys = rig.dispatcher.ledger, rig.dispatcher.keys
     chunks = int(ledger.job(job_id).get("chunks", 0))
     out = {"recipients": 0, "lost": 0, "duplicated": 0, "rejected_by_gateway": 0, "not_final": 0,
            "reconciled": 0, "settled_in_flight": 0}
-    for n in range(chunks):
+    for n in range(chunks) if only is None else sorted(only):
         chunk = ledger.chunk(job_id, n)
         raw = rig.redis.get(keys.chunk_states(job_id, n))
         states = raw.decode() if isinstance(raw, bytes) else ""
@@ -224,14 +225,40 @@ def _send(rig: Rig, recipients: int, seed: int, say: Say, name: str) -> tuple[st
     return job.job_id, job.chunks, started
 
 
-def _at_progress(rig: Rig, job_id: str, fraction: float, timeout_s: float) -> JobStatus:
-    """Wait until ``fraction`` of the job is submitted while chunks are in flight; return that status."""
+def held_by(rig: Rig, job_id: str, chunks: int, worker: str, *, since_ms: float = 0.0) -> list[int]:
+    """The job's chunks ``sending`` under a claim of ``worker``'s processes (claimer ``worker@host:pid``).
+
+    Only claims made at or after ``since_ms`` (wall clock; the claim's ``since``)
+    count: a worker restarted under the same name is not blamed for its
+    predecessor's chunks.
+    """
+    keys = rig.dispatcher.keys
+    pipe = rig.redis.pipeline(transaction=False)
+    for n in range(chunks):
+        pipe.hmget(keys.chunk(job_id, n), "state", "by", "since")
+    return [n for n, (state, by, since) in enumerate(pipe.execute())
+            if as_text(state or b"") == "sending" and as_text(by or b"").startswith(f"{worker}@")
+            and float(as_text(since or b"0")) >= since_ms]
+
+
+def _at_progress(rig: Rig, job_id: str, fraction: float, timeout_s: float,
+                 also: Callable[[], bool] | None = None, also_what: str = "") -> JobStatus:
+    """Wait until ``fraction`` of the job is submitted while chunks are in flight (and ``also``); return that status.
+
+    Raises ``TimeoutError`` after ``timeout_s``, or as soon as the whole job is
+    submitted without ``also`` having held (the moment can no longer come).
+    """
     seen: list[JobStatus] = []
 
     def reached() -> bool:
         status = rig.dispatcher.status(job_id)
         seen[:] = [status]
-        return _submitted(status) >= fraction * status.total and status.counts["sending"] > 0
+        if (_submitted(status) >= fraction * status.total and status.counts["sending"] > 0
+                and (also is None or also())):
+            return True
+        if also is not None and status.submitted:
+            raise TimeoutError(f"the job was submitted before {fraction:.0%} of it with {also_what}")
+        return False
 
     wait_for(reached, timeout_s=timeout_s, what=f"{fraction:.0%} of the job", interval_s=0.05)
     return seen[0]
@@ -245,23 +272,38 @@ def run_kill9(rig: Rig, *, recipients: int, kills: int = 5, worker: str = "w0", 
     """kill -9 ``worker`` (its whole process group) ``kills`` times during one job, restarting it each time.
 
     Every send answers after ``slow_ms`` so each kill finds requests in flight;
-    the kills are spread over the job by its progress, not by the clock.
+    the kills are spread over the job by its progress, not by the clock, and
+    each waits until ``worker`` itself holds a chunk. ``held_at_kills``: per
+    kill, the chunks still ``sending`` under the killed processes' claims, read
+    after the kill; ``held``: the tally of those chunks once the job is final.
     """
     rig.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": slow_ms, "path": "/message/"})
     job_id, chunks, started = _send(rig, recipients, seed, say, "kill9")
-    in_flight, mid_job = [], 0
+    in_flight: list[int] = []
+    held_at_kills: list[list[int]] = []
+    alive_since_ms = 0.0  # the first worker has been up since before the job
     for k in range(kills):
-        status = _at_progress(rig, job_id, (k + 1) / (kills + 2), timeout_s)
+        def holds(alive_ms: float = alive_since_ms) -> bool:
+            # A chunk claimed in the last slow_ms / 2 has at least that long until its answer (and its
+            # receipts, 0.3 s after the gateway took it), so the kill lands with it in flight.
+            recent_ms = time.time() * 1000 - slow_ms / 2
+            return bool(held_by(rig, job_id, chunks, worker, since_ms=max(alive_ms, recent_ms)))
+
+        status = _at_progress(rig, job_id, (k + 1) / (kills + 2), timeout_s, also=holds,
+                              also_what=f"{worker} holding a freshly claimed chunk")
         rig.stack.kill(worker)
+        # Read after the kill: what the dead processes had claimed and not finished.
+        held_at_kills.append(held_by(rig, job_id, chunks, worker, since_ms=alive_since_ms))
         in_flight.append(status.counts["sending"])
-        mid_job += not status.submitted
         say(f"kill9: kill {k + 1}/{kills} at {_submitted(status)}/{status.total} submitted, "
-            f"{status.counts['sending']} recipients in flight")
+            f"{status.counts['sending']} recipients in flight, chunks {held_at_kills[-1]} held by {worker}")
+        alive_since_ms = time.time() * 1000
         rig.stack.start_worker(worker, concurrency=concurrency)
     rig.sandbox.clear_faults()
     result = _finish(rig, job_id, started, timeout_s, say, "kill9")
+    held = tally(rig, job_id, only={n for kill in held_at_kills for n in kill})
     return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "kills": kills,
-            "kills_mid_job": mid_job, "in_flight_at_kills": in_flight}
+            "in_flight_at_kills": in_flight, "held_at_kills": held_at_kills, "held": held}
 
 
 def run_redis_restart(rig: Rig, *, recipients: int, down_s: float = 2.0, at_fraction: float = 0.3,

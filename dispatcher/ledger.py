@@ -188,19 +188,21 @@ class Ledger:
         return self.keys.chunk(job_id, n), self.keys.job(job_id), self.keys.chunk_states(job_id, n)
 
     def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int,
-              slot: tuple[Sequence[str], Sequence[float]] | None = None) -> Claim:
+              slot: tuple[Sequence[str], Sequence[float]] | None = None, claimer: str = "") -> Claim:
         """Move a chunk ``pending → sending`` unless its account is paused.
 
         With ``slot`` (:meth:`~dispatcher.limiter.RateLimiter.slot_script_args`)
         the rate-limit slot is taken in the same step: the chunk is claimed only
         if its slot could be reserved, and ``wait_s`` says when it is due.
+        ``claimer`` (who sends it: worker node name and process id) is kept in
+        the chunk's ``by`` field.
         """
         chunk, job, _ = self._chunk_keys(job_id, n)
         slot_keys, slot_args = slot or ((), ())
         reply = self._claim(
             keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(),
                   *slot_keys],
-            args=[now_ms, chunk_member(job_id, n), *slot_args],
+            args=[now_ms, chunk_member(job_id, n), *slot_args, claimer],
         )
         status, detail = as_text(reply[0]), as_text(reply[1])
         if status == "wait":

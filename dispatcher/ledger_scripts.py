@@ -27,7 +27,9 @@ from dispatcher.limiter_scripts import TAKE_SLOT
 # HTTP call. The slot is only taken for a chunk that can be claimed; a chunk
 # whose slot is further than reserve_ms away is left pending ('wait').
 # KEYS: chunk, job, z:sending, paused, z:pending, then the limits' tat1, slow1, …
-# ARGV: now_ms, member, then (with limits only) reserve_ms, interval1_ms, burst1, …
+# ARGV: now_ms, member, then (with limits only) reserve_ms, interval1_ms, burst1, …, and last the
+# claimer (worker node name and process id), kept in 'by' so an operator, or a
+# drill after a kill -9, can tell whose chunks were in flight.
 # Returns {'ok', attempt, phones, payloads or '', wait_ms} | {'wait', wait_ms}
 #       | {'paused', reason} | {'skip', state}
 CLAIM = TAKE_SLOT + """
@@ -43,7 +45,7 @@ if #KEYS > 5 then
 end
 local size = tonumber(c[2])
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1], 'by', ARGV[#ARGV])
 redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])

@@ -94,8 +94,9 @@ def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloa
     raise ConfigurationError(f"unknown job kind {kind!r}")
 
 
-def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms) -> Next:
-    """Send chunk ``n`` of a job once, recording the outcome in the ledger.
+def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms,
+               claimer: str = "") -> Next:
+    """Send chunk ``n`` of a job once, recording the outcome in the ledger (and ``claimer`` on its claim).
 
     Two Redis round trips on the way: the claim (which takes the rate-limit
     slot and returns the chunk's phones) and the outcome; the job's meta is cached.
@@ -109,7 +110,8 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     # for the slot comes after, so the request leaves right when it is due.
     asked_s = time.monotonic()
     slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=rt.settings.limiter_max_wait_s * 1000)
-    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot)
+    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot,
+                            claimer=claimer)
     if claim.status == "wait":
         return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
     if claim.status != "ok":

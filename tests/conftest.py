@@ -14,6 +14,18 @@ from dispatcher.stack import Stack
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
+#: Session fixtures that start a process; a test using any of them (even through another fixture) must be
+#: an integration test, so that ``pytest -m "not integration"`` starts none.
+PROCESS_FIXTURES = frozenset({"sandbox_url", "redis_url"})
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Refuse to start a process for a test that is not marked ``integration``."""
+    used = PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if used and item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} uses {sorted(used)} (starts a process) but is not marked integration: "
+                    "move it to tests/integration", pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -6,10 +6,12 @@ no phone number or message text ever reaches the broker or Flower.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import structlog
-from celery import shared_task
+from celery import current_task, shared_task
 
 # The gateway clients are imported here, in the worker's main process, so the
 # pool processes forked from it start with them loaded (measured: importing them
@@ -82,11 +84,18 @@ def send_chunk(job_id: str, n: int, count: int = 1) -> str:
     return _send_chunks(get_runtime(), job_id, n, count)
 
 
+def _claimer() -> str:
+    """Who claims the chunks: this worker's node name (``w0@host``) and pool process id."""
+    node = getattr(current_task.request, "hostname", None) if current_task else None
+    return f"{node or socket.gethostname()}:{os.getpid()}"
+
+
 def _send_chunks(rt: Runtime, job_id: str, n: int, count: int) -> str:
     """Send chunks ``n … n+count-1``; return the last one's note (for the task's log line)."""
     note = ""
+    claimer = _claimer()
     for i in range(n, n + count):
-        nxt = send_one_chunk(rt, job_id, i)
+        nxt = send_one_chunk(rt, job_id, i, claimer=claimer)
         note = nxt.note
         if nxt.hold_rest:
             # Rate limit, throttle or pause: the rest of this task's chunks would

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -26,6 +26,22 @@ FAST = DRILL_ENV
 FAST_LIMITS = DRILL_LIMITS
 #: The drills' sandbox settings without their faster push retries.
 SANDBOX_FAST = {k: v for k, v in DRILL_SANDBOX.items() if k != "time_scale"}
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 120.0) -> T:
+    """Poll ``check`` until it returns something truthy and return that; fail with its last value at the deadline.
+
+    The deadline is a failure bound for a stuck pipeline, never a measurement.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not so after {timeout_s} s (last: {value!r})")
+        time.sleep(0.1)
 
 
 class Pipeline:
@@ -47,6 +63,10 @@ class Pipeline:
                 return status
             time.sleep(0.25)
         raise AssertionError(f"job {job_id} not {until} after {timeout_s} s: {status.counts}")
+
+    def accepted_at_ms(self, phone: str) -> list[float]:
+        """When the sandbox accepted each message to ``phone`` (its wall clock, this host's), oldest first."""
+        return [m["accepted_at"] * 1000.0 for m in self.sandbox.messages(phone)]
 
     def accepted_counts(self, gateway: str, phones: list[str]) -> dict[int, int]:
         """How many of ``phones`` the sandbox accepted 0, 1, 2… times."""

@@ -23,7 +23,6 @@ from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.redis_server import free_port
 from dispatcher.sandbox import demo
 
-pytestmark = pytest.mark.integration
 P1, P2, P3 = "13700000001", "13700000002", "13700000003"
 TEXT = '【沙箱】订单"A\\B"已发货\n谢谢😀 100% +1'
 ALL_DELIVERED = {"DELIVRD": 1.0, "UNDELIV": 0.0, "REJECTD": 0.0, "EXPIRED": 0.0, "UNKNOWN": 0.0}

@@ -23,7 +23,7 @@ from dispatcher.sandbox import demo
 from tests.integration.test_aiofish_client import ALL_DELIVERED, P1, P2, PushReceiver, wait_for
 
 # vsms and isms do not depend on the SMS encryption variant: one account setting is enough.
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("aiofish_account", ["plain"], indirect=True)]
+pytestmark = [pytest.mark.parametrize("aiofish_account", ["plain"], indirect=True)]
 FRAMES = [Frame.of_file(1, 1, "a.jpg"), Frame.of_text(1, 2, "【沙箱】#p_1#您好,#p_2#")]
 FILES = {"a.jpg": b"\xff\xd8\xff\xe0 not really a jpeg"}
 HK, UK = "85212341234", "447911123456"

@@ -27,7 +27,6 @@ from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign
 from dispatcher.sandbox import demo as creds
 from dispatcher.stack import Stack
 
-pytestmark = pytest.mark.integration
 OK = "13800000001"
 SIGNED = "【沙箱】您好"
 T = "1000000000000000002"

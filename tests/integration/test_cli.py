@@ -7,12 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from dispatcher.demo import phones
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
-
-pytestmark = pytest.mark.integration
 
 
 def _cli(p: Pipeline, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

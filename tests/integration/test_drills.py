@@ -16,15 +16,17 @@ from dispatcher.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_rest
 from dispatcher.receipt_drill import run_applier_kill9, run_receipts_redis_restart
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.integration
-
 
 def test_kill_9_of_a_worker_five_times_mid_job_loses_and_duplicates_nothing(pipeline_factory) -> None:  # noqa: F811
     p = pipeline_factory(workers=2, concurrency=2, opass={"batch_max": 50})
     result = run_kill9(p, recipients=6_000, kills=5)
     assert result["final"], result
     assert (result["lost"], result["duplicated"]) == (0, 0), result
-    assert result["kills_mid_job"] == 5, result  # every kill landed before the job was submitted
+    # Each kill took chunks with it: read after the kill, they were still sending under the dead worker's claims.
+    assert len(result["held_at_kills"]) == 5 and all(result["held_at_kills"]), result
+    # And those very chunks ended right: every recipient final, none lost, none accepted twice.
+    held = result["held"]
+    assert held["recipients"] > 0 and (held["lost"], held["duplicated"], held["not_final"]) == (0, 0, 0), held
     # Some chunks were killed after the gateway took them: settled from receipts, not sent again.
     assert result["settled_in_flight"] + result["reconciled"] > 0, result
 
@@ -43,16 +45,20 @@ def test_a_redis_server_restart_mid_job_is_ridden_out_by_every_process_and_loses
     assert result["counters_kept"], result  # the AOF brought the job's funnel back whole
     assert result["processes_exited"] == [], result  # nothing had to be restarted by hand
     assert result["receipt_polls_after_restart"] > 0, result  # beat's schedule went on
-    # While Redis was down the webhook said 503 (vendors retry) inside their 1 s limit.
+    # While Redis was down the webhook said 503 (vendors retry) instead of waiting for Redis: the restart
+    # waits for this probe, so an answer that waited would be a timeout, never a 503. How fast it answers
+    # (the vendors' 1 s limit) is bench.drills' answer_ms, not asserted here.
     probe = result["webhook_while_down"]
-    assert probe["status"] == 503 and probe["answer_ms"] < 1000, probe
+    assert probe["status"] == 503, probe
 
 
 def test_a_gateway_fault_mix_loses_and_duplicates_nothing_and_unanswered_sends_are_not_resent(
     pipeline_factory,  # noqa: F811
 ) -> None:
     p = pipeline_factory(workers=2, concurrency=2, opass={"batch_max": 100})
-    # The bench's mix, with more unanswered sends so every run has some to reconcile.
+    # The bench's mix, with more unanswered sends so every run has some to reconcile. The sandbox's fault
+    # draws are seeded and reset per test: with these rates the 37th send is the first dropped, and the
+    # job's 100 chunks make at least 100 sends, so drops are certain (asserted below, not assumed).
     faults = tuple({**rule, "rate": 0.1} if rule["kind"] == "drop" else rule for rule in FAULT_MIX)
     result = run_fault_mix(p, recipients=10_000, faults=faults)
     assert result["final"], result

@@ -32,8 +32,6 @@ from dispatcher.demo import accounts_doc
 from examples import common
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.integration
-
 PREFIX = "exampletest"
 QUEUE_OTP = "exampletest.otp"
 QUEUE_BULK = "exampletest.bulk"

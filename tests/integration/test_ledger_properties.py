@@ -57,8 +57,6 @@ from dispatcher.receipt_stream import GROUP, StreamApplier, record
 from dispatcher.receipts import apply_receipts
 from dispatcher.runtime import Runtime
 
-pytestmark = pytest.mark.integration
-
 PROFILES = {
     "ci": settings(max_examples=120, stateful_step_count=60, deadline=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),

@@ -1,44 +1,76 @@
-"""The Redis limiter holds a limit across threads and slows down after a throttle answer."""
+"""The Redis limiter holds a limit across threads and slows down after a throttle answer.
+
+Slots are read on the limiter's own clock (Redis ``TIME``, its GCRA state keys),
+never timed from this process: a slow host cannot fail these tests.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pytest
+import redis
+
+from dispatcher import limiter_scripts as lua
 from dispatcher.limiter import Limit, RateLimiter
 
+# The production slot logic with one more value in its answer: the slot taken, on the Redis clock.
+TAKE_AND_SHOW_SLOT = lua.TAKE_SLOT + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local taken, wait = take_slot(0, 1, tonumber(ARGV[1]))
+return {taken and 1 or 0, string.format('%.3f', wait), string.format('%.3f', now + wait)}
+"""
 
-def _max_in_window(times: list[float], window_s: float) -> int:
+
+def _max_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     best, lo = 0, 0
     for hi, t in enumerate(times):
-        while t - times[lo] >= window_s:
+        while t - times[lo] >= window:
             lo += 1
         best = max(best, hi - lo + 1)
     return best
 
 
+def _redis_now_ms(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros / 1000
+
+
+def _tat(client: redis.Redis, limiter: RateLimiter, provider: str, account: str, kind: str) -> float:
+    """The limit's next free slot (its theoretical arrival time), in Redis ms."""
+    return float(client.get(limiter.keys.limiter(provider, account, kind)) or 0)
+
+
 def test_four_threads_never_exceed_the_limit_in_any_window(redis_client) -> None:  # type: ignore[no-untyped-def]
-    limit = Limit("send", 20, 0.5)  # 20 per 0.5 s
-    limiter = RateLimiter(redis_client, overrides={("opass", "a", "send"): (limit,)})
-    taken: list[float] = []
+    """Four threads taking slots as fast as they are given get at most 20 in any 0.5 s of the slots' times."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "a", "send"): (Limit("send", 20, 0.5),)})
+    take = redis_client.register_script(TAKE_AND_SHOW_SLOT)
+    script = limiter.slot_script_args("opass", "a", "send", reserve_ms=1000.0)
+    assert script is not None
+    slots: list[float] = []
     lock = threading.Lock()
-    deadline = time.monotonic() + 2.0
+    wanted = 60  # three windows' worth: enough to press the limit (a count, not a rate)
+    deadline = time.monotonic() + 120.0  # a failure bound only
 
     def worker() -> None:
-        while time.monotonic() < deadline:
-            if limiter.acquire("opass", "a", "send", max_wait_s=1.0) >= 0:
+        while len(slots) < wanted and time.monotonic() < deadline:
+            taken, wait_ms, slot_ms = take(keys=script[0], args=script[1])
+            if int(taken):
                 with lock:
-                    taken.append(time.monotonic())
+                    slots.append(float(slot_ms))
+            # pacing like acquire (sleep to the slot, or until the far one is near), not synchronisation
+            time.sleep(float(wait_ms) / 1000.0 if int(taken) else 0.01)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert _max_in_window(taken, 0.5) <= 20
-    # and the limiter is not needlessly slow: over 2 s it lets most of 80 through
-    assert len(taken) >= 60
+    assert len(slots) >= wanted, f"only {len(slots)} slots taken before the deadline"
+    assert _max_in_window(slots, 500.0) <= 20
 
 
 def test_one_call_takes_every_limit_it_needs_or_none(redis_client) -> None:  # type: ignore[no-untyped-def]
@@ -53,25 +85,42 @@ def test_one_call_takes_every_limit_it_needs_or_none(redis_client) -> None:  # t
 
 
 def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: ignore[no-untyped-def]
-    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.0)
-    assert limiter.try_acquire("aiofish", "a", "send") == 0
-    normal_wait = limiter.try_acquire("aiofish", "a", "send")
+    """After two throttle answers the slot after the one already reserved is four intervals out, not one."""
+    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 1, 600.0),)}, jitter_s=0.0)
+    interval_ms = 600_000.0  # long, so every slot below is still ahead when the next caller asks
+    assert limiter.reserve("aiofish", "a", "send", within_s=86_400) == 0.0
+    first = _tat(redis_client, limiter, "aiofish", "a", "send")
+    assert limiter.reserve("aiofish", "a", "send", within_s=86_400) is not None  # one interval on
+    assert _tat(redis_client, limiter, "aiofish", "a", "send") == pytest.approx(first + interval_ms, abs=0.01)
     assert limiter.slow_down("aiofish", "a", "send") == 2.0
     assert limiter.slow_down("aiofish", "a", "send") == 4.0
-    assert limiter.acquire("aiofish", "a", "send", max_wait_s=1.0) >= 0  # the token already due
-    slowed_wait = limiter.try_acquire("aiofish", "a", "send")  # the next one is 4 intervals out
-    assert 0 < normal_wait <= 100
-    assert slowed_wait > 300
+    assert limiter.reserve("aiofish", "a", "send", within_s=86_400) is not None  # the slot already due
+    after = _tat(redis_client, limiter, "aiofish", "a", "send")
+    assert after == pytest.approx(first + interval_ms + 4 * interval_ms, abs=0.01)
 
 
 def test_waiting_callers_reserve_consecutive_slots_and_a_far_slot_takes_nothing(redis_client) -> None:  # type: ignore[no-untyped-def]
-    limiter = RateLimiter(redis_client, overrides={("opass", "r", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.0)
-    assert limiter.acquire("opass", "r", "send", max_wait_s=1.0) == 0.0
-    # The next slot is one interval (100 ms) out: taken now, slept until.
-    assert 0.05 < limiter.acquire("opass", "r", "send", max_wait_s=1.0) <= 0.1
-    # Two more slots out is beyond 10 ms: refused, and nothing was reserved by asking.
+    """A second caller gets the very next slot (one interval on), and asking for a far slot changes nothing."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "r", "send"): (Limit("send", 1, 600.0),)}, jitter_s=0.0)
+    assert limiter.reserve("opass", "r", "send", within_s=3_600) == 0.0
+    first = _tat(redis_client, limiter, "opass", "r", "send")
+    wait_s = limiter.reserve("opass", "r", "send", within_s=3_600)
+    assert wait_s is not None and wait_s > 0  # taken now for a slot ahead
+    second = _tat(redis_client, limiter, "opass", "r", "send")
+    assert second == pytest.approx(first + 600_000, abs=0.01)  # consecutive: right after the first
+    # The next slot is ~20 minutes out: a caller that waits at most 10 ms takes nothing.
     assert limiter.acquire("opass", "r", "send", max_wait_s=0.01) < 0
-    assert 0 < limiter.try_acquire("opass", "r", "send") <= 100
+    assert limiter.try_acquire("opass", "r", "send") > 0
+    assert _tat(redis_client, limiter, "opass", "r", "send") == second
+
+
+def test_acquire_returns_no_earlier_than_the_slot_it_reserved(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """A caller whose slot is ahead sleeps until it: on the Redis clock, it is back at or after the slot."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "s", "send"): (Limit("send", 1, 1.0),)}, jitter_s=0.0)
+    assert limiter.acquire("opass", "s", "send", max_wait_s=5.0) == 0.0
+    slot = _tat(redis_client, limiter, "opass", "s", "send")  # the next caller's slot (or now, if later)
+    assert limiter.acquire("opass", "s", "send", max_wait_s=5.0) >= 0
+    assert _redis_now_ms(redis_client) >= slot
 
 
 def test_a_call_that_woke_late_moves_the_next_slots_back(redis_client) -> None:  # type: ignore[no-untyped-def]

@@ -26,8 +26,6 @@ from dispatcher.runtime import Runtime
 from dispatcher.sending import send_chunk
 from tests.integration.pipeline import FAST_LIMITS, pipeline_factory  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.integration
-
 PHONES = ["13800000001", "13800000002", "13800000003"]
 T0 = 1_900_000_000_000  # the ledger's pinned clock (ms)
 WINDOW_S = 600.0  # Settings' default

@@ -18,7 +18,6 @@ from tests.integration.test_sandbox_support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
 TEXT = "【沙箱】您的验证码是123456，5分钟内有效。"
 KEY = demo.AIOFISH_AES_KEY
 

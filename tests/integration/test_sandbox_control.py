@@ -17,8 +17,6 @@ from dispatcher.sandbox import demo
 from dispatcher.sandbox.control import SandboxControl
 from tests.integration.test_sandbox_support import TPL_NO_VARS, fish_plain, opass
 
-pytestmark = pytest.mark.integration
-
 
 def test_ledger_has_exactly_the_documented_shape(sandbox: Any, sandbox_url: str) -> None:
     assert sandbox.ledger() == {

@@ -13,7 +13,6 @@ from dispatcher.providers.opass_sign import new_nonce, signed_headers
 from dispatcher.sandbox import demo
 from tests.integration.test_sandbox_support import TPL_NO_VARS, fish_plain, now_ms, opass, vsms_headers
 
-pytestmark = pytest.mark.integration
 BODY = {"phones": "13700000001,13700000002", "templateCode": TPL_NO_VARS}
 
 
@@ -67,12 +66,20 @@ def test_drop_accepts_then_resets_the_connection(sandbox: Any, sandbox_url: str)
 
 
 def test_slow_answers_after_processing(sandbox: Any, sandbox_url: str) -> None:
-    sandbox.set_faults({"kind": "slow", "delay_ms": 1500, "count": 1})
-    started = time.monotonic()
-    with pytest.raises(requests.ReadTimeout):
-        raw_send(sandbox_url, timeout_s=0.3)
-    assert time.monotonic() - started < 1.4
+    """The message is accepted first and its answer comes at least ``delay_ms`` later.
+
+    Both instants are wall-clock readings of this host (the sandbox's own record of
+    when it accepted, the client's of when the answer arrived); the bound is a lower
+    one, the fault's evidence, not a speed target.
+    """
+    sandbox.set_faults({"kind": "slow", "delay_ms": 500, "count": 1})
+    answer = raw_send(sandbox_url, timeout_s=30.0)
+    answered_s = time.time()
+    assert answer.json()["code"] == 200
     assert sandbox.ledger()["accepted"]["opass"] == {"13700000001": 1, "13700000002": 1}
+    assert sandbox.faults()[0]["injected"] == 1
+    accepted_s = sandbox.messages("13700000001")[0]["accepted_at"]
+    assert answered_s - accepted_s >= 0.5, (accepted_s, answered_s)
 
 
 @pytest.mark.parametrize("code", ["-1", "6000", "60009", "40002"])

@@ -10,8 +10,6 @@ import requests
 
 from tests.integration.test_sandbox_support import TPL_CODE, TPL_NO_VARS, TPL_TWO, opass, phones
 
-pytestmark = pytest.mark.integration
-
 
 def send(url: str, **body: Any) -> dict[str, Any]:
     return opass(url, "/message/send", body)

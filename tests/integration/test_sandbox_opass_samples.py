@@ -25,7 +25,6 @@ import requests
 from dispatcher.sandbox import demo
 from tests.integration.test_sandbox_support import TPL_CODE, TPL_TWO, opass
 
-pytestmark = pytest.mark.integration
 KEY, SECRET = demo.OPASS_API_KEY, demo.OPASS_ACCESS_KEY
 DIGESTS = {"HmacSHA256": hashlib.sha256, "HmacMD5": hashlib.md5, "HmacSHA224": hashlib.sha224}
 

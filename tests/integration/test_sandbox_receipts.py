@@ -8,7 +8,6 @@ from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
-import pytest
 import requests
 
 from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, password_md5, verify_biz_sign
@@ -23,7 +22,6 @@ from tests.integration.test_sandbox_support import (
     vsms_headers,
 )
 
-pytestmark = pytest.mark.integration
 API_KEY, ACCOUNT = demo.OPASS_API_KEY, demo.AIOFISH_ACCOUNT
 TEXT = "【沙箱】您的验证码是123456。"
 FAST = {"receipt_delay_s": 0.0, "limits": {"opass_query": None}}

@@ -33,7 +33,6 @@ from dispatcher.sandbox.config import initial_config, parse_config
 from dispatcher.sandbox.receipts import Receipt
 from dispatcher.stack import Stack
 
-pytestmark = pytest.mark.integration
 PHONES = ["13900000001", "13900000002", "13900000003"]
 VARIANTS = ("plain", "phone", "full")
 #: A fresh random path token per account, as every deployment must have.
