@@ -15,8 +15,6 @@ from dispatcher.demo import accounts_doc
 from dispatcher.redis_server import free_port
 from tests.integration.processes import SMS_DISPATCH, cli, group_gone, status_code, stop_group, wait_until
 
-pytestmark = pytest.mark.integration
-
 # Expected parts come from aiofish's manual (/work/shared/seeds/003_…, 短信内容长度计算规则):
 # domestic (signature + body) up to 70 characters is one part, longer text is billed in parts
 # of 67 ("150字 … 67字/67字/16字"); letters, digits and punctuation count 1 like 汉字.

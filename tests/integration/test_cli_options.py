@@ -10,8 +10,6 @@ from click.testing import CliRunner
 
 from dispatcher.cli import main
 
-pytestmark = pytest.mark.integration
-
 PER_PHONE_CSV = "phone,code\n13800000001,111111\n13800000002,222222\n"
 PHONES_ONLY_CSV = "phone\n13800000001\n13800000002\n"
 

@@ -25,8 +25,6 @@ from dispatcher.sandbox.control import SandboxControl
 from tests.integration.pipeline import build_accounts
 from tests.integration.processes import cli
 
-pytestmark = pytest.mark.integration
-
 
 def _env(tmp_path: Path, redis_url: str, sandbox_url: str, *, opass: dict[str, Any] | None = None,
          limits: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:

@@ -25,8 +25,6 @@ from dispatcher.stack import Stack
 from tests.integration.pipeline import FAST, FAST_LIMITS, build_accounts
 from tests.integration.processes import cli, process_gone, wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def _answers(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=1)

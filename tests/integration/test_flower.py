@@ -20,8 +20,6 @@ from dispatcher.redis_server import free_port
 from tests.conftest import REPO
 from tests.integration.processes import status_code, stop_group, wait_until
 
-pytestmark = pytest.mark.integration
-
 PASSWORD = secrets.token_urlsafe(16)
 
 

@@ -23,7 +23,6 @@ from dispatcher.sandbox import demo
 from tests.integration.test_sandbox_support import now_ms
 from tests.unit.test_crypto_known_answers import AES_VECTORS, SANDBOX_PASSWORD_MD5, SANDBOX_X_SIGN
 
-pytestmark = pytest.mark.integration
 TEXT = "【沙箱】您的验证码是123456，5分钟内有效。"
 P1_HEX, P2_HEX, LIST_HEX = (blob for _, _, blob in AES_VECTORS[:3])  # 13800000001, 13800000002, both as one
 MANUAL_TS = "1638805414651"  # the vsms manual's ts, long outside the sandbox's window

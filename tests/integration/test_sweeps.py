@@ -24,8 +24,6 @@ from dispatcher.redis_server import free_port
 from dispatcher.sandbox.demo import OPASS_API_KEY
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.integration
-
 ONE_PARAM = "1000000000000000002"
 SEND_PATH = "/message/send"
 BALANCE_PATH = "/sms/residueValue/qry"
