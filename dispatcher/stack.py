@@ -12,18 +12,21 @@ import contextlib
 import json
 import os
 import re
+import reprlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
+
+T = TypeVar("T")
 
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -44,14 +47,22 @@ def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, acc
     return [*argv, "dispatcher.webhook:app"]
 
 
-def wait_for(predicate: Any, *, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    """Poll ``predicate()`` until true; raise ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+def wait_for(check: Callable[[], T], *, what: str, timeout_s: float = 60.0, ok: Callable[[T], Any] = bool,
+             interval_s: float = 0.1) -> T:
+    """Call ``check`` until ``ok(value)`` holds (by default: the value is truthy); return that value.
+
+    The one way the stack, the drills and the tests wait for something to happen: a
+    condition with a deadline that bounds failure, never a sleep or a measurement.
+    Raises ``TimeoutError`` naming ``what`` and the last value seen after ``timeout_s``.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
+    while True:
+        value = check()
+        if ok(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not so within {timeout_s:g} s (last seen: {reprlib.repr(value)})")
         time.sleep(interval_s)
-    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
 
 
 class Stack:

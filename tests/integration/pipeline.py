@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +16,7 @@ from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
 from dispatcher.producer import Dispatcher, JobStatus
 from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack
+from dispatcher.stack import Stack, wait_for
 
 #: Timings and limits shrunk so sweeps, pulls and reconciliation happen within a
 #: test's patience: the drills' (one definition for both).
@@ -26,22 +25,6 @@ FAST = DRILL_ENV
 FAST_LIMITS = DRILL_LIMITS
 #: The drills' sandbox settings without their faster push retries.
 SANDBOX_FAST = {k: v for k, v in DRILL_SANDBOX.items() if k != "time_scale"}
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], *, what: str, timeout_s: float = 120.0) -> T:
-    """Poll ``check`` until it returns something truthy and return that; fail with its last value at the deadline.
-
-    The deadline is a failure bound for a stuck pipeline, never a measurement.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not so after {timeout_s} s (last: {value!r})")
-        time.sleep(0.1)
 
 
 class Pipeline:
@@ -55,14 +38,9 @@ class Pipeline:
 
     def wait(self, job_id: str, *, until: str = "finished", timeout_s: float = 120.0) -> JobStatus:
         """Wait until the job is ``finished`` (all final) or ``submitted``; return its status."""
-        deadline = time.monotonic() + timeout_s
-        status = self.dispatcher.status(job_id)
-        while time.monotonic() < deadline:
-            status = self.dispatcher.status(job_id)
-            if getattr(status, until):
-                return status
-            time.sleep(0.25)
-        raise AssertionError(f"job {job_id} not {until} after {timeout_s} s: {status.counts}")
+        status: JobStatus = wait_for(lambda: self.dispatcher.status(job_id), ok=lambda s: getattr(s, until),
+                                       timeout_s=timeout_s, what=f"job {job_id} {until}")
+        return status
 
     def accepted_at_ms(self, phone: str) -> list[float]:
         """When the sandbox accepted each message to ``phone`` (its wall clock, this host's), oldest first."""

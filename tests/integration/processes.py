@@ -11,8 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,6 @@ import requests
 
 #: The installed console script, as an operator runs it.
 SMS_DISPATCH = str(Path(sys.executable).with_name("sms-dispatch"))
-
-
-def wait_until(check: Callable[[], Any], *, timeout_s: float, what: str, pause_s: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy and return that; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not so within {timeout_s:g} s (last seen: {value!r})")
-        time.sleep(pause_s)
 
 
 def cli(*args: str, env: Mapping[str, str], timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:

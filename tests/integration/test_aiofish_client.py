@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -22,22 +22,11 @@ from dispatcher.providers.aiofish_push import PUSH_OK_BODY, parse_sms_push
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.redis_server import free_port
 from dispatcher.sandbox import demo
+from dispatcher.stack import wait_for
 
 P1, P2, P3 = "13700000001", "13700000002", "13700000003"
 TEXT = '【沙箱】订单"A\\B"已发货\n谢谢😀 100% +1'
 ALL_DELIVERED = {"DELIVRD": 1.0, "UNDELIV": 0.0, "REJECTD": 0.0, "EXPIRED": 0.0, "UNKNOWN": 0.0}
-T = TypeVar("T")
-
-
-def wait_for(produce: Callable[[], T], timeout_s: float = 10.0) -> T:
-    """Poll ``produce`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = produce()
-        if value or time.monotonic() > deadline:
-            assert value, "condition not met in time"
-            return value
-        time.sleep(0.05)
 
 
 class PushReceiver:
@@ -150,7 +139,7 @@ def test_receipts_are_pulled_once_with_the_sms_id_echoed(sandbox, aiofish_accoun
     client.send([P1], "【沙箱】一", sms_id="job.2.1")
     client.send_batch([(P2, "【沙箱】二")], sms_id="job.3.1")
     got: list[Receipt] = []
-    wait_for(lambda: got.extend(client.pull_receipts()) or len(got) >= 2)
+    wait_for(lambda: got.extend(client.pull_receipts()) or len(got) >= 2, what="two receipts pulled")
     assert sorted((r.phone, r.message_id, r.client_id, r.status, r.delivered) for r in got) == [
         (P1, "job.2.1", "job.2.1", "DELIVRD", True), (P2, "job.3.1", "job.3.1", "DELIVRD", True)]
     assert all(r.at_ms and abs(r.at_ms - time.time() * 1000) < 60_000 for r in got)
@@ -161,7 +150,7 @@ def test_receipts_are_pulled_once_with_the_sms_id_echoed(sandbox, aiofish_accoun
 def test_replies_are_pulled_once(sandbox, aiofish_account) -> None:  # type: ignore[no-untyped-def]
     client = AiofishClient(aiofish_account)
     sandbox.inject_uplink("aiofish", demo.AIOFISH_ACCOUNT, P1, "退订 TD", "12")
-    [reply] = wait_for(client.pull_replies)
+    [reply] = wait_for(client.pull_replies, what="a reply pulled")
     assert (reply.phone, reply.content, reply.ext) == (P1, "退订 TD", "12")
     assert client.pull_replies() == []
 

@@ -20,7 +20,8 @@ from dispatcher.providers.aiofish_push import TemplateAudit, parse_isms_push, pa
 from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from dispatcher.providers.results import Receipt
 from dispatcher.sandbox import demo
-from tests.integration.test_aiofish_client import ALL_DELIVERED, P1, P2, PushReceiver, wait_for
+from dispatcher.stack import wait_for
+from tests.integration.test_aiofish_client import ALL_DELIVERED, P1, P2, PushReceiver
 
 # vsms and isms do not depend on the SMS encryption variant: one account setting is enough.
 pytestmark = [pytest.mark.parametrize("aiofish_account", ["plain"], indirect=True)]
@@ -33,7 +34,7 @@ def approved_template(sandbox: Any, vsms: AiofishVsmsClient, title: str = "ÂèåÂç
     sandbox.configure(vsms_audit_delay_s=0.3)
     tpl = vsms.submit_template(title, FRAMES, FILES)
     assert vsms.template_status(tpl).audit_status == 100  # pending until the audit delay has passed
-    wait_for(lambda: vsms.template_status(tpl).audit_status != 100)
+    wait_for(lambda: vsms.template_status(tpl).audit_status != 100, what="template audited")
     return tpl
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from dispatcher.demo import accounts_doc
 from dispatcher.redis_server import free_port
-from tests.integration.processes import SMS_DISPATCH, cli, group_gone, status_code, stop_group, wait_until
+from dispatcher.stack import wait_for
+from tests.integration.processes import SMS_DISPATCH, cli, group_gone, status_code, stop_group
 
 # Expected parts come from aiofish's manual (/work/shared/seeds/003_…, 短信内容长度计算规则):
 # domestic (signature + body) up to 70 characters is one part, longer text is billed in parts
@@ -77,7 +78,7 @@ def test_sandbox_command_serves_both_gateways_and_stops_cleanly_on_a_signal(tmp_
     out = tmp_path / "sandbox.out"
     proc = _start([SMS_DISPATCH, "sandbox", "--port", "0"], out)
     try:
-        found = wait_until(lambda: proc.poll() is None and re.search(r"listening on (http://\S+)", out.read_text()),
+        found = wait_for(lambda: proc.poll() is None and re.search(r"listening on (http://\S+)", out.read_text()),
                            timeout_s=60, what="sandbox announces its URL")
         url = found.group(1)
         assert status_code(f"{url}/_sandbox/ledger") == 200
@@ -103,11 +104,11 @@ def test_webhook_command_answers_healthz_and_stops_cleanly_on_a_signal(tmp_path:
     proc = _start([SMS_DISPATCH, "webhook", "--bind", f"127.0.0.1:{port}", "--workers", "2"], out, env)
     try:
         healthz = f"http://127.0.0.1:{port}/healthz"
-        wait_until(lambda: proc.poll() is None and status_code(healthz) == 200, timeout_s=60,
+        wait_for(lambda: proc.poll() is None and status_code(healthz) == 200, timeout_s=60,
                    what=f"webhook answers 200 on {healthz}")
         proc.send_signal(sig)
         assert proc.wait(timeout=60) == 0, out.read_text()[-2000:]
         assert status_code(healthz) is None
-        wait_until(lambda: group_gone(proc.pid), timeout_s=30, what="no gunicorn worker left")
+        wait_for(lambda: group_gone(proc.pid), timeout_s=30, what="no gunicorn worker left")
     finally:
         stop_group(proc)

@@ -21,9 +21,9 @@ from config.settings import Settings
 from dispatcher.demo import phones
 from dispatcher.redis_connection import stop_embedded
 from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack
+from dispatcher.stack import Stack, wait_for
 from tests.integration.pipeline import FAST, FAST_LIMITS, build_accounts
-from tests.integration.processes import cli, process_gone, wait_until
+from tests.integration.processes import cli, process_gone
 
 
 def _answers(url: str) -> bool:
@@ -77,14 +77,14 @@ def test_with_no_redis_url_the_cli_and_a_worker_share_one_embedded_redis_that_sh
         for name in ("SMSD_REDIS_URL", "SMSD_BROKER_URL"):  # Stack copies os.environ: keep them unset
             stack.env.pop(name, None)
         stack.start_worker("w0", concurrency=1)
-        counts = wait_until(lambda: (c := _job_counts(env, job_id))["pending"] == c["sending"] == 0 and c,
+        counts = wait_for(lambda: (c := _job_counts(env, job_id))["pending"] == c["sending"] == 0 and c,
                             timeout_s=180, what=f"job {job_id} submitted through the embedded redis")
     assert counts["accepted"] + counts["delivered"] == len(numbers), counts
     assert {ph: n for ph, n in sandbox.ledger()["accepted"]["opass"].items() if ph in numbers} == \
         dict.fromkeys(numbers, 1)
 
     assert stop_embedded(Settings.from_env(env))
-    wait_until(lambda: process_gone(pid), timeout_s=30, what=f"embedded redis-server pid {pid} gone")
+    wait_for(lambda: process_gone(pid), timeout_s=30, what=f"embedded redis-server pid {pid} gone")
     assert not _answers(url)
     assert not (data_dir / "redis" / "redis.url").exists()
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from dispatcher.redis_server import free_port
+from dispatcher.stack import wait_for
 from tests.conftest import REPO
-from tests.integration.processes import status_code, stop_group, wait_until
+from tests.integration.processes import status_code, stop_group
 
 PASSWORD = secrets.token_urlsafe(16)
 
@@ -51,7 +52,7 @@ def flower_url(tmp_path: Path, redis_url: str) -> Iterator[str]:
     proc = _start(tmp_path, _env(tmp_path, redis_url, FLOWER_PASSWORD=PASSWORD), port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: proc.poll() is None and status_code(url + "/") is not None, timeout_s=90,
+        wait_for(lambda: proc.poll() is None and status_code(url + "/") is not None, timeout_s=90,
                    what=f"Flower answers on {url} (log: {tmp_path / 'flower.log'})")
         yield url
     finally:

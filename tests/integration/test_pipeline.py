@@ -16,7 +16,8 @@ from dispatcher.drill import tally
 from dispatcher.ledger import PHONE_WIDTH, as_text
 from dispatcher.producer import JobStatus
 from dispatcher.sending import chunks_per_task
-from tests.integration.pipeline import FAST_LIMITS, Pipeline, pipeline_factory, wait_until  # noqa: F401 - fixture
+from dispatcher.stack import wait_for
+from tests.integration.pipeline import FAST_LIMITS, Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 PER_PHONE_PARAMS = "1000000000000000003"
 ONE_PARAM = "1000000000000000002"
@@ -91,7 +92,7 @@ def test_kill_9_of_a_worker_three_times_loses_and_duplicates_nothing(pipeline_fa
             status = p.dispatcher.status(job.job_id)
             return status if _submitted(status) > past and status.counts["sending"] > 0 else None
 
-        status = wait_until(progressed_in_flight, what=f"progress with chunks in flight before kill {round_no + 1}")
+        status = wait_for(progressed_in_flight, what=f"progress with chunks in flight before kill {round_no + 1}")
         p.stack.kill("w0", signal.SIGKILL)
         done_at_last_kill = _submitted(status)
         p.stack.start_worker("w0", concurrency=2)
@@ -132,7 +133,7 @@ def test_insufficient_balance_pauses_the_account_and_resume_sends_the_rest_once(
     p.sandbox.set_faults({"kind": "code", "code": "40002", "rate": 1.0, "count": 1, "path": "/message/"})
     numbers = phones(5_000, seed=15)
     job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["111111"])
-    status = wait_until(lambda: (s := p.dispatcher.status(job.job_id)).paused and s, what="account paused")
+    status = wait_for(lambda: (s := p.dispatcher.status(job.job_id)).paused and s, what="account paused")
     assert "40002" in (status.paused or "")
     paused_ms = time.time() * 1000
     sends = p.sandbox.ledger()["requests"].get("/message/send", 0)
@@ -140,7 +141,7 @@ def test_insufficient_balance_pauses_the_account_and_resume_sends_the_rest_once(
     # overdue unless its account is paused, and restamps it either way. Once it has passed over every
     # chunk after the pause, each chunk has met a moment that would have sent it.
     pending = p.dispatcher.keys.pending()
-    wait_until(lambda: all(score > paused_ms for member, score in p.redis.zscan_iter(pending)
+    wait_for(lambda: all(score > paused_ms for member, score in p.redis.zscan_iter(pending)
                            if as_text(member).startswith(f"{job.job_id}:")),
                what="a sweep passed over every pending chunk of the paused job", timeout_s=60)
     sent_while_paused = p.sandbox.ledger()["requests"].get("/message/send", 0) - sends
@@ -169,7 +170,7 @@ def test_an_otp_sent_during_a_large_campaign_is_accepted_before_the_campaigns_wa
     numbers = phones(60_000, seed=16)
     bulk = p.dispatcher.send_template("demo", template_code=PER_PHONE_PARAMS,
                                       recipients=[(n, ["李四", "9.00"]) for n in numbers])
-    wait_until(lambda: _submitted(p.dispatcher.status(bulk.job_id)) > 0, what="the campaign under way")
+    wait_for(lambda: _submitted(p.dispatcher.status(bulk.job_id)) > 0, what="the campaign under way")
     queued_ms = time.time() * 1000
     otp_phone = "18612345678"
     otp = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=[otp_phone], params=["000111"],
@@ -196,7 +197,7 @@ def test_when_the_account_limit_binds_an_otp_waits_for_at_most_one_bulk_chunk(pi
                          sandbox_settings={"limits": {"opass_send": {"max": 5, "window_s": 1.0}}})
     bulk = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(1_200, seed=19), params=["1"])
     # The limit sets the pace once ten chunks (two windows' worth) have gone out.
-    wait_until(lambda: _submitted(p.dispatcher.status(bulk.job_id)) >= 100, what="ten campaign chunks out")
+    wait_for(lambda: _submitted(p.dispatcher.status(bulk.job_id)) >= 100, what="ten campaign chunks out")
     otp = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=["18612345679"], params=["000222"],
                                      priority="otp")
     p.wait(otp.job_id, until="submitted", timeout_s=30)
@@ -237,7 +238,7 @@ def test_four_worker_processes_keep_every_limit_and_a_throttle_slows_them(pipeli
     job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["222222"])
     interval_ms = (1.0 + jitter_s) * 1000 / 10
     # The limit was really pressed: at some moment a caller held a slot beyond the next one.
-    wait_until(lambda: _slots_reserved_ahead(p, interval_ms) > 1.5, what="callers queued for send slots")
+    wait_for(lambda: _slots_reserved_ahead(p, interval_ms) > 1.5, what="callers queued for send slots")
     p.wait(job.job_id, until="submitted", timeout_s=120)
     seen = p.sandbox.stats()["limits"]["opass"]["sandbox-api-key"]
     for name in ("opass_send", "opass_query"):

@@ -10,12 +10,12 @@ import requests
 
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, password_md5
 from dispatcher.sandbox import demo
+from dispatcher.stack import wait_for
 from tests.integration.test_sandbox_support import (
     fish_envelope,
     fish_plain,
     now_ms,
     vsms_headers,
-    wait_until,
 )
 
 TEXT = "【沙箱】您的验证码是123456，5分钟内有效。"
@@ -173,7 +173,7 @@ def test_vsms_template_audit_then_messages(sandbox: Any, sandbox_url: str) -> No
     tpl_id = created["tplId"]
     assert _vsms_post(sandbox_url, "/rest/vsms/v1/message", {"tplId": tpl_id, "mobiles": ["13800000001"]}) \
         == {"code": "invalid_tpl"}  # still pending audit
-    wait_until(lambda: _tpl_status(sandbox_url, tpl_id)["auditStatus"] == 200)
+    wait_for(lambda: _tpl_status(sandbox_url, tpl_id)["auditStatus"] == 200, what="template approved")
     sent = _vsms_post(sandbox_url, "/rest/vsms/v1/message", {"tplId": tpl_id, "mobiles": ["13800000001"]})
     assert sent["code"] == "success" and len(sent["msgId"]) == 20
     with_vars = _vsms_post(sandbox_url, "/rest/vsms/v1/message/vars",
@@ -210,5 +210,6 @@ def test_vsms_and_isms_check_the_x_sign(sandbox: Any, sandbox_url: str) -> None:
 def test_rejected_titles_are_rejected_by_the_audit(sandbox: Any, sandbox_url: str) -> None:
     sandbox.configure(time_scale=0.001)
     tpl_id = _vsms_template(sandbox_url, "REJECT me")["tplId"]
-    status = wait_until(lambda: (s := _tpl_status(sandbox_url, tpl_id))["auditStatus"] != 100 and s)
+    status = wait_for(lambda: _tpl_status(sandbox_url, tpl_id), ok=lambda s: s["auditStatus"] != 100,
+                        what="template audited")
     assert status["auditStatus"] == 400 and status["auditReason"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +20,7 @@ import requests
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign, password_md5, x_sign
 from dispatcher.providers.opass_sign import new_nonce, signed_headers
 from dispatcher.sandbox import demo
+from dispatcher.stack import wait_for
 
 TPL_NO_VARS = "1000000000000000001"  # 您有一个事务需要处理。
 TPL_CODE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。
@@ -65,18 +66,6 @@ def vsms_headers(ts: str, secret: str = demo.AIOFISH_APP_SECRET) -> dict[str, st
     return {"x-sign": x_sign(app_key=demo.AIOFISH_APP_KEY, ts=ts, app_secret=secret)}
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, pause_s: float = 0.02) -> Any:
-    """Poll ``check`` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(pause_s)
-
-
 @dataclass
 class Received:
     """One request the receiver got."""
@@ -110,7 +99,7 @@ class Receiver:
                 index = len(receiver.got)
                 receiver.got.append(Received(self.path, dict(self.headers), body))
                 status, answer, delay_s = receiver.answers[min(index, len(receiver.answers) - 1)]
-                time.sleep(delay_s)
+                time.sleep(delay_s)  # sleep-ok: a slow webhook is the behaviour under test
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(answer)))
@@ -140,5 +129,5 @@ class Receiver:
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
         """Wait until at least ``count`` requests arrived; return them all."""
-        wait_until(lambda: len(self.got) >= count, timeout_s)
+        wait_for(lambda: len(self.got) >= count, timeout_s=timeout_s, what=f"{count} pushes received")
         return self.got

@@ -10,9 +10,7 @@ only beat's tasks write there) and from the sandbox's request counts.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from dispatcher.ledger import PHONE_WIDTH
 from dispatcher.producer import Dispatcher
 from dispatcher.redis_server import free_port
 from dispatcher.sandbox.demo import OPASS_API_KEY
+from dispatcher.stack import wait_for
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 ONE_PARAM = "1000000000000000002"
@@ -31,22 +30,6 @@ BALANCE_PATH = "/sms/residueValue/qry"
 CHUNK = 10
 FINAL = ("delivered", "failed", "rejected", "unknown")
 
-T = TypeVar("T")
-
-
-def _until(what: str, probe: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 60.0) -> T:
-    """Poll ``probe()`` until ``ok`` holds for its value; return it, or fail naming ``what`` and the last value.
-
-    The deadline is a failure bound under a busy CPU, not a measurement.
-    """
-    deadline = time.monotonic() + timeout_s
-    value = probe()
-    while not ok(value):
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not reached after {timeout_s:g} s; last seen: {value!r}")
-        time.sleep(0.1)
-        value = probe()
-    return value
 
 
 def _worker_events(p: Pipeline, event: str) -> list[dict[str, Any]]:
@@ -93,7 +76,8 @@ def test_recipients_whose_receipts_never_come_end_unknown_by_beats_sweep(pipelin
     assert status.counts["unknown"] == sum(s == "unknown" for s in states.values())
     # Beat's sweep task, not this test, marked them: its log counts exactly them
     # (written just after the ledger moved, so waited for).
-    _until("the sweeps' log of unknown phones", lambda: _swept(p, "unknown"), lambda n: n == status.counts["unknown"])
+    wait_for(lambda: _swept(p, "unknown"), ok=lambda n: n == status.counts["unknown"],
+               what="the sweeps' log of unknown phones")
     # An unknown verdict is not a resend: the gateway took each phone once.
     assert p.accepted_counts("opass", numbers) == {1: len(numbers)}
 
@@ -110,12 +94,13 @@ def test_a_paused_account_is_resumed_by_beat_once_its_balance_is_topped_up(pipel
     _set_balance(p, {"行业短信": 2 * CHUNK, "会员短信": 0, "推广短信": 0})
     numbers = phones(5 * CHUNK, seed=32)
     job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["246801"])
-    status = _until("the account paused", lambda: p.dispatcher.status(job.job_id), lambda s: s.paused is not None)
+    status = wait_for(lambda: p.dispatcher.status(job.job_id), ok=lambda s: s.paused is not None,
+                        what="the account paused")
     assert "40002" in (status.paused or "")
     # Beat's check asks for the balance while paused; with no credit it leaves the pause alone
     # (two checks seen: the first has finished when the second is asked).
-    _until("balance checks while paused", lambda: p.sandbox.ledger()["requests"].get(BALANCE_PATH, 0),
-           lambda n: n >= 2)
+    wait_for(lambda: p.sandbox.ledger()["requests"].get(BALANCE_PATH, 0), ok=lambda n: n >= 2,
+               what="balance checks while paused")
     assert _worker_events(p, "account.resumed") == []
     status = p.dispatcher.status(job.job_id)
     assert status.paused is not None, status
@@ -141,7 +126,8 @@ def test_a_job_the_broker_refused_is_sent_once_by_the_orphan_sweep(pipeline_fact
     assert p.accepted_counts("opass", numbers) == {1: len(numbers)}
     assert all(s in FINAL for s in _states(p, job.job_id).values())
     # Nobody but beat's sweep queued its chunks (it logs after queueing them, so waited for).
-    _until("the sweeps' log of re-queued chunks", lambda: _swept(p, "orphans_requeued"), lambda n: n >= job.chunks)
+    wait_for(lambda: _swept(p, "orphans_requeued"), ok=lambda n: n >= job.chunks,
+               what="the sweeps' log of re-queued chunks")
 
 
 MAX_ATTEMPTS = 3
