@@ -286,3 +286,20 @@ def test_vsms_refusals_say_exactly_what_is_wrong(body: bytes, message: str) -> N
 
 def test_an_audit_without_a_reason_has_an_empty_reason() -> None:
     assert parse_vsms_push(b'{"tplId":"t1","state":200}') == TemplateAudit("t1", 200, "")
+
+
+# -- numbers longer than Python converts -------------------------------------------------------------------
+
+HUGE = "1" * 5000  # past the 4300 digits int() reads from text: a ValueError of its own, not a refusal
+
+
+def test_a_number_too_long_to_read_is_refused_as_no_number() -> None:
+    """A 5000-digit stat, state or ts is refused with the parser's own message; a revTime like it is no time."""
+    assert refusal(form(REPORT, stat=HUGE), variant="plain") == "report stat is missing or not a number"
+    assert parse(form(REPORT, revTime=HUGE), variant="plain") == Receipt(
+        "aiofish", SMS_ID, PHONE, "REJECTD", False, None, SMS_ID, "6")
+    assert refusal(sealed(REPORT_HEX, ts=HUGE), JSON_TYPE, variant="full") == (
+        "ts is outside the accepted window of 86400 s (stale or replayed)")
+    with pytest.raises(PushVerificationError) as err:
+        parse_vsms_push(json.dumps({"msgId": "m", "phone": "18000000000", "state": HUGE}).encode())
+    assert str(err.value) == "state is missing or not a number"
