@@ -303,3 +303,9 @@ def test_a_number_too_long_to_read_is_refused_as_no_number() -> None:
     with pytest.raises(PushVerificationError) as err:
         parse_vsms_push(json.dumps({"msgId": "m", "phone": "18000000000", "state": HUGE}).encode())
     assert str(err.value) == "state is missing or not a number"
+
+
+def test_a_signed_negative_ts_is_no_time_even_near_now() -> None:
+    """ts is epoch milliseconds, digits only: "-5" is refused even against a clock at 0, where it lies 5 ms away."""
+    assert refusal(sealed(REPORT_HEX, ts="-5"), JSON_TYPE, variant="full", now_ms=0) == (
+        "ts is outside the accepted window of 86400 s (stale or replayed)")

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from dispatcher.providers.results import PhoneFailure, SendResult
+from dispatcher.providers.results import (
+    Balance,
+    BalanceItem,
+    PhoneFailure,
+    Receipt,
+    SendResult,
+    TemplateStatus,
+    Uplink,
+)
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr, url_repr
 
 P1, P2, P3, P4 = "13812345678", "13987654321", "13700000001", "13600000002"
@@ -91,3 +99,19 @@ def test_a_send_result_repr_is_exact_with_phones_masked(accepted: tuple[str, ...
     assert repr(result) == (
         f"SendResult(provider='opass', account='demo', message_id='m1', client_id='j.0.1', accepted={shown}, "
         "failed=1, duplicates=2, request_id=None)")
+
+
+def test_receipts_uplinks_and_refusals_print_no_phone_or_reply_text() -> None:
+    """The whole repr of each result that holds a phone: the phone and the reply text are left out."""
+    assert repr(Receipt("opass", "m1", P1, "DELIVRD", True, 1, "j.0.1", "0")) == (
+        "Receipt(provider='opass', message_id='m1', status='DELIVRD', delivered=True, at_ms=1, client_id='j.0.1', "
+        "code='0')")
+    assert repr(Uplink("aiofish", P1, "退订 TD", "123", 2, "r1")) == (
+        "Uplink(provider='aiofish', ext='123', at_ms=2, message_id='r1')")
+    assert repr(PhoneFailure(P1, "F0072", "refused")) == "PhoneFailure(code='F0072', description='refused')"
+
+
+def test_a_balance_totals_its_lines_and_only_audit_200_is_approved() -> None:
+    assert Balance("aiofish", "demo", (BalanceItem("sms", 7), BalanceItem("vsms", 5))).total == 12
+    assert Balance("aiofish", "demo", ()).total == 0
+    assert [TemplateStatus("t", s).approved for s in (100, 200, 400)] == [False, True, False]
