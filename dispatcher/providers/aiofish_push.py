@@ -93,7 +93,10 @@ def _int(value: object) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.isascii() and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        try:
+            return int(value.strip())
+        except ValueError:  # more digits than int() reads from text (4300): no number a push can mean
+            return None
     return None
 
 
@@ -133,7 +136,8 @@ def unseal(doc: Mapping[str, Any], account: AiofishAccount, *, now_ms: int, max_
                            sign=sign):
         raise PushVerificationError("sign does not match")
     # A ts far in the future is refused as well: it would outlive any replay window.
-    if not (ts.isascii() and ts.isdigit()) or abs(now_ms - int(ts)) > max_age_s * 1000:
+    when = _int(ts) if ts.isascii() and ts.isdigit() else None
+    if when is None or abs(now_ms - when) > max_age_s * 1000:
         raise PushVerificationError(f"ts is outside the accepted window of {max_age_s:g} s (stale or replayed)")
     try:
         text = aes_decrypt_hex(account.aes_key, biz)
