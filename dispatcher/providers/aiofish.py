@@ -32,6 +32,7 @@ from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
+from dispatcher.providers.fields import whole_number
 from dispatcher.providers.http import HttpTransport
 from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import Balance, BalanceItem, PhoneFailure, Receipt, SendResult, Uplink
@@ -45,7 +46,7 @@ BALANCE_RETRY_AFTER_S = 5.0
 #: getReport/getReply have no documented rate; they are polled about once a minute.
 PULL_RETRY_AFTER_S = 60.0
 BALANCE_ITEM = "短信"
-_COUNT = re.compile(r"-?\d+")
+_COUNT = re.compile(r"-?[0-9]+")  # [0-9], not \d: int() would also read other scripts' digits
 
 
 # -- answer parsing (pure) ---------------------------------------------------------------------------
@@ -125,20 +126,16 @@ def parse_balance(doc: Mapping[str, Any], *, account: str) -> Balance:
     """
     check_answer(doc, account=account, side_effect=False, retry_after_s=BALANCE_RETRY_AFTER_S)
     match = _COUNT.search(str(doc.get("revStatDes", "")))
-    if match is None:
+    count = whole_number(match.group()) if match else None
+    if count is None:
         raise TransientError("balance answer has no number", provider=PROVIDER, account=account)
-    return Balance(PROVIDER, account, (BalanceItem(BALANCE_ITEM, int(match.group())),))
+    return Balance(PROVIDER, account, (BalanceItem(BALANCE_ITEM, count),))
 
 
 def epoch_ms(value: object) -> int | None:
-    """Epoch milliseconds from a number or digit text; ``None`` when unreadable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    """Epoch milliseconds from a number or digit text; ``None`` when unreadable or before 1970."""
+    ms = whole_number(value)
+    return ms if ms is not None and ms >= 0 else None
 
 
 def receipt_from_report(item: Mapping[str, Any]) -> Receipt | None:

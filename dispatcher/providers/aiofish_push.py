@@ -40,6 +40,7 @@ from dispatcher.errors import PushVerificationError
 from dispatcher.phones import normalise_international, normalise_mainland
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_crypto import DecryptionError, aes_decrypt_hex, verify_biz_sign
+from dispatcher.providers.fields import whole_number
 from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.validation import GATEWAY_TZ
@@ -87,22 +88,9 @@ def _decode_form(body: bytes) -> dict[str, str]:
         raise PushVerificationError("body is not a valid UTF-8 form") from None
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.strip().lstrip("-").isdigit():
-        try:
-            return int(value.strip())
-        except ValueError:  # more digits than int() reads from text (4300): no number a push can mean
-            return None
-    return None
-
-
 def time_ms(value: object) -> int | None:
     """Epoch ms of a push time: milliseconds, or vsms/isms text in China time; ``None`` if unreadable."""
-    number = _int(value)
+    number = whole_number(value)
     if number is not None:
         return number
     if isinstance(value, str):
@@ -136,7 +124,7 @@ def unseal(doc: Mapping[str, Any], account: AiofishAccount, *, now_ms: int, max_
                            sign=sign):
         raise PushVerificationError("sign does not match")
     # A ts far in the future is refused as well: it would outlive any replay window.
-    when = _int(ts) if ts.isascii() and ts.isdigit() else None
+    when = whole_number(ts) if ts.isascii() and ts.isdigit() else None
     if when is None or abs(now_ms - when) > max_age_s * 1000:
         raise PushVerificationError(f"ts is outside the accepted window of {max_age_s:g} s (stale or replayed)")
     try:
@@ -184,7 +172,7 @@ def sms_item(obj: Mapping[str, Any], account: AiofishAccount, *, encrypted: bool
     sms_id = text_field(obj, "smsId")
     if "stat" in obj:
         phone = push_phone(obj.get("phoneNumber"), account, encrypted=encrypted)
-        stat = _int(obj.get("stat"))
+        stat = whole_number(obj.get("stat"))
         if stat is None:
             raise PushVerificationError("report stat is missing or not a number")
         if sms_id is None:
@@ -224,7 +212,7 @@ def parse_sms_push(body: bytes, content_type: str, account: AiofishAccount, *, n
 
 
 def _state(doc: Mapping[str, Any]) -> int:
-    state = _int(doc.get("state"))
+    state = whole_number(doc.get("state"))
     if state is None:
         raise PushVerificationError("state is missing or not a number")
     return state

@@ -34,6 +34,7 @@ from dispatcher.providers.aiofish_codes import AIOFISH_CODES
 from dispatcher.providers.aiofish_crypto import x_sign
 from dispatcher.providers.aiofish_requests import json_text, pairs
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
+from dispatcher.providers.fields import whole_number
 from dispatcher.providers.http import HttpTransport
 from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import SendResult, TemplateStatus
@@ -272,10 +273,10 @@ def parse_submitted(doc: Mapping[str, Any], *, account: str) -> str:
 def parse_template_status(doc: Mapping[str, Any], tpl_id: str, *, account: str) -> TemplateStatus:
     """Read a template status answer; an unreadable ``auditStatus`` is Transient."""
     check_code(doc, provider=VSMS, account=account, side_effect=False)
-    status = text_field(doc, "auditStatus")
-    if status is None or not (status.isascii() and status.isdigit()):
+    status = whole_number(text_field(doc, "auditStatus"))
+    if status is None or status < 0:
         raise TransientError("answer has no auditStatus", provider=VSMS, account=account)
-    return TemplateStatus(text_field(doc, "tplId") or tpl_id, int(status), text_field(doc, "auditReason"))
+    return TemplateStatus(text_field(doc, "tplId") or tpl_id, status, text_field(doc, "auditReason"))
 
 
 # -- the clients -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dispatcher.errors import AmbiguousError, DispatchError, TransientError
 from dispatcher.phones import mask_in_text, normalise_mainland
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import Clock, raise_for_code, system_clock_ms
+from dispatcher.providers.fields import whole_number
 from dispatcher.providers.http import HttpTransport
 from dispatcher.providers.opass_codes import OPASS_CODES
 from dispatcher.providers.opass_push import receipt_from_item, text_field
@@ -200,15 +201,8 @@ def parse_balance_answer(doc: Mapping[str, Any], *, account: str) -> Balance:
 
 
 def to_int(value: object) -> int:
-    """An integer field that may arrive as a number or as text; 0 when unreadable."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int | float):
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return 0
+    """An integer field that may arrive as a number or as text; 0 when unreadable (see whole_number)."""
+    return whole_number(value) or 0
 
 
 # -- the client --------------------------------------------------------------------------------------
