@@ -15,6 +15,7 @@ from config.settings import Settings
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
 from dispatcher.producer import Dispatcher, JobStatus
+from dispatcher.sandbox.config import deep_merge
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack, wait_for
 
@@ -84,7 +85,7 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
         settings = SANDBOX_FAST | (sandbox_settings or {})
         if webhook:
             hook = stack.start_webhook()
-            settings = {**settings, **_push_to(hook)}
+            settings = deep_merge(settings, _push_to(hook))  # keeps a test's own opass/aiofish settings
         sandbox.configure(**settings)
         for i in range(workers):
             stack.start_worker(f"w{i}", concurrency=concurrency)
