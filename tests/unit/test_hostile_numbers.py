@@ -24,7 +24,7 @@ HUGE = "9" * 5000  # past int()'s 4300-digit limit for text
 @pytest.mark.parametrize(
     ("value", "number"),
     [
-        (0, 0), (42, 42), (-7, -7), ("42", 42), (" 42 ", 42), ("-7", -7), (12.0, 12),
+        (0, 0), (42, 42), (-7, -7), ("42", 42), (" 42 ", 42), ("-7", -7), (12.0, 12), (1638788400000.0, 1638788400000),
         (1638788400000, 1638788400000), ("1638788400000", 1638788400000),
         ("9" * 20, 10**20 - 1), (10**20 - 1, 10**20 - 1),
         # not a whole number a gateway can mean
@@ -71,6 +71,11 @@ def test_an_aiofish_report_with_an_absurd_time_keeps_the_receipt_without_a_time(
     receipts = fish.parse_reports(json.loads(json.dumps({"code": 200, "revStat": "r:000", "resDetail": items},
                                                         allow_nan=True)), account="t")
     assert [r.at_ms for r in receipts] == [None, None, None, 1638788400000]
+
+
+def test_a_vsms_template_status_reads_any_whole_number_from_zero() -> None:
+    assert vsms.parse_template_status({"code": "success", "auditStatus": "0"}, "tpl", account="t").audit_status == 0
+    assert vsms.parse_template_status({"code": "success", "auditStatus": 200}, "tpl", account="t").audit_status == 200
 
 
 @pytest.mark.parametrize("status", [HUGE, "١", "-1", 1e999])
