@@ -150,6 +150,22 @@ def test_a_receipt_with_a_hostile_phone_does_not_sink_the_good_ones_in_its_push(
     assert (counts["delivered"], counts["failed"], counts["accepted"]) == (1, 1, 1)
 
 
+def test_a_stream_entry_not_written_by_the_webhook_is_dropped_and_the_next_push_still_applies(hook) -> None:  # type: ignore[no-untyped-def]
+    """Whatever else lands on the receipt stream (another writer's fields, a truncated entry) is
+    logged, acknowledged and deleted: it can neither move a phone nor block the entries behind it."""
+    stack, ledger = hook
+    cid = _job(ledger, "j1", "opass", "demo")
+    stream = Keys().receipt_stream()
+    ledger.r.xadd(stream, {"owner": "opass:demo", "groups": "not packed receipts"})
+    ledger.r.xadd(stream, {"something": "else"})
+    assert _opass_push(stack, cid).status_code == 200
+    with structlog.testing.capture_logs() as logs:
+        _apply(ledger)
+    assert ledger.counts("j1")["delivered"] == 1
+    assert ledger.r.xlen(stream) == 0
+    assert [e["entries"] for e in logs if e["event"] == "receipts.corrupt_entry"] == [2]
+
+
 def test_opass_push_with_a_wrong_api_key_or_token_is_refused(hook) -> None:  # type: ignore[no-untyped-def]
     stack, ledger = hook
     cid = _job(ledger, "j1", "opass", "demo")
