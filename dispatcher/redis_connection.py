@@ -61,8 +61,8 @@ def connect_url(url: str, *, retries: int = RETRY_COUNT) -> redis.Redis:
     )
 
 
-def _alive(url: str) -> bool:
-    # One try only: a stale URL file must not cost the retries' backoff.
+def redis_answers(url: str) -> bool:
+    """Whether a redis-server answers PING at ``url``; one try (a stale URL file must not cost retries' backoff)."""
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, retry=Retry(EqualJitterBackoff(), 0))
     try:
         return bool(client.ping())
@@ -83,7 +83,7 @@ def redis_url(settings: Settings) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if url_file.exists():
             url = url_file.read_text().strip()
-            if _alive(url):
+            if redis_answers(url):
                 return url
         server = EmbeddedRedis(data, detach=True, maxmemory_mb=settings.redis_maxmemory_mb)
         url = server.start()
@@ -102,7 +102,7 @@ def stop_embedded(settings: Settings) -> bool:
     if settings.redis_url or not url_file.exists():
         return False
     url = url_file.read_text().strip()
-    if not _alive(url):
+    if not redis_answers(url):
         return False
     client = redis.Redis.from_url(url)
     with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits

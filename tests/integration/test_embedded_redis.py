@@ -19,21 +19,11 @@ import redis
 
 from config.settings import Settings
 from dispatcher.demo import phones
-from dispatcher.redis_connection import stop_embedded
+from dispatcher.redis_connection import redis_answers, stop_embedded
 from dispatcher.sandbox.control import SandboxControl
 from dispatcher.stack import Stack, wait_for
 from tests.integration.pipeline import FAST, FAST_LIMITS, build_accounts
 from tests.integration.processes import cli, process_gone
-
-
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -71,7 +61,7 @@ def test_with_no_redis_url_the_cli_and_a_worker_share_one_embedded_redis_that_sh
     url = (data_dir / "redis" / "redis.url").read_text().strip()
     pid = int((data_dir / "redis" / "redis.pid").read_text())
     # The command has exited; the server it started has not (the worker needs it).
-    assert not process_gone(pid) and _answers(url)
+    assert not process_gone(pid) and redis_answers(url)
 
     with Stack(tmp_path / "stack", env=env) as stack:
         for name in ("SMSD_REDIS_URL", "SMSD_BROKER_URL"):  # Stack copies os.environ: keep them unset
@@ -85,7 +75,7 @@ def test_with_no_redis_url_the_cli_and_a_worker_share_one_embedded_redis_that_sh
 
     assert stop_embedded(Settings.from_env(env))
     wait_for(lambda: process_gone(pid), timeout_s=30, what=f"embedded redis-server pid {pid} gone")
-    assert not _answers(url)
+    assert not redis_answers(url)
     assert not (data_dir / "redis" / "redis.url").exists()
 
 
@@ -103,7 +93,7 @@ def test_the_demo_stack_starts_its_own_redis_and_stops_it_with_everything_else(t
         client.close()
         stack.stop_all()
         assert server.poll() is not None, f"redis-server pid {server.pid} still running after stop_all"
-        assert not _answers(url)
+        assert not redis_answers(url)
     finally:
         stack.stop_all()
         if server.poll() is None:
