@@ -16,19 +16,30 @@ from urllib3.exceptions import NewConnectionError
 RETRY_PAUSE_S = 0.02
 
 
-def _refused(exc: requests.ConnectionError) -> bool:
-    """Whether the error is a refused (never established) connection, safe to retry."""
+def _caused_by(exc: requests.ConnectionError, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether one of ``kinds`` is somewhere in the chain of causes of ``exc``."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, NewConnectionError | ConnectionRefusedError):
+        if isinstance(cause, kinds):
             return True
         reason = getattr(cause, "reason", None)
         nested = reason if isinstance(reason, BaseException) else None
         args_exc = next((a for a in getattr(cause, "args", ()) if isinstance(a, BaseException)), None)
         cause = nested or args_exc or cause.__cause__ or cause.__context__
     return False
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """Whether the error is a refused (never established) connection, safe to retry."""
+    return _caused_by(exc, (NewConnectionError, ConnectionRefusedError))
+
+
+def _reset(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was reset: a refuse cycle closing the listener drops the connections
+    still queued for accept, so the request was never read; retried for idempotent calls only."""
+    return _caused_by(exc, (ConnectionResetError,))
 
 
 class SandboxControl:
@@ -39,8 +50,11 @@ class SandboxControl:
         self.session = session or requests.Session()
         self.timeout_s = timeout_s
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One control request, retried while refused. Raises ``requests.HTTPError`` on 4xx/5xx."""
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        """One control request, retried while refused (and, if ``idempotent``, when reset).
+
+        Raises ``requests.HTTPError`` on 4xx/5xx.
+        """
         deadline = time.monotonic() + self.timeout_s
         url = f"{self.base_url}/_sandbox/{path}"
         while True:
@@ -48,7 +62,8 @@ class SandboxControl:
                 response = self.session.request(method, url, timeout=self.timeout_s, **kwargs)
                 break
             except requests.ConnectionError as exc:
-                if not _refused(exc) or time.monotonic() >= deadline:
+                retryable = _refused(exc) or (idempotent and _reset(exc))
+                if not retryable or time.monotonic() >= deadline:
                     raise
                 time.sleep(RETRY_PAUSE_S)
         if response.status_code >= 400:
@@ -101,7 +116,7 @@ class SandboxControl:
     def inject_uplink(self, gateway: str, account: str, phone: str, content: str, ext: str | None = None) -> None:
         """Make ``phone`` send ``content`` to ``account`` (opass apiKey or aiofish account)."""
         body = {"gateway": gateway, "account": account, "phone": phone, "content": content, "ext": ext}
-        self._call("POST", "uplink", json=body)
+        self._call("POST", "uplink", idempotent=False, json=body)  # a second one would be a second reply
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Wait until no push is in flight or scheduled and no due push is waiting; ``False`` on timeout."""

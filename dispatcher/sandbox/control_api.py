@@ -36,7 +36,7 @@ async def ledger(request: web.Request) -> web.StreamResponse:
 
 async def reset(request: web.Request) -> web.StreamResponse:
     """POST: forget everything and restore the start-up config."""
-    request.app[RUNTIME].reset()
+    await request.app[RUNTIME].reset()
     return json_response({"ok": True})
 
 
@@ -61,7 +61,7 @@ async def set_faults(request: web.Request) -> web.StreamResponse:
     except (ValueError, TypeError) as exc:
         return _bad(str(exc))
     rt.state.faults.replace(rules)
-    rt.apply_faults()
+    await rt.apply_faults()
     return _rules(rt)
 
 
@@ -69,7 +69,7 @@ async def clear_faults(request: web.Request) -> web.StreamResponse:
     """DELETE: remove every rule (and stop refusing connections)."""
     rt = request.app[RUNTIME]
     rt.state.faults.replace([])
-    rt.apply_faults()
+    await rt.apply_faults()
     return _rules(rt)
 
 

@@ -80,6 +80,19 @@ class Listener:
             self._refuser.cancel()
             self._refuser = None
 
+    async def accept_again(self) -> None:
+        """Cancel any refuse cycle and return once the listener is open.
+
+        The control API answers "faults cleared" only after this, so a client's next request is
+        not refused by a listener the cancelled cycle had closed and not yet re-opened.
+        """
+        cycle, self._refuser = self._refuser, None
+        if cycle is not None:
+            cycle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cycle  # its cleanup re-opens the listener
+        await self._reopen()
+
     async def _reopen(self) -> None:
         while self.server is None and not self._shut:
             try:

@@ -19,21 +19,22 @@ class Runtime:
     push: PushSender
     listener: Listener | None = None
 
-    def apply_faults(self) -> None:
-        """Start or stop refusing connections to match the current fault rules."""
+    async def apply_faults(self) -> None:
+        """Start or stop refusing connections to match the current fault rules; with no refuse
+        rule, return once the listener accepts connections again."""
         if self.listener is None:
             return
         rule = self.state.faults.refuse_rule()
         if rule is None:
-            self.listener.stop_refusing()
+            await self.listener.accept_again()
         else:
             self.listener.refuse(rule)
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Forget everything (state, pending pushes, refuse cycle); restore the start-up config."""
         self.push.reset()
         self.state.reset()
-        self.apply_faults()
+        await self.apply_faults()
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("sandbox_runtime", Runtime)

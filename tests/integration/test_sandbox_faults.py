@@ -48,6 +48,20 @@ def test_a_permanent_refuse_leaves_a_window_for_the_control_api(sandbox: Any, sa
     assert raw_send(sandbox_url).headers.get("Connection", "").lower() != "close"
 
 
+def test_once_faults_are_cleared_the_very_next_connection_is_accepted(sandbox: Any, sandbox_url: str) -> None:
+    """Clearing a refuse rule answers only once the listener is open again: a client's next request,
+    sent right after, is never refused (the refuse cycle used to re-open it a moment later)."""
+    refused = 0
+    for _ in range(30):
+        sandbox.set_faults({"kind": "refuse", "rate": 1.0})
+        sandbox.clear_faults()
+        try:
+            raw_send(sandbox_url)
+        except requests.ConnectionError:
+            refused += 1
+    assert refused == 0
+
+
 def test_reset_aborts_before_processing(sandbox: Any, sandbox_url: str) -> None:
     sandbox.set_faults({"kind": "reset", "count": 1, "path": "/message/send"})
     with pytest.raises(requests.ConnectionError):
