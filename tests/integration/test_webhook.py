@@ -52,14 +52,21 @@ def _accounts() -> dict[str, Any]:
     return doc
 
 
+#: This module's key prefix (see the ``hook`` fixture).
+KEYS = Keys(prefix="webhook-test")
+
+
 @pytest.fixture
 def hook(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[tuple[Stack, Ledger]]:
     path = tmp_path / "accounts.json"
     path.write_text(json.dumps(_accounts()))
-    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
+    # Keys of this test's own: a Celery worker another test left stopping on the shared Redis must
+    # not apply (and log) this test's receipts before the test's own applier reads them.
+    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path),
+                              "SMSD_KEY_PREFIX": KEYS.prefix}) as stack:
         stack.start_redis(redis_url)
         stack.start_webhook(workers=2)
-        yield stack, Ledger(redis_client)
+        yield stack, Ledger(redis_client, KEYS)
 
 
 def _apply(ledger: Ledger) -> None:
@@ -109,7 +116,7 @@ def _aiofish_push(stack: Stack, cid: str, *, form: str, to: str, phone: str = PH
 
 
 def _stats(client: redis.Redis) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in client.hgetall(Keys().stats()).items()}
+    return {k.decode(): int(v) for k, v in client.hgetall(KEYS.stats()).items()}
 
 
 def test_opass_status_pushes_apply_once_and_late_contradictions_change_nothing(hook) -> None:  # type: ignore[no-untyped-def]
@@ -132,10 +139,10 @@ def test_a_push_is_answered_before_it_is_applied(hook) -> None:  # type: ignore[
     cid = _job(ledger, "j1", "opass", "demo")
     assert _opass_push(stack, cid).status_code == 200
     assert ledger.counts("j1")["delivered"] == 0  # recorded on the stream, not yet applied
-    assert ledger.r.xlen(Keys().receipt_stream()) == 1
+    assert ledger.r.xlen(KEYS.receipt_stream()) == 1
     _apply(ledger)
     assert ledger.counts("j1")["delivered"] == 1
-    assert ledger.r.xlen(Keys().receipt_stream()) == 0  # applied entries are deleted with their ack
+    assert ledger.r.xlen(KEYS.receipt_stream()) == 0  # applied entries are deleted with their ack
 
 
 def test_a_receipt_with_a_hostile_phone_does_not_sink_the_good_ones_in_its_push(hook) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +162,7 @@ def test_a_stream_entry_not_written_by_the_webhook_is_dropped_and_the_next_push_
     logged, acknowledged and deleted: it can neither move a phone nor block the entries behind it."""
     stack, ledger = hook
     cid = _job(ledger, "j1", "opass", "demo")
-    stream = Keys().receipt_stream()
+    stream = KEYS.receipt_stream()
     ledger.r.xadd(stream, {"owner": "opass:demo", "groups": "not packed receipts"})
     ledger.r.xadd(stream, {"something": "else"})
     assert _opass_push(stack, cid).status_code == 200
@@ -184,7 +191,7 @@ def test_opass_uplinks_are_stored_for_the_app(hook, redis_client) -> None:  # ty
     push = push_payloads.opass_uplink(creds.OPASS_API_KEY, "106900001", PHONES[2], "TD", time.time(),
                                       _opass_url(stack))
     assert _post(push).status_code == 200
-    stored = read_uplinks(redis_client, Keys(), "opass", "demo")
+    stored = read_uplinks(redis_client, KEYS, "opass", "demo")
     assert [(u["phone"], u["content"]) for u in stored] == [(PHONES[2], "TD")]
 
 
@@ -193,7 +200,7 @@ def test_a_huge_reply_is_kept_cut_to_a_bounded_size(hook, redis_client) -> None:
     push = push_payloads.opass_uplink(creds.OPASS_API_KEY, "1" * 500, PHONES[2], "回" * 200_000, time.time(),
                                       _opass_url(stack))
     assert _post(push).status_code == 200
-    [stored] = read_uplinks(redis_client, Keys(), "opass", "demo")
+    [stored] = read_uplinks(redis_client, KEYS, "opass", "demo")
     assert stored["truncated"] and len(stored["content"]) == MAX_UPLINK_CHARS and len(stored["ext"]) == 64
 
 
