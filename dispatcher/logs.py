@@ -51,6 +51,12 @@ def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[st
     return event
 
 
+#: Loggers bind their configuration on first use (structlog's cache, faster in production). The
+#: test suite turns it off: it configures logging more than once in one process, and a logger
+#: cached under one test's configuration (e.g. a WARNING filter) would keep it for every later test.
+CACHE_LOGGERS = True
+
+
 def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
     """Configure structlog and stdlib logging (idempotent) to write to stderr."""
     renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines \
@@ -66,7 +72,7 @@ def configure(level: str = "INFO", *, json_lines: bool = True) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

@@ -6,10 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+import dispatcher.logs
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.sandbox import demo
 from dispatcher.stack import Stack
+
+# Code run in process (the CLI under CliRunner, the log tests) calls dispatcher.logs.configure. With
+# structlog's cache on, a module logger first used after that would keep that configuration (say, a
+# WARNING filter) for the rest of the session, and a later test's capture_logs would miss its info
+# events; which logger was first used where depends on the Hypothesis examples drawn.
+dispatcher.logs.CACHE_LOGGERS = False
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -93,3 +101,10 @@ def redis_client(redis_url: str):  # type: ignore[no-untyped-def]
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """No test leaves its logging configuration to the next one."""
+    yield
+    structlog.reset_defaults()
