@@ -325,3 +325,19 @@ def test_a_published_or_short_callback_secret_is_never_served(tmp_path: Path, re
         assert _post(push).status_code == 404
         assert "webhook.account_refused" in stack.log_text("webhook")
         assert secret not in stack.log_text("webhook")
+
+
+def test_a_webhook_whose_accounts_cannot_be_loaded_answers_503_so_the_vendor_retries(tmp_path: Path,
+                                                                                     redis_url: str) -> None:
+    """A real gunicorn webhook started with an accounts file that is not there: not ready on /healthz,
+    and every push gets a 503 (the vendors retry a 5xx) logged as misconfigured, not a 4xx or a 500."""
+    missing = tmp_path / "no-such-accounts.json"
+    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(missing), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
+        stack.start_redis(redis_url)
+        stack.start_webhook(workers=1, expect_ready=False)
+        health = requests.get(f"{stack.webhook_url}/healthz", timeout=5)
+        assert (health.status_code, health.text) == (503, "not ready")
+        push = push_payloads.opass_status(creds.OPASS_API_KEY, [], f"{stack.webhook_url}/hooks/opass/demo/token")
+        answer = _post(push)
+        assert (answer.status_code, answer.text) == (503, "not ready")
+        assert "webhook.misconfigured" in stack.log_text("webhook")
