@@ -8,4 +8,4 @@ COPY config ./config
 RUN pip install --no-cache-dir . && useradd --create-home sms
 USER sms
 ENV SMSD_DATA_DIR=/tmp/smsd PYTHONUNBUFFERED=1
-CMD ["celery", "-A", "workers", "worker", "-Q", "sms.otp,sms.bulk", "-l", "INFO"]
+CMD ["celery", "-A", "dispatcher.workers", "worker", "-Q", "sms.otp,sms.bulk", "-l", "INFO"]

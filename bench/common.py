@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc
 from dispatcher.producer import Dispatcher
 from dispatcher.sandbox.control import SandboxControl
@@ -138,8 +138,8 @@ def require_no_workers(stack: Stack) -> None:
     """Raise ``RuntimeError`` if a worker of our app is already running on ``stack``: it would take
     this benchmark's tasks with the accounts file (and limits) it was started with."""
     # Stack starts every process with an argument list; str() also covers a plain command string.
-    running = [name for name, proc in stack.procs.items()
-               if proc.poll() is None and "workers" in (proc.args if isinstance(proc.args, list) else [str(proc.args)])]
+    running = [name for name, proc in stack.procs.items() if proc.poll() is None
+               and "dispatcher.workers" in (proc.args if isinstance(proc.args, list) else [str(proc.args)])]
     if running:
         raise RuntimeError(f"stop these workers first: {', '.join(running)}")
 

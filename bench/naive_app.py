@@ -23,7 +23,7 @@ import os
 
 from celery import Celery
 
-from config.accounts import load_accounts
+from dispatcher.config.accounts import load_accounts
 from dispatcher.errors import ConfigurationError
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.opass import OpassClient

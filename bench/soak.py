@@ -31,9 +31,9 @@ from typing import Any
 import redis
 
 from bench.common import standalone
-from config.accounts import parse_accounts
-from config.settings import Settings
 from dispatcher import sweeps
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc, phones
 from dispatcher.producer import Dispatcher
 from dispatcher.runtime import Runtime

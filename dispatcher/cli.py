@@ -184,7 +184,7 @@ def status(job_id: str, watch: bool, as_json: bool, phones: bool) -> None:
 @click.argument("account")
 def resume(provider: str, account: str) -> None:
     """Un-pause an account after fixing what paused it; its pending chunks are sent."""
-    from workers.tasks import resume_account
+    from dispatcher.workers.tasks import resume_account
 
     count = resume_account(provider, account)
     click.echo(f"resumed {provider}:{account}: {count} pending chunks queued")

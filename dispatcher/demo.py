@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.producer import Dispatcher, JobHandle
 from dispatcher.sandbox import demo as creds
 from dispatcher.sandbox.control import SandboxControl

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import redis
 import requests
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc, phones, sandbox_settings
 from dispatcher.ledger import PHONE_WIDTH, as_text
 from dispatcher.producer import Dispatcher, JobStatus

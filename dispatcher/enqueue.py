@@ -11,7 +11,7 @@ import threading
 
 from celery import Celery
 
-from config.settings import Settings
+from dispatcher.config.settings import Settings
 from dispatcher.redis_connection import redis_url
 
 FANOUT_TASK = "workers.tasks.fanout"

@@ -16,9 +16,9 @@ from typing import Any
 import redis
 import structlog
 
-from config.accounts import Accounts
-from config.settings import Settings
 from dispatcher import jobs
+from dispatcher.config.accounts import Accounts
+from dispatcher.config.settings import Settings
 from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import Problem
 from dispatcher.ledger import COUNTERS, as_text

@@ -18,7 +18,7 @@ import redis
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
-from config.settings import Settings
+from dispatcher.config.settings import Settings
 from dispatcher.redis_server import EmbeddedRedis
 
 #: A command that meets a dropped connection is retried on a new one with

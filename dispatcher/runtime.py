@@ -13,8 +13,8 @@ from typing import Any
 import redis
 import structlog
 
-from config.accounts import AccountConfig, Accounts, load_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import AccountConfig, Accounts, load_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
@@ -57,7 +57,7 @@ class Runtime:
 def make_client(account: AccountConfig) -> Any:
     """A protocol client for one account."""
     # Imported here so producers (Django, Flask) never load the HTTP clients;
-    # workers import them up front (workers/tasks.py) so forked pool processes
+    # workers import them up front (dispatcher/workers/tasks.py) so forked pool processes
     # share the loaded modules instead of each importing them again.
     if account.provider == "opass":
         from dispatcher.providers.opass import OpassClient

@@ -177,13 +177,13 @@ class Stack:
 
     def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk") -> None:
         """Start a Celery worker process and wait until it is ready to take tasks."""
-        self.spawn(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
+        self.spawn(name, [sys.executable, "-m", "celery", "-A", "dispatcher.workers", "worker", "-Q", queues,
                           "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
                           "--without-mingle", "--without-heartbeat", "-l", "INFO"], ready=" ready.")
 
     def start_beat(self) -> None:
         """Start celery beat (its schedule file under ``base_dir``)."""
-        self._spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "INFO",
+        self._spawn("beat", [sys.executable, "-m", "celery", "-A", "dispatcher.workers", "beat", "-l", "INFO",
                              "-s", str(self.base_dir / "celerybeat-schedule"), "--max-interval", "1"])
 
     def restart_redis(self, *, down_s: float = 0.0, while_down: Callable[[], None] | None = None,

@@ -34,8 +34,8 @@ from typing import Any
 import redis
 import structlog
 
-from config.accounts import AccountConfig
-from config.settings import Settings
+from dispatcher.config.accounts import AccountConfig
+from dispatcher.config.settings import Settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
 from dispatcher.providers import opass_push
 from dispatcher.providers.base import system_clock_ms

@@ -6,8 +6,8 @@ are in ``config/accounts.example.json``; with no ``SMSD_REDIS_URL`` an embedded
 redis-server under ``.data/`` is shared by every process)::
 
     .venv/bin/sms-dispatch sandbox --port 8800 &              # both fake gateways
-    .venv/bin/celery -A workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
-    .venv/bin/celery -A workers beat -s .data/celerybeat-schedule &  # pulls receipts
+    .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
+    .venv/bin/celery -A dispatcher.workers beat -s .data/celerybeat-schedule &  # pulls receipts
     .venv/bin/python examples/django_app/manage.py runserver 8000
 
     curl -X POST localhost:8000/otp -H 'Content-Type: application/json' -d '{"phone": "13800138000"}'
@@ -15,7 +15,7 @@ redis-server under ``.data/`` is shared by every process)::
 
 In production serve ``examples.django_app.smsdemo.wsgi`` with gunicorn. The
 endpoints and their answers are those of the Flask example (``examples/flask_app/app.py``);
-settings come from the ``SMSD_*`` environment (``config/settings.py``).
+settings come from the ``SMSD_*`` environment (``dispatcher/config/settings.py``).
 """
 
 import os

@@ -5,8 +5,8 @@ are in ``config/accounts.example.json``; with no ``SMSD_REDIS_URL`` an embedded
 redis-server under ``.data/`` is shared by every process)::
 
     .venv/bin/sms-dispatch sandbox --port 8800 &              # both fake gateways
-    .venv/bin/celery -A workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
-    .venv/bin/celery -A workers beat -s .data/celerybeat-schedule &  # pulls receipts
+    .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
+    .venv/bin/celery -A dispatcher.workers beat -s .data/celerybeat-schedule &  # pulls receipts
     .venv/bin/flask --app examples.flask_app.app run --port 5000
 
     curl -X POST localhost:5000/otp -H 'Content-Type: application/json' -d '{"phone": "13800138000"}'
@@ -17,7 +17,7 @@ redis-server under ``.data/`` is shared by every process)::
 Endpoints: ``POST /otp`` ``{"phone"}`` → 202 ``{"job_id"}``; ``POST /campaign``
 ``{"phones": [...], "content"}`` → 202 ``{"job_id", "recipients", "duplicates_dropped"}``;
 ``GET /jobs/<job_id>`` → the funnel. Bad input → 400 ``{"problems": [{"field", "message"}]}``
-and nothing is queued. Settings come from the ``SMSD_*`` environment (``config/settings.py``).
+and nothing is queued. Settings come from the ``SMSD_*`` environment (``dispatcher/config/settings.py``).
 """
 
 from __future__ import annotations

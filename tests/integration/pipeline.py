@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
 from dispatcher.producer import Dispatcher, JobStatus

@@ -18,8 +18,8 @@ import pytest
 import redis
 import requests
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.errors import ConfigurationError, ValidationError
 from dispatcher.producer import Dispatcher

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
 from dispatcher import sweeps
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import chunk_member

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from config.settings import Settings
+from dispatcher.config.settings import Settings
 from dispatcher.demo import phones
 from dispatcher.redis_connection import redis_answers, stop_embedded
 from dispatcher.sandbox.control import SandboxControl

@@ -9,7 +9,7 @@ put on the broker queue. The last one runs the real pipeline end to end.
 Why in-process is robust here: the examples build their ``Dispatcher`` lazily,
 from ``Settings.from_env()``, on the first request, and the producer sends the
 fan-out task *by name* through its own small Celery client
-(``dispatcher/enqueue.py``). Nothing on that path imports ``workers/app.py``,
+(``dispatcher/enqueue.py``). Nothing on that path imports ``dispatcher/workers/app.py``,
 whose module-level settings would be frozen at its first import. So it is
 enough to set the environment with ``monkeypatch`` and forget the process's
 Dispatcher before each test. Non-default queue names and key prefix make a
@@ -227,7 +227,7 @@ def test_an_otp_and_a_campaign_from_the_app_are_delivered_once(
 def test_the_operations_guide_lists_every_setting_with_its_default() -> None:
     from dataclasses import fields
 
-    from config.settings import Settings
+    from dispatcher.config.settings import Settings
 
     guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
     rows = {cells[1].strip("` "): cells[2].strip() for line in guide.splitlines()

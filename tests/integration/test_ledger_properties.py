@@ -47,9 +47,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from config.accounts import Accounts
-from config.settings import Settings
 from dispatcher import sweeps
+from dispatcher.config.accounts import Accounts
+from dispatcher.config.settings import Settings
 from dispatcher.keys import chunk_member, client_id, parse_chunk_member
 from dispatcher.ledger import COUNTERS, PHONE_STATES, ChunkData, Ledger, as_text
 from dispatcher.providers.results import Receipt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc
 from dispatcher.keys import chunk_member
 from dispatcher.producer import Dispatcher

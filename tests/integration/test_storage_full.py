@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from config.accounts import parse_accounts
-from config.settings import Settings
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc, phones
 from dispatcher.errors import DispatchError, StorageFullError
 from dispatcher.producer import Dispatcher

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
+from dispatcher.config.settings import Settings
 from dispatcher.demo import phones
 from dispatcher.ledger import PHONE_WIDTH
 from dispatcher.producer import Dispatcher

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from config.accounts import (
+from dispatcher.config.accounts import (
     MIN_CALLBACK_SECRET_CHARS,
     SHIPPED_CALLBACK_SECRETS,
     callback_secret_problem,

@@ -46,7 +46,7 @@ def test_compose_redis_has_a_memory_limit_and_never_evicts() -> None:
 
 
 def test_the_compose_memory_default_is_the_settings_default() -> None:
-    from config.settings import Settings
+    from dispatcher.config.settings import Settings
 
     assert f"SMSD_REDIS_MAXMEMORY_MB:-{Settings().redis_maxmemory_mb}}}mb" in COMPOSE
 

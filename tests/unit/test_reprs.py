@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config.accounts import AccountConfig
-from config.settings import Settings
 from dispatcher import jobs
+from dispatcher.config.accounts import AccountConfig
+from dispatcher.config.settings import Settings
 from dispatcher.ledger import ChunkData, Claim
 from dispatcher.providers import aiofish_requests, aiofish_vsms, opass_requests
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount

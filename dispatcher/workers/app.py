@@ -8,7 +8,7 @@ from celery import Celery, bootsteps
 from celery.signals import setup_logging, worker_process_init
 from kombu import Queue
 
-from config.settings import Settings
+from dispatcher.config.settings import Settings
 from dispatcher.keys import Keys
 from dispatcher.logs import configure
 from dispatcher.redis_connection import redis_url
@@ -17,7 +17,7 @@ from dispatcher.runtime import reset_runtime, warm_runtime
 settings = Settings.from_env()
 _broker = settings.broker_url or redis_url(settings)
 
-app = Celery("sms_dispatch", broker=_broker, include=["workers.tasks"])
+app = Celery("sms_dispatch", broker=_broker, include=["dispatcher.workers.tasks"])
 app.conf.update(
     # OTP first: workers list the otp queue before bulk and, with the "priority"
     # order strategy, always drain it first; an OTP waits for at most one chunk.
