@@ -17,6 +17,7 @@ import redis
 import structlog
 
 from dispatcher import jobs
+from dispatcher.deliveries import Delivery
 from dispatcher.config.accounts import Accounts
 from dispatcher.config.settings import Settings
 from dispatcher.enqueue import Enqueuer
@@ -191,6 +192,37 @@ class Dispatcher:
             as_text(paused) if paused else None,
             list(self.ledger.phone_states(job_id)) if phones else None,
         )
+
+    def lookup(self, *, message_id: str | None = None, phone: str | None = None, provider: str | None = None,
+               limit: int = 100) -> list[Delivery]:
+        """Every recipient record still kept with this vendor ``message_id`` or this ``phone``, newest first.
+
+        Exactly one of ``message_id`` / ``phone`` is given; ``provider`` narrows
+        the search to one gateway. Raises ``ValidationError`` for a phone that is
+        not a mainland mobile number or when neither or both keys are given.
+        """
+        raise NotImplementedError("being built")
+
+    def outcomes(self, cursor: str = "0", *, limit: int = 1000,
+                 block_ms: int | None = None) -> tuple[list[Delivery], str]:
+        """Final outcomes recorded after ``cursor``, oldest first, and the cursor to pass next time.
+
+        ``"0"`` starts at the oldest outcome kept (the feed keeps the newest
+        ``SMSD_OUTCOME_FEED_MAX`` changes); ``"$"`` starts at the next one.
+        With ``block_ms`` waits up to that long when nothing is new. Any number
+        of readers, each with its own cursor. Raises ``ValueError`` for a cursor
+        this method did not return.
+        """
+        raise NotImplementedError("being built")
+
+    def cancel(self, job_id: str) -> int:
+        """Cancel every recipient of the job not yet submitted; return how many became ``cancelled``.
+
+        A scheduled job never goes out; chunks in flight finish and are
+        recorded as they end; a second cancel returns 0. Raises ``KeyError``
+        for an unknown (or expired) job.
+        """
+        raise NotImplementedError("being built")
 
     def uplinks(self, provider: str, account: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest replies (MO) received for an account: ``{phone, content, ext, at_ms, message_id}``."""
