@@ -17,9 +17,9 @@ import redis
 import structlog
 
 from dispatcher import jobs
-from dispatcher.deliveries import Delivery
 from dispatcher.config.accounts import Accounts
 from dispatcher.config.settings import Settings
+from dispatcher.deliveries import Delivery
 from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import Problem
 from dispatcher.ledger import COUNTERS, as_text
