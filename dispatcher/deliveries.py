@@ -23,6 +23,7 @@ STATE_BYTES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed"
 #: Longest vendor code / detail text kept (a hostile push could send a megabyte "status").
 MAX_CODE_CHARS = 32
 MAX_DETAIL_CHARS = 96
+MAX_MESSAGE_ID_CHARS = 64
 #: Distinct (code, detail) pairs a chunk's code table holds; later ones are kept as :data:`OVERFLOW_CODE`.
 MAX_CODES_PER_CHUNK = 254
 OVERFLOW_CODE = "other"
@@ -89,6 +90,14 @@ class CodeEntry:
         """Build from untrusted values (anything from a push or an answer). Pure."""
         return cls(_clean(code, MAX_CODE_CHARS), _clean(detail, MAX_DETAIL_CHARS))
 
+    @classmethod
+    def of_receipt(cls, code: str | None, status: str | None) -> CodeEntry:
+        """A receipt's entry: its code (aiofish's ``stat``) with the status text beside it, or
+        the status alone when it is the code (opass's ``DELIVRD`` / ``UNDELIV``). Pure."""
+        if code and status and status != code:
+            return cls.clean(code, status)
+        return cls.clean(code or status or "")
+
     def packed(self) -> str:
         """``code<TAB>detail``: one entry of a chunk's code table."""
         return f"{self.code}\t{self.detail}"
@@ -98,6 +107,11 @@ class CodeEntry:
         """Inverse of :meth:`packed`."""
         code, _, detail = text.partition("\t")
         return cls(code, detail)
+
+
+def clean_id(value: object) -> str:
+    """A vendor message id from an untrusted source, cleaned and clipped to ``MAX_MESSAGE_ID_CHARS``. Pure."""
+    return _clean(value, MAX_MESSAGE_ID_CHARS).replace(" ", "")
 
 
 def _clean(value: object, most: int) -> str:

@@ -184,10 +184,10 @@ def check(d: Dispatcher, control: SandboxControl, handles: list[JobHandle], resu
     for h in handles:
         st = d.status(h.job_id, phones=True)
         result.funnels[h.job_id] = st.counts
-        accepted_here = {p for p, s in st.phones or [] if s in ("accepted", "delivered", "failed", "unknown")}
+        accepted_here = {d.phone for d in st.phones or [] if d.state in ("accepted", "delivered", "failed", "unknown")}
         at_gateway = ledger["opass" if h.provider == "opass" else "aiofish"]
         lost = sum(1 for p in accepted_here if at_gateway.get(p, 0) == 0)
-        dup = sum(1 for p, _ in st.phones or [] if at_gateway.get(p, 0) > 1)
+        dup = sum(1 for d in st.phones or [] if at_gateway.get(d.phone, 0) > 1)
         result.lost += lost
         result.duplicated += dup
         c = st.counts

@@ -163,7 +163,7 @@ def template_job(
     check.done()
     kind = "opass.batch" if recipients is not None else "opass.send"
     meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),
-                params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", user_bid=bid or "")
+                params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", tag=bid or "")
     return JobSpec(kind, "opass", account, meta, rows, payloads, dups, tuple(skipped))
 
 
@@ -200,7 +200,7 @@ def content_job(
     check.done()
     kind = "aiofish.batch" if recipients is not None else "aiofish.send"
     meta.update(kind=kind, provider="aiofish", account=account, content=content or "",
-                sub_code=sub or "", user_sms_id=sms_id or "")
+                sub_code=sub or "", tag=sms_id or "")
     return JobSpec(kind, "aiofish", account, meta, rows, payloads, dups, tuple(skipped))
 
 

@@ -7,7 +7,19 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
                                       ix (phone index while receipts are due), settled_from,
                                       ra / ux (attempts released after an ambiguous send /
                                       after a provable non-send: what receipts may name)…
-    P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted or rejected
+    P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted, rejected or cancelled
+    P:job:{job}:c:{n}:rec       STRING five bytes per phone: code index (into the chunk's ``codes``) and
+                                      the time of its last change (offset from the chunk's ``t0``)
+    P:mid:{provider}:{msgid}    STRING "{job}:{n}": the chunk a vendor message id names (TTL = the job's)
+    P:ph:{day}:{bucket}         HASH  phone -> 7-byte refs (job number, chunk) of the jobs created that
+                                      UTC day that include it; expires with the day's last job
+    P:ph:{day}:jobs             HASH  job number -> job id, for the day's refs
+    P:ph:days                   ZSET  days with a phone index, by the ms their index expires
+    P:seq:job                   STRING the last job number handed out (INCR)
+    P:out                       STREAM final outcomes: one entry per chunk and change, the phones'
+                                      indexes packed (capped at ``SMSD_OUTCOME_FEED_MAX`` entries)
+    P:z:events                  ZSET  "{job}|submitted" / "{job}|finished" job events not yet handed to
+                                      the app's task (``SMSD_ON_JOB_EVENT``), by the ms they happened
     P:jobs                      ZSET  job ids by the ms they expire (trimmed as they do)
     P:z:scheduled               ZSET  job ids by the ms they are due (send_at in the future)
     P:z:pending                 ZSET  "{job}:{n}" by the ms a task for it is due (orphan sweep)
@@ -44,6 +56,16 @@ from dataclasses import dataclass
 JOB_TTL_S = 8 * 24 * 3600
 LIMITER_MIN_TTL_S = 60
 MO_MAX_ITEMS = 10_000
+#: Buckets of a day's phone index: Redis keeps a hash of up to 128 short fields as a compact
+#: list (``hash-max-ziplist-entries``), ~19 bytes a phone; 16,384 of them hold 2M phones a
+#: day that compactly (past that a bucket becomes a hash table, several times larger).
+PHONE_BUCKETS = 16_384
+DAY_MS = 86_400_000
+
+
+def phone_bucket_of(phone: str) -> int:
+    """The bucket of a day's phone index a phone lives in (its number mod ``PHONE_BUCKETS``). Pure."""
+    return int(phone) % PHONE_BUCKETS if phone.isascii() and phone.isdigit() else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +85,38 @@ class Keys:
     def chunk_states(self, job_id: str, n: int) -> str:
         """One byte per phone of chunk ``n`` (A accepted, X rejected, D, F, U)."""
         return f"{self.prefix}:job:{job_id}:c:{n}:st"
+
+    def chunk_record(self, job_id: str, n: int) -> str:
+        """Five bytes per phone of chunk ``n``: its code index and the time of its last change."""
+        return f"{self.prefix}:job:{job_id}:c:{n}:rec"
+
+    def message(self, provider: str, message_id: str) -> str:
+        """The chunk a vendor message id names."""
+        return f"{self.prefix}:mid:{provider}:{message_id}"
+
+    def phone_bucket(self, day: int, bucket: int) -> str:
+        """One bucket of a day's phone index (phones hashed into ``PHONE_BUCKETS``)."""
+        return f"{self.prefix}:ph:{day}:{bucket}"
+
+    def phone_jobs(self, day: int) -> str:
+        """Job number -> job id for a day's phone index."""
+        return f"{self.prefix}:ph:{day}:jobs"
+
+    def phone_days(self) -> str:
+        """Days that have a phone index, scored by the ms it expires."""
+        return f"{self.prefix}:ph:days"
+
+    def job_sequence(self) -> str:
+        """Counter handing out job numbers (the phone index refers to jobs by number: 4 bytes, not 16)."""
+        return f"{self.prefix}:seq:job"
+
+    def outcome_feed(self) -> str:
+        """The stream of final outcomes the app reads with ``Dispatcher.outcomes``."""
+        return f"{self.prefix}:out"
+
+    def job_events(self) -> str:
+        """Job events waiting to be handed to the app's task."""
+        return f"{self.prefix}:z:events"
 
     def jobs(self) -> str:
         """Live jobs by the epoch ms they expire (members of expired jobs are trimmed)."""

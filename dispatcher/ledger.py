@@ -16,13 +16,19 @@ from typing import Any
 import redis
 
 from dispatcher import ledger_scripts as lua
+from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
 from dispatcher.errors import StorageFullError
-from dispatcher.keys import JOB_TTL_S, Keys, chunk_member
+from dispatcher.keys import DAY_MS, JOB_TTL_S, Keys, chunk_member, phone_bucket_of
+from dispatcher.providers.results import Receipt
 from dispatcher.redact import build_repr, phones_repr, size_repr
 
-COUNTERS = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown")
-PHONE_STATES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown"}
+COUNTERS = STATES
+PHONE_STATES = STATE_BYTES
 PHONE_WIDTH = 11
+#: Default of ``SMSD_OUTCOME_FEED_MAX``: outcome feed entries kept (one per chunk and change).
+OUTCOME_FEED_MAX = 100_000
+#: Chunks cancelled per script call (each call holds Redis for ~0.1 ms a chunk).
+CANCEL_CHUNKS_PER_CALL = 100
 #: The job hash outlives its chunks by this much: a script that finds a chunk (or
 #: its state string, whose TTL is copied from the chunk in whole seconds) then
 #: always finds the job, and its HINCRBY cannot recreate an expired job hash as
@@ -71,9 +77,11 @@ class ChunkData:
 class Ledger:
     """Jobs, chunks and per-phone states of sms-dispatch in one Redis."""
 
-    def __init__(self, client: redis.Redis, keys: Keys | None = None, *, job_ttl_s: float = JOB_TTL_S) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None, *, job_ttl_s: float = JOB_TTL_S,
+                 outcome_feed_max: int = OUTCOME_FEED_MAX) -> None:
         self.r = client
         self.keys = keys or Keys()
+        self.outcome_feed_max = max(1, outcome_feed_max)
         #: Whole seconds (EXPIRE's unit), at least one.
         self.job_ttl_s = max(1, math.ceil(job_ttl_s))
         #: How much longer the job hash lives than its chunks (never more than doubling a short TTL).
@@ -85,6 +93,9 @@ class Ledger:
         self._reject = client.register_script(lua.REJECT)
         self._apply = client.register_script(lua.APPLY_RECEIPTS)
         self._expire = client.register_script(lua.EXPIRE_AWAITING)
+        self._cancel = client.register_script(lua.CANCEL)
+        self._index_phones = client.register_script(lua.INDEX_PHONES)
+        self._lookup_phone = client.register_script(lua.LOOKUP_PHONE)
         self._meta: dict[str, dict[str, str]] = {}
 
     # -- producer side ------------------------------------------------------------
@@ -116,6 +127,11 @@ class Ledger:
         keys = self.keys
         # A scheduled job must outlive its send time by the full TTL.
         ttl_s = self.job_ttl_s + max(0, ((due_ms or now_ms) - now_ms) // 1000)
+        job_no = int(self.r.incr(keys.job_sequence()))
+        expires_ms = now_ms + (ttl_s + self.job_hash_grace_s) * 1000
+        day = expires_ms // DAY_MS
+        # The day's index outlives its last job by a minute: a lookup finds no ref to a job already gone.
+        index_until_ms = (day + 1) * DAY_MS + 60_000
         pipe = self.r.pipeline(transaction=False)
         total = 0
         n = -1
@@ -135,18 +151,24 @@ class Ledger:
                 pipe.hset(key, mapping=fields)
                 pipe.expire(key, ttl_s)
                 pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
+                self._index_phones(
+                    keys=[keys.phone_jobs(day), keys.phone_days(),
+                          *(keys.phone_bucket(day, phone_bucket_of(p)) for p in chunk.phones)],
+                    args=[index_until_ms // 1000, index_until_ms, day, job_no, job_id,
+                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], PHONE_WIDTH],
+                    client=pipe)
                 total += len(chunk.phones)
                 if (n + 1) % flush_every == 0:
                     pipe.execute()
                     if progress:
                         progress(total)
             count = n + 1 if total else 0
-            job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms}
+            job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms, "no": job_no}
             job_fields.update({f"c:{c}": 0 for c in COUNTERS})
             job_fields["c:pending"] = total
             pipe.hset(keys.job(job_id), mapping=job_fields)
             pipe.expire(keys.job(job_id), ttl_s + self.job_hash_grace_s)
-            pipe.zadd(keys.jobs(), {job_id: now_ms + (ttl_s + self.job_hash_grace_s) * 1000})
+            pipe.zadd(keys.jobs(), {job_id: expires_ms})
             pipe.zremrangebyscore(keys.jobs(), "-inf", now_ms)
             if due_ms is not None and due_ms > now_ms:
                 pipe.zadd(keys.scheduled(), {job_id: due_ms})
@@ -187,6 +209,9 @@ class Ledger:
     def _chunk_keys(self, job_id: str, n: int) -> tuple[str, str, str]:
         return self.keys.chunk(job_id, n), self.keys.job(job_id), self.keys.chunk_states(job_id, n)
 
+    def _outcome_keys(self) -> list[str]:
+        return [self.keys.outcome_feed(), self.keys.job_events()]
+
     def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int,
               slot: tuple[Sequence[str], Sequence[float]] | None = None, claimer: str = "") -> Claim:
         """Move a chunk ``pending → sending`` unless its account is paused.
@@ -195,7 +220,8 @@ class Ledger:
         the rate-limit slot is taken in the same step: the chunk is claimed only
         if its slot could be reserved, and ``wait_s`` says when it is due.
         ``claimer`` (who sends it: worker node name and process id) is kept in
-        the chunk's ``by`` field.
+        the chunk's ``by`` field. A chunk of a cancelled job is cancelled here
+        (status ``cancelled``), whoever reaches it first, the cancel or a sender.
         """
         chunk, job, _ = self._chunk_keys(job_id, n)
         slot_keys, slot_args = slot or ((), ())
@@ -205,6 +231,9 @@ class Ledger:
             args=[now_ms, chunk_member(job_id, n), *slot_args, claimer],
         )
         status, detail = as_text(reply[0]), as_text(reply[1])
+        if status == "cancelled":
+            self.cancel_chunks(job_id, [n], now_ms=now_ms)
+            return Claim("cancelled", detail="job cancelled")
         if status == "wait":
             return Claim("wait", wait_s=float(detail) / 1000.0)
         if status != "ok":
@@ -215,11 +244,13 @@ class Ledger:
                      payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0)
 
     def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:
-        """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again."""
-        chunk, job, _ = self._chunk_keys(job_id, n)
+        """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again (``cancelled``
+        instead if its job was cancelled); False if it was not in that state at that attempt."""
+        chunk, job, st = self._chunk_keys(job_id, n)
         done = self._release(
-            keys=[chunk, job, self.keys.sending(), self.keys.ambiguous(), self.keys.pending()],
-            args=[now_ms, chunk_member(job_id, n), expected, attempt, code],
+            keys=[chunk, job, self.keys.sending(), self.keys.ambiguous(), self.keys.pending(), st,
+                  self.keys.chunk_record(job_id, n), *self._outcome_keys()],
+            args=[now_ms, chunk_member(job_id, n), expected, attempt, code, self.outcome_feed_max, job_id],
         )
         return bool(done)
 
@@ -239,31 +270,68 @@ class Ledger:
         return bool(done)
 
     def accept(
-        self, job_id: str, n: int, *, attempt: int, message_id: str, failed_indexes: Sequence[int], now_ms: int
+        self, job_id: str, n: int, *, attempt: int, message_id: str, failed_indexes: Sequence[int], now_ms: int,
+        failed_codes: Sequence[CodeEntry] | None = None, provider: str = "",
     ) -> str:
-        """Record the gateway's acceptance; phones at ``failed_indexes`` become rejected.
+        """Record the gateway's acceptance; phones at ``failed_indexes`` become rejected, each with
+        its code from ``failed_codes`` (same order). ``message_id`` is indexed under ``provider``
+        (default: the job's) for :meth:`message_chunk`.
 
         Returns ``ok``, ``late`` (receipts had already proven acceptance), ``stale``
         (a newer attempt exists) or ``skip:<state>``.
         """
         chunk, job, st = self._chunk_keys(job_id, n)
+        provider = provider or self.job_meta(job_id).get("provider", "")
+        codes = "\n".join(c.packed() for c in failed_codes or ())
+        if failed_codes is None or len(failed_codes) != len(failed_indexes):
+            codes = "\n".join("\t" for _ in failed_indexes)
         result = self._accept(
-            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting()],
-            args=[now_ms, chunk_member(job_id, n), attempt, message_id, *failed_indexes],
+            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.awaiting(),
+                  self.keys.chunk_record(job_id, n), self.keys.message(provider, message_id), *self._outcome_keys()],
+            args=[now_ms, chunk_member(job_id, n), attempt, message_id, self.outcome_feed_max, job_id, codes,
+                  *failed_indexes],
         )
         return as_text(result)
 
-    def reject(self, job_id: str, n: int, *, attempt: int, code: str, now_ms: int) -> bool:
-        """Record that the gateway refused the whole chunk (every phone rejected)."""
+    def reject(self, job_id: str, n: int, *, attempt: int, code: str, now_ms: int, detail: str = "") -> bool:
+        """Record that the gateway refused the whole chunk (every phone rejected with ``code``/``detail``)."""
         chunk, job, st = self._chunk_keys(job_id, n)
         done = self._reject(
-            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous()],
-            args=[now_ms, chunk_member(job_id, n), attempt, code],
+            keys=[chunk, job, st, self.keys.sending(), self.keys.ambiguous(), self.keys.chunk_record(job_id, n),
+                  *self._outcome_keys()],
+            args=[now_ms, chunk_member(job_id, n), attempt, code, self.outcome_feed_max, job_id,
+                  CodeEntry.clean(code, detail).packed()],
         )
         return bool(done)
 
+    def cancel(self, job_id: str, *, now_ms: int) -> int:
+        """Cancel a job: its pending recipients become ``cancelled`` (a scheduled job is taken off
+        the schedule); chunks in flight are cancelled if they come back unsent. Returns how many
+        recipients this call cancelled (0 the second time). Raises ``KeyError`` for an unknown job."""
+        chunks = int(self.r.hget(self.keys.job(job_id), "chunks") or -1)
+        if chunks < 0:
+            raise KeyError(f"no job {job_id}")
+        return self.cancel_chunks(job_id, range(chunks), now_ms=now_ms)
+
+    def cancel_chunks(self, job_id: str, ns: Iterable[int], *, now_ms: int) -> int:
+        """Mark the job cancelled and cancel those of chunks ``ns`` still pending, in calls of
+        ``CANCEL_CHUNKS_PER_CALL``; return how many recipients. Raises ``KeyError`` for an unknown job."""
+        keys, total = self.keys, 0
+        ns = list(ns) or [-1]  # a job of no chunks still gets marked
+        for start in range(0, len(ns), CANCEL_CHUNKS_PER_CALL):
+            part = [n for n in ns[start : start + CANCEL_CHUNKS_PER_CALL] if n >= 0]
+            chunk_keys = [k for n in part for k in (keys.chunk(job_id, n), keys.chunk_states(job_id, n),
+                                                     keys.chunk_record(job_id, n))]
+            done = int(self._cancel(
+                keys=[keys.job(job_id), keys.pending(), keys.scheduled(), *self._outcome_keys(), *chunk_keys],
+                args=[now_ms, job_id, self.outcome_feed_max, *(chunk_member(job_id, n) for n in part)]))
+            if done < 0:
+                raise KeyError(f"no job {job_id}")
+            total += done
+        return total
+
     def apply_receipts(
-        self, job_id: str, n: int, *, attempt: int, receipts: Sequence[tuple[str, bool]], owner: str, now_ms: int
+        self, job_id: str, n: int, *, attempt: int, receipts: Sequence[ReceiptLike], owner: str, now_ms: int
     ) -> tuple[int, int, str]:
         """Apply ``(phone, delivered)`` receipts of one chunk attempt, idempotently.
 
@@ -275,14 +343,15 @@ class Ledger:
 
     def apply_receipt_groups(
         self,
-        groups: Sequence[tuple[str, int, int, Sequence[tuple[str, bool]]]],
+        groups: Sequence[tuple[str, int, int, Sequence[ReceiptLike]]],
         *,
         owner: str,
         now_ms: int,
         unmatched: int = 0,
         ack: tuple[str, str, Sequence[str]] | None = None,
     ) -> list[tuple[int, int, str]]:
-        """Apply ``(job_id, n, attempt, [(phone, delivered), …])`` groups in one atomic call, idempotently.
+        """Apply ``(job_id, n, attempt, [receipt, …])`` groups in one atomic call, idempotently
+        (a receipt is a :class:`~dispatcher.providers.results.Receipt` or a ``(phone, delivered)`` pair).
 
         Receipts are evidence, not commands: a group moves phones only if its
         chunk's job belongs to ``owner`` (``provider:account`` of the hook or poll
@@ -299,36 +368,40 @@ class Ledger:
 
     def apply_packed_groups(
         self,
-        packed: Sequence[tuple[str, int, int, str, str]],
+        packed: Sequence[Packed],
         *,
         owner: str,
         now_ms: int,
         unmatched: int = 0,
         ack: tuple[str, str, Sequence[str]] | None = None,
     ) -> list[tuple[int, int, str]]:
-        """:meth:`apply_receipt_groups` of groups already in the script's form:
-        ``(job_id, n, attempt, "phone,phone,…", "DF…")``, one ``D``/``F`` per phone (as the
-        receipt stream stores them, so the applier neither splits nor joins them).
-        Raises ``redis.RedisError``.
+        """:meth:`apply_receipt_groups` of groups already in the script's form (:data:`Packed`:
+        phones comma-joined, one ``D``/``F`` per phone, codes and times; as the receipt stream
+        stores them, so the applier neither splits nor joins them). Raises ``redis.RedisError``.
         """
         if not packed and not ack and not unmatched:
             return []
         keys = self.keys
         stream, group, ids = ack or (keys.receipt_stream(), "", ())
-        script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending(), stream]
-        args: list[Any] = [now_ms, group, len(ids), *ids, unmatched]
-        for job_id, n, attempt, joined, outcomes in packed:
-            script_keys += [keys.chunk(job_id, n), keys.job(job_id), keys.chunk_states(job_id, n)]
-            args += (chunk_member(job_id, n), attempt, joined, outcomes, owner)
+        provider = owner.partition(":")[0]
+        script_keys = [keys.stats(), keys.sending(), keys.ambiguous(), keys.awaiting(), keys.pending(), stream,
+                       *self._outcome_keys()]
+        args: list[Any] = [now_ms, group, len(ids), *ids, unmatched, self.outcome_feed_max]
+        for job_id, n, attempt, joined, outcomes, codes, times, mid in packed:
+            script_keys += [keys.chunk(job_id, n), keys.job(job_id), keys.chunk_states(job_id, n),
+                            keys.chunk_record(job_id, n), keys.message(provider, mid)]
+            args += (chunk_member(job_id, n), attempt, joined, outcomes, owner, codes, times, mid, job_id)
         reply = as_text(self._apply(keys=script_keys, args=args))
         if not reply:
             return []
         return [(int(a), int(i), t) for a, i, t in (line.split(" ", 2) for line in reply.split(";"))]
 
-    def expire_awaiting(self, job_id: str, n: int) -> int:
-        """Mark a chunk's phones still awaiting a receipt as ``unknown``; return how many."""
+    def expire_awaiting(self, job_id: str, n: int, *, now_ms: int) -> int:
+        """Mark a chunk's phones still awaiting a receipt as ``unknown`` at ``now_ms``; return how many."""
         chunk, job, st = self._chunk_keys(job_id, n)
-        return int(self._expire(keys=[chunk, job, st, self.keys.awaiting()], args=[chunk_member(job_id, n)]))
+        return int(self._expire(keys=[chunk, job, st, self.keys.awaiting(), self.keys.chunk_record(job_id, n),
+                                      *self._outcome_keys()],
+                                args=[chunk_member(job_id, n), now_ms, self.outcome_feed_max, job_id]))
 
     # -- reads --------------------------------------------------------------------------
 
@@ -367,29 +440,48 @@ class Ledger:
         return as_text(state or b""), int(attempt or 0)
 
     def phone_states(self, job_id: str) -> Iterator[tuple[str, str]]:
-        """Every ``(phone, state)`` of a job, chunk by chunk."""
-        chunks = int(self.r.hget(self.keys.job(job_id), "chunks") or 0)
-        for n in range(chunks):
-            chunk_key, _, st_key = self._chunk_keys(job_id, n)
-            state, phones = self.r.hmget(chunk_key, ["state", "phones"])
-            st = as_text(self.r.get(st_key) or b"")
-            text, chunk_state = as_text(phones or b""), as_text(state or b"")
-            for i in range(0, len(text), PHONE_WIDTH):
-                byte = st[i // PHONE_WIDTH] if st else ""
-                yield text[i : i + PHONE_WIDTH], PHONE_STATES.get(byte, chunk_state)
+        """Every ``(phone, state)`` of a job, chunk by chunk (:class:`~dispatcher.records.RecordReader`'s view)."""
+        from dispatcher.records import RecordReader  # it reads through this ledger
+
+        return ((d.phone, d.state) for d in RecordReader(self).job_records(job_id))
 
 
-def pack_receipts(receipts: Sequence[tuple[str, bool]]) -> tuple[str, str]:
-    """``(phones comma-joined, one "D"/"F" per phone)``: one chunk attempt's receipts as APPLY_RECEIPTS
-    and the receipt stream take them. Pure.
+#: A receipt as the ledger takes it: a parsed :class:`Receipt`, or ``(phone, delivered)`` (no code, no time).
+ReceiptLike = Receipt | tuple[str, bool]
+#: One chunk attempt's receipts in the form APPLY_RECEIPTS and the receipt stream take:
+#: ``(job_id, chunk_no, attempt, "phone,phone,…", "DF…", "code<TAB>text\n…", "ms,ms,…", message_id)``.
+Packed = tuple[str, int, int, str, str, str, str, str]
 
-    A phone holding a comma (a hostile push) goes as "" so the two strings stay
-    aligned: it matches nothing, and the receipts beside it still apply.
+
+def pack_receipts(receipts: Sequence[ReceiptLike]) -> tuple[str, str, str, str, str]:
+    """``(phones comma-joined, one "D"/"F" per phone, codes newline-joined, times comma-joined,
+    the first message id)``: one chunk attempt's receipts as APPLY_RECEIPTS and the receipt
+    stream take them. Pure.
+
+    A phone holding a comma (a hostile push) goes as "" so the strings stay
+    aligned: it matches nothing, and the receipts beside it still apply. Codes
+    and texts are cleaned and clipped (:class:`CodeEntry`); a time that is not a
+    sane epoch ms goes as "" (the ledger then uses its own clock).
     """
-    joined = ",".join(phone for phone, _ in receipts)
-    if joined.count(",") != len(receipts) - 1:
-        joined = ",".join("" if "," in phone else phone for phone, _ in receipts)
-    return joined, "".join("D" if delivered else "F" for _, delivered in receipts)
+    phones, outcomes, codes, times = [], [], [], []
+    mid = ""
+    for item in receipts:
+        if isinstance(item, Receipt):
+            phones.append(item.phone)
+            outcomes.append("D" if item.delivered else "F")
+            codes.append(CodeEntry.of_receipt(item.code, item.status).packed())
+            times.append(str(item.at_ms) if isinstance(item.at_ms, int) and 0 < item.at_ms < 10**14 else "")
+            mid = mid or clean_id(item.message_id)
+        else:
+            phone, delivered = item
+            phones.append(phone)
+            outcomes.append("D" if delivered else "F")
+            codes.append("\t")
+            times.append("")
+    joined = ",".join(phones)
+    if joined.count(",") != len(phones) - 1:
+        joined = ",".join("" if "," in phone else phone for phone in phones)
+    return joined, "".join(outcomes), "\n".join(codes), ",".join(times), mid
 
 
 def as_text(value: Any) -> str:

@@ -9,7 +9,17 @@ arrived). Every script that moves recipients also moves the job's counters
 
 Per-phone states live in a string key, one byte per phone in chunk order:
 ``A`` accepted and awaiting a receipt, ``X`` rejected at submit, ``D`` delivered,
-``F`` failed, ``U`` unknown (no receipt within 72 h). ``X D F U`` are terminal.
+``F`` failed, ``U`` unknown (no receipt within 72 h), ``C`` cancelled before it was
+submitted. ``X D F U C`` are terminal. Beside it, each phone's record (``rec``,
+five bytes a phone) holds the index of its last vendor code in the chunk's
+``codes`` table (``code<TAB>text`` lines, index 1 first, 0 = none) and the time of
+its last change as an offset from the chunk's ``t0`` (see :mod:`dispatcher.deliveries`).
+
+Every script that makes a recipient final also appends it to the outcome feed
+(one stream entry per chunk and change: the chunk's member and the phones'
+indexes, two bytes each, or ``*`` for all) and checks whether its job has just
+been fully submitted or finished; each event is queued once (``ev:s`` / ``ev:f``
+in the job hash) for the app's task.
 Phones are stored fixed-width (11 digits, no separator); APPLY_RECEIPTS finds a
 phone's index through the chunk's ``ix`` hash table (built on the first receipt,
 every hit checked against the stored phones), else with one plain ``string.find``.
@@ -31,12 +41,14 @@ from dispatcher.limiter_scripts import TAKE_SLOT
 # claimer (worker node name and process id), kept in 'by' so an operator, or a
 # drill after a kill -9, can tell whose chunks were in flight.
 # Returns {'ok', attempt, phones, payloads or '', wait_ms} | {'wait', wait_ms}
-#       | {'paused', reason} | {'skip', state}
+#       | {'paused', reason} | {'skip', state} | {'cancelled', ''}
 CLAIM = TAKE_SLOT + """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
 local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads')
 if c[1] ~= 'pending' then return {'skip', c[1] or 'missing'} end
+-- A cancelled job's chunk the cancel has not reached yet: the caller cancels it.
+if redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then return {'cancelled', ''} end
 local wait = 0
 if #KEYS > 5 then
   local taken
@@ -53,9 +65,103 @@ redis.call('ZREM', KEYS[5], ARGV[2])
 return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait)}
 """
 
-# KEYS: chunk, job, z:sending, z:ambiguous, z:pending
-# ARGV: now_ms, member, expected_state, attempt, code
-RELEASE = """
+
+# Shared: per-phone records, the code table, the outcome feed and job events.
+_RECORD = """
+local BIAS = 2147483648
+local function time_bytes(at, t0)
+  local v = tonumber(at) - tonumber(t0) + BIAS
+  if v < 1 then v = 1 end  -- 0 reads as 'no time of its own: t0'
+  if v > 4294967295 then v = 4294967295 end
+  return string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256, math.floor(v / 256) % 256,
+                     v % 256)
+end
+-- A chunk's code table, loaded once per call: entry text -> index (1..255).
+local tables = {}
+local function code_index(chunk, entry)
+  if entry == nil or entry == '' or entry == '\\t' then return 0 end
+  local t = tables[chunk]
+  if not t then
+    t = {map = {}, n = 0}
+    local text = redis.call('HGET', chunk, 'codes')
+    if text then
+      for line in string.gmatch(text, '[^\\n]+') do t.n = t.n + 1; t.map[line] = t.n end
+    end
+    tables[chunk] = t
+  end
+  local i = t.map[entry]
+  if i then return i end
+  if t.n >= 254 then
+    entry = 'other\\t'
+    i = t.map[entry]
+    if i then return i end
+  end
+  t.n = t.n + 1
+  t.map[entry] = t.n
+  if t.n == 1 then redis.call('HSET', chunk, 'codes', entry)
+  else redis.call('HSET', chunk, 'codes', redis.call('HGET', chunk, 'codes') .. '\\n' .. entry) end
+  return t.n
+end
+local function copy_ttl(from, to)
+  local ttl = redis.call('TTL', from)
+  if ttl > 0 then redis.call('EXPIRE', to, ttl) end
+end
+-- Every phone of a chunk gets one record: code 'ci', time t0 (the chunk's 't0' becomes now).
+local function init_records(chunk, rec_key, size, now, ci)
+  redis.call('HSET', chunk, 't0', now)
+  redis.call('SET', rec_key, string.rep(string.char(ci) .. '\\0\\0\\0\\0', size))
+  copy_ttl(chunk, rec_key)
+end
+local function set_record(chunk, rec_key, idx, ci, at)
+  local t0 = redis.call('HGET', chunk, 't0') or at
+  redis.call('SETRANGE', rec_key, idx * 5, string.char(ci) .. time_bytes(at, t0))
+end
+local function pack_index(i)
+  return string.char(math.floor(i / 256), i % 256)
+end
+local function feed(feed_key, feed_max, member, indexes)
+  if indexes == '' then return end
+  redis.call('XADD', feed_key, 'MAXLEN', '~', feed_max, '*', 'm', member, 'i', indexes)
+end
+local function job_events(job, events_key, job_id, now)
+  local c = redis.call('HMGET', job, 'c:pending', 'c:sending', 'c:accepted', 'ev:s', 'ev:f', 'total')
+  if not c[6] then return end  -- expired: nothing to tell, and HSET would recreate it
+  local open = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0)
+  if open == 0 and not c[4] then
+    redis.call('HSET', job, 'ev:s', now)
+    redis.call('ZADD', events_key, now, job_id .. '|submitted')
+  end
+  if open + (tonumber(c[3]) or 0) == 0 and not c[5] then
+    redis.call('HSET', job, 'ev:f', now)
+    redis.call('ZADD', events_key, now, job_id .. '|finished')
+  end
+end
+"""
+
+# Cancel a pending chunk: every phone 'C', counted, on the feed. Returns its size (0 if not pending).
+_CANCEL_CHUNK = """
+local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_max, member, now)
+  local c = redis.call('HMGET', chunk, 'state', 'size')
+  if c[1] ~= 'pending' then return 0 end
+  local size = tonumber(c[2])
+  redis.call('HSET', chunk, 'state', 'cancelled', 'since', now)
+  redis.call('SET', st_key, string.rep('C', size))
+  copy_ttl(chunk, st_key)
+  init_records(chunk, rec_key, size, now, 0)
+  redis.call('HINCRBY', job, 'c:pending', -size)
+  redis.call('HINCRBY', job, 'c:cancelled', size)
+  redis.call('ZREM', zpend, member)
+  feed(feed_key, feed_max, member, '*')
+  return size
+end
+"""
+
+# Release a chunk to be sent again; in a cancelled job it is cancelled instead
+# (provably not sent, or its ambiguous send reconciled as never arrived).
+# KEYS: chunk, job, z:sending, z:ambiguous, z:pending, st, rec, feed, events
+# ARGV: now_ms, member, expected_state, attempt, code, feed_max, job_id
+# Returns 1 (pending again), 2 (cancelled) or 0 (not ours to move)
+RELEASE = _RECORD + _CANCEL_CHUNK + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[3] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then return 0 end
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
@@ -73,6 +179,11 @@ redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:pending', size)
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
+if redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then
+  cancel_chunk(KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[5], KEYS[8], ARGV[6], ARGV[2], ARGV[1])
+  job_events(KEYS[2], KEYS[9], ARGV[7], ARGV[1])
+  return 2
+end
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
@@ -89,12 +200,12 @@ return 1
 
 # Shared by ACCEPT and APPLY_RECEIPTS: move a sending/ambiguous/pending chunk to
 # accepted with every phone 'A'. Returns nothing; caller checked the state.
-_ACCEPT_ALL = """
-local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, from_state, zpend)
+_ACCEPT_ALL = _RECORD + """
+local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, from_state, zpend, rec_key)
   local size = tonumber(redis.call('HGET', chunk, 'size'))
   redis.call('SET', st_key, string.rep('A', size))
-  local ttl = redis.call('TTL', chunk)
-  if ttl > 0 then redis.call('EXPIRE', st_key, ttl) end
+  copy_ttl(chunk, st_key)
+  init_records(chunk, rec_key, size, now, 0)
   redis.call('HSET', chunk, 'state', 'accepted', 'since', now)
   redis.call('HINCRBY', job, 'c:' .. from_state, -size)
   redis.call('HINCRBY', job, 'c:accepted', size)
@@ -103,10 +214,11 @@ local function accept_all(chunk, job, st_key, zsend, zamb, zawait, member, now, 
   if zpend then redis.call('ZREM', zpend, member) end
   redis.call('ZADD', zawait, now, member)
 end
-local function mark(st_key, job, idx, byte)
+local function mark(st_key, job, idx, byte, chunk, rec_key, ci, now)
   local cur = redis.call('GETRANGE', st_key, idx, idx)
   if cur ~= 'A' then return 0 end
   redis.call('SETRANGE', st_key, idx, byte)
+  set_record(chunk, rec_key, idx, ci, now)
   redis.call('HINCRBY', job, 'c:accepted', -1)
   local field = ({X='c:rejected', D='c:delivered', F='c:failed', U='c:unknown'})[byte]
   redis.call('HINCRBY', job, field, 1)
@@ -114,44 +226,64 @@ local function mark(st_key, job, idx, byte)
 end
 local function counter_of(state)
   if state == 'ambiguous' then return 'sending' end
-  return state
+  return state  -- pending, sending, cancelled
 end
 """
 
-# KEYS: chunk, job, st, z:sending, z:ambiguous, z:awaiting
-# ARGV: now_ms, member, attempt, message_id, failed indexes (0-based) ...
+# The message id is kept on the chunk and indexed (P:mid:…, same TTL) for lookups.
+# KEYS: chunk, job, st, z:sending, z:ambiguous, z:awaiting, rec, message key, feed, events
+# ARGV: now_ms, member, attempt, message_id, feed_max, job_id,
+#       the failed phones' codes ("code<TAB>text" lines, one per index), failed indexes (0-based) ...
 ACCEPT = _ACCEPT_ALL + """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return 'stale' end
 local state = redis.call('HGET', KEYS[1], 'state')
 local result = 'ok'
 if state == 'sending' or state == 'ambiguous' then
-  accept_all(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[1], counter_of(state))
+  accept_all(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[1], counter_of(state), nil,
+             KEYS[7])
 elseif state == 'accepted' then
   result = 'late'  -- its receipts arrived before the send's answer was recorded
 else
   return 'skip:' .. tostring(state)
 end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'mid', ARGV[4]) end
-local rejected = 0
-for i = 5, #ARGV do rejected = rejected + mark(KEYS[3], KEYS[2], tonumber(ARGV[i]), 'X') end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'mid', ARGV[4])
+  redis.call('SET', KEYS[8], ARGV[2])
+  copy_ttl(KEYS[1], KEYS[8])
+end
+local codes, rejected, marked = {}, 0, {}
+for line in string.gmatch(ARGV[7], '[^\\n]+') do codes[#codes + 1] = line end
+for i = 8, #ARGV do
+  local idx = tonumber(ARGV[i])
+  local ci = code_index(KEYS[1], codes[i - 7])
+  if mark(KEYS[3], KEYS[2], idx, 'X', KEYS[1], KEYS[7], ci, ARGV[1]) == 1 then
+    rejected = rejected + 1
+    marked[#marked + 1] = pack_index(idx)
+  end
+end
 redis.call('HINCRBY', KEYS[1], 'nrej', rejected)
+feed(KEYS[9], ARGV[5], ARGV[2], table.concat(marked))
+job_events(KEYS[2], KEYS[10], ARGV[6], ARGV[1])
 return result
 """
 
-# KEYS: chunk, job, st, z:sending, z:ambiguous   ARGV: now_ms, member, attempt, code
-REJECT = """
+# KEYS: chunk, job, st, z:sending, z:ambiguous, rec, feed, events
+# ARGV: now_ms, member, attempt, code, feed_max, job_id, "code<TAB>text" for every phone
+REJECT = _RECORD + """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'sending' and state ~= 'ambiguous' then return 0 end
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('SET', KEYS[3], string.rep('X', size))
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+copy_ttl(KEYS[1], KEYS[3])
+init_records(KEYS[1], KEYS[6], size, ARGV[1], code_index(KEYS[1], ARGV[7]))
 redis.call('HSET', KEYS[1], 'state', 'rejected', 'since', ARGV[1], 'code', ARGV[4], 'nrej', size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:rejected', size)
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
+feed(KEYS[7], ARGV[5], ARGV[2], '*')
+job_events(KEYS[2], KEYS[8], ARGV[6], ARGV[1])
 return 1
 """
 
@@ -183,9 +315,15 @@ return 1
 # chunk's first receipts (~0.5 ms; at most IX_BUILDS_MAX per call, so one call
 # never blocks Redis long; the others use string.find until a later call builds
 # theirs), costs 4 bytes per recipient and is dropped when no phone awaits.
-# KEYS: stats, z:sending, z:ambiguous, z:awaiting, z:pending, stream, then per chunk: chunk, job, st
-# ARGV: now_ms, group, n_ids, id1 … id_n, unmatched (receipts whose id was not ours),
-#       then per chunk: member, attempt, phones (comma-joined), bytes (one 'D' or 'F' per phone), owner
+# Each applied receipt also writes the phone's record (its code and time: the
+# receipt's own time when it had one, else now) and joins the call's feed entry
+# of its chunk. A chunk accepted by receipts learns its message id from them.
+# KEYS: stats, z:sending, z:ambiguous, z:awaiting, z:pending, stream, feed, events,
+#       then per chunk: chunk, job, st, rec, message key
+# ARGV: now_ms, group, n_ids, id1 … id_n, unmatched (receipts whose id was not ours), feed_max,
+#       then per chunk: member, attempt, phones (comma-joined), bytes (one 'D' or 'F' per phone), owner,
+#       codes ("code<TAB>text" per receipt, newline-joined), times (ms per receipt, comma-joined, "" = now),
+#       message id (or ""), job id
 # (strings per chunk rather than arguments per receipt: packing and unpacking
 # ~1,200 arguments per call was most of the client's time)
 # Returns "applied ignored transition" per chunk, in KEYS order, ';'-joined
@@ -245,13 +383,18 @@ local function emit(applied, ignored, transition)
   out[#out + 1] = applied .. ' ' .. ignored .. ' ' .. transition
 end
 local unmatched, older, ignored_total, builds = tonumber(ARGV[4 + n_ids]), 0, 0, 0
+local feed_max = ARGV[5 + n_ids]
 local foreign, unclaimed = 0, 0
-local a = 5 + n_ids
-for c = 0, (#KEYS - 6) / 3 - 1 do
-  local chunk, job, st_key = KEYS[7 + 3 * c], KEYS[8 + 3 * c], KEYS[9 + 3 * c]
+local job_ids = {}
+local a = 6 + n_ids
+for c = 0, (#KEYS - 8) / 5 - 1 do
+  local chunk, job, st_key, rec_key, mid_key = KEYS[9 + 5 * c], KEYS[10 + 5 * c], KEYS[11 + 5 * c],
+                                               KEYS[12 + 5 * c], KEYS[13 + 5 * c]
   local member, attempt, list, bytes, owner = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local code_list, time_list, mid = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  job_ids[job] = ARGV[a + 8]
   local count = #bytes
-  a = a + 5
+  a = a + 9
   local meta = redis.call('HMGET', chunk, 'state', 'attempt', 'w', 'phones', 'ix', 'ra', 'ux')
   local state, transition = meta[1], ''
   local own = owners[job]
@@ -269,14 +412,19 @@ for c = 0, (#KEYS - 6) / 3 - 1 do
     emit(0, count, 'foreign')
   elseif n_attempt < 1 or n_attempt > n_current or attempt ~= tostring(n_attempt)
       or (meta[7] and string.find(meta[7], ',' .. attempt .. ',', 1, true))
-      or (state == 'pending' and n_attempt == n_current and meta[6] ~= attempt) then
+      or ((state == 'pending' or state == 'cancelled') and n_attempt == n_current and meta[6] ~= attempt) then
     unclaimed = unclaimed + count
     emit(0, count, 'unclaimed')
   else
     if n_attempt < n_current then older = older + count end
-    if (state == 'sending' or state == 'ambiguous' or state == 'pending')
+    if (state == 'sending' or state == 'ambiguous' or state == 'pending' or state == 'cancelled')
         and names_a_phone(list, meta[4] or '', tonumber(meta[3] or '11')) then
-      accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5])
+      accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5], rec_key)
+      if mid ~= '' and not redis.call('HGET', chunk, 'mid') then
+        redis.call('HSET', chunk, 'mid', mid)
+        redis.call('SET', mid_key, member)
+        copy_ttl(chunk, mid_key)
+      end
       -- Remember how it was settled (drills and operators count reconciliations).
       redis.call('HSET', chunk, 'settled_from', state)
       redis.call('HINCRBY', KEYS[1], 'reconciled:' .. state, 1)
@@ -300,12 +448,18 @@ for c = 0, (#KEYS - 6) / 3 - 1 do
         moves[job] = m
         job_order[#job_order + 1] = job
       end
-      local done, applied, from = {}, 0, 1
+      local done, applied, from, cfrom, tfrom, changed = {}, 0, 1, 1, 1, {}
       for r = 1, count do
         local stop = string.find(list, ',', from, true)
         local phone = string.sub(list, from, (stop or 0) - 1)
         local byte = string.sub(bytes, r, r)
         if stop then from = stop + 1 end
+        local cstop = string.find(code_list, '\\n', cfrom, true)
+        local entry = string.sub(code_list, cfrom, (cstop or 0) - 1)
+        if cstop then cfrom = cstop + 1 else cfrom = #code_list + 2 end
+        local tstop = string.find(time_list, ',', tfrom, true)
+        local at = tonumber(string.sub(time_list, tfrom, (tstop or 0) - 1)) or tonumber(now)
+        if tstop then tfrom = tstop + 1 else tfrom = #time_list + 2 end
         local idx = nil
         if #phone == width then
           if ix then idx = ix_index(ix, phones, width, phone) else idx = find_index(phones, width, phone) end
@@ -313,10 +467,13 @@ for c = 0, (#KEYS - 6) / 3 - 1 do
         if idx and not done[idx] and FIELD[byte] and string.byte(st, idx + 1) == 65 then  -- 65 = 'A'
           done[idx] = true
           redis.call('SETRANGE', st_key, idx, byte)
+          set_record(chunk, rec_key, idx, code_index(chunk, entry), at)
+          changed[#changed + 1] = pack_index(idx)
           m[byte] = m[byte] + 1
           applied = applied + 1
         end
       end
+      feed(KEYS[7], feed_max, member, table.concat(changed))
       m.n = m.n + applied
       ignored_total = ignored_total + count - applied
       -- still awaiting: an 'A' this call did not just change
@@ -337,6 +494,7 @@ for _, job in ipairs(job_order) do
     if m.D > 0 then redis.call('HINCRBY', job, 'c:delivered', m.D) end
     if m.F > 0 then redis.call('HINCRBY', job, 'c:failed', m.F) end
   end
+  job_events(job, KEYS[8], job_ids[job], now)
 end
 if unmatched > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_unmatched', unmatched) end
 if older > 0 then redis.call('HINCRBY', KEYS[1], 'receipts_older_attempt', older) end
@@ -353,19 +511,89 @@ return table.concat(out, ';')
 # Mark every still-awaiting phone of a chunk 'U' (no receipt within the horizon).
 # A job already expired has no counters to move: HINCRBY would recreate its
 # hash as a key with no TTL, so only the index entry is dropped.
-# KEYS: chunk, job, st, z:awaiting   ARGV: member   Returns the number marked.
+# KEYS: chunk, job, st, z:awaiting, rec, feed, events   ARGV: member, now_ms, feed_max, job_id
+# Returns the number marked.
 EXPIRE_AWAITING = _ACCEPT_ALL + """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return 0
 end
 local st = redis.call('GET', KEYS[3]) or ''
-local marked = 0
+local marked, changed = 0, {}
 local pos = string.find(st, 'A', 1, true)
 while pos do
-  marked = marked + mark(KEYS[3], KEYS[2], pos - 1, 'U')
+  if mark(KEYS[3], KEYS[2], pos - 1, 'U', KEYS[1], KEYS[5], 0, ARGV[2]) == 1 then
+    marked = marked + 1
+    changed[#changed + 1] = pack_index(pos - 1)
+  end
   pos = string.find(st, 'A', pos + 1, true)
 end
 redis.call('ZREM', KEYS[4], ARGV[1])
+feed(KEYS[6], ARGV[3], ARGV[1], table.concat(changed))
+job_events(KEYS[2], KEYS[7], ARGV[4], ARGV[2])
 return marked
+"""
+
+# Cancel a job: mark it (CLAIM and RELEASE then cancel what they meet), take it off
+# the schedule, and cancel these of its chunks that are still pending.
+# KEYS: job, z:pending, z:scheduled, feed, events, then per chunk: chunk, st, rec
+# ARGV: now_ms, job_id, feed_max, then per chunk: member
+# Returns the number of recipients cancelled by this call.
+CANCEL = _RECORD + _CANCEL_CHUNK + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSETNX', KEYS[1], 'cancel', ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+local total = 0
+for c = 0, (#KEYS - 5) / 3 - 1 do
+  total = total + cancel_chunk(KEYS[6 + 3 * c], KEYS[1], KEYS[7 + 3 * c], KEYS[8 + 3 * c], KEYS[2], KEYS[4],
+                               ARGV[3], ARGV[4 + c], ARGV[1])
+end
+job_events(KEYS[1], KEYS[5], ARGV[2], ARGV[1])
+return total
+"""
+
+# Index a chunk's phones for lookups by phone: each phone's bucket of the index of
+# the UTC day its job expires gets a 7-byte ref (job number, chunk number)
+# appended. Keys of a day expire together at its end plus a grace, so they
+# outlive every job they name and need no cleaning.
+# KEYS: day's job map, days, then one bucket per phone (in phone order)
+# ARGV: expire_at_s, expire_at_ms, day, job number, job id, ref, phones (fixed width, joined), width
+INDEX_PHONES = """
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+local width, phones, ref, seen = tonumber(ARGV[8]), ARGV[7], ARGV[6], {}
+for i = 0, #KEYS - 3 do
+  local key, phone = KEYS[3 + i], string.sub(phones, i * width + 1, (i + 1) * width)
+  if redis.call('HSETNX', key, phone, ref) == 0 then
+    redis.call('HSET', key, phone, redis.call('HGET', key, phone) .. ref)
+  end
+  if not seen[key] then
+    seen[key] = true
+    redis.call('EXPIREAT', key, ARGV[1])
+  end
+end
+return #KEYS - 2
+"""
+
+# The refs of a phone in every live day's index, resolved to job ids.
+# KEYS: per day: bucket, job map   ARGV: phone
+# Returns a flat list: job id, chunk number, job id, chunk number, … (newest day first as given)
+LOOKUP_PHONE = """
+local out = {}
+for d = 0, #KEYS / 2 - 1 do
+  local refs = redis.call('HGET', KEYS[1 + 2 * d], ARGV[1])
+  if refs then
+    for r = #refs - 6, 1, -7 do  -- newest ref last: walk backwards
+      local b1, b2, b3, b4, c1, c2, c3 = string.byte(refs, r, r + 6)
+      local no = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+      local job_id = redis.call('HGET', KEYS[2 + 2 * d], tostring(no))
+      if job_id then
+        out[#out + 1] = job_id
+        out[#out + 1] = tostring((c1 * 256 + c2) * 256 + c3)
+      end
+    end
+  end
+end
+return out
 """

@@ -25,6 +25,7 @@ from dispatcher.errors import Problem
 from dispatcher.ledger import COUNTERS, as_text
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
+from dispatcher.records import RecordReader, lookup_records
 from dispatcher.runtime import Runtime
 
 log = structlog.get_logger("dispatcher.producer")
@@ -51,7 +52,9 @@ class JobHandle:
 
 @dataclass(frozen=True, slots=True)
 class JobStatus:
-    """A job's funnel: recipients per state, and optionally each phone's state."""
+    """A job's funnel: recipients per state (:data:`~dispatcher.deliveries.STATES`), and with
+    ``phones=True`` every recipient's record. ``tag`` is the caller's bid / sms_id;
+    ``cancelled`` whether the job was cancelled."""
 
     job_id: str
     kind: str
@@ -60,7 +63,9 @@ class JobStatus:
     total: int
     counts: dict[str, int]
     paused: str | None = None
-    phones: list[tuple[str, str]] | None = field(default=None, repr=False)
+    phones: list[Delivery] | None = field(default=None, repr=False)
+    tag: str = ""
+    cancelled: bool = False
 
     @property
     def finished(self) -> bool:
@@ -98,6 +103,7 @@ class Dispatcher:
         self.settings, self.accounts, self.redis = rt.settings, rt.accounts, rt.redis
         self.keys, self.ledger = rt.keys, rt.ledger
         self._enqueue = enqueue or Enqueuer(self.settings)
+        self.records = RecordReader(self.ledger)
         self._clock_ms = clock_ms
 
     def send_template(
@@ -178,7 +184,7 @@ class Dispatcher:
                          spec.duplicates, spec.invalid, queued)
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
-        """The job's funnel; with ``phones=True`` also each phone's state.
+        """The job's funnel; with ``phones=True`` also every recipient's :class:`Delivery` record.
 
         Raises ``KeyError`` for an unknown (or expired) job.
         """
@@ -190,7 +196,8 @@ class Dispatcher:
         return JobStatus(
             job_id, job["kind"], job["provider"], job["account"], int(job["total"]), counts,
             as_text(paused) if paused else None,
-            list(self.ledger.phone_states(job_id)) if phones else None,
+            list(self.records.job_records(job_id)) if phones else None,
+            tag=job.get("tag", ""), cancelled="cancel" in job,
         )
 
     def lookup(self, *, message_id: str | None = None, phone: str | None = None, provider: str | None = None,
@@ -201,7 +208,8 @@ class Dispatcher:
         the search to one gateway. Raises ``ValidationError`` for a phone that is
         not a mainland mobile number or when neither or both keys are given.
         """
-        raise NotImplementedError("being built")
+        return lookup_records(self.records, message_id=message_id, phone=phone, provider=provider, limit=limit,
+                              now_ms=self._clock_ms())
 
     def outcomes(self, cursor: str = "0", *, limit: int = 1000,
                  block_ms: int | None = None) -> tuple[list[Delivery], str]:
@@ -213,7 +221,7 @@ class Dispatcher:
         of readers, each with its own cursor. Raises ``ValueError`` for a cursor
         this method did not return.
         """
-        raise NotImplementedError("being built")
+        return self.records.feed(cursor, limit=max(1, limit), block_ms=block_ms)
 
     def cancel(self, job_id: str) -> int:
         """Cancel every recipient of the job not yet submitted; return how many became ``cancelled``.
@@ -222,7 +230,9 @@ class Dispatcher:
         recorded as they end; a second cancel returns 0. Raises ``KeyError``
         for an unknown (or expired) job.
         """
-        raise NotImplementedError("being built")
+        count = self.ledger.cancel(job_id, now_ms=self._clock_ms())
+        log.info("job.cancelled", job_id=job_id, recipients=count)
+        return count
 
     def uplinks(self, provider: str, account: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest replies (MO) received for an account: ``{phone, content, ext, at_ms, message_id}``."""

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import structlog
 
-from dispatcher.ledger import Ledger, as_text, pack_receipts
+from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt
 from dispatcher.receipts import MAX_RECEIPTS_PER_CALL, Applied, Group, apply_packed, group_receipts, owner_of
 from dispatcher.redact import build_repr, size_repr
@@ -48,17 +48,12 @@ CLAIM_IDLE_MS = 15_000
 def encode_entry(owner: str, source: str, groups: Sequence[Group], unmatched: int, now_ms: int) -> dict[str, str]:
     """The stream fields of one push or pull answer. Pure.
 
-    ``g`` is ``[[job, chunk, attempt, "phone,phone", "DF"], …]``: the shape the
-    ledger's script takes, so the applier only joins.
+    ``g`` is ``[[job, chunk, attempt, "phone,phone", "DF", codes, times, message_id], …]``
+    (:data:`~dispatcher.ledger.Packed`): the shape the ledger's script takes, so the applier only joins.
     """
-    packed = [[job, n, attempt, *pack_receipts(pairs)] for job, n, attempt, pairs in groups]
+    packed = [[job, n, attempt, *pack_receipts(receipts)] for job, n, attempt, receipts in groups]
     return {"o": owner, "s": source, "t": str(now_ms), "u": str(unmatched),
             "g": json.dumps(packed, separators=(",", ":"))}
-
-
-#: One chunk attempt's receipts as the stream and the ledger's script hold them:
-#: ``(job_id, chunk_no, attempt, "phone,phone,…", "DF…")``.
-Packed = tuple[str, int, int, str, str]
 
 
 def decode_packed(fields: dict[Any, Any]) -> tuple[str, list[Packed], int]:
@@ -67,14 +62,21 @@ def decode_packed(fields: dict[Any, Any]) -> tuple[str, list[Packed], int]:
     text = {as_text(k): as_text(v) for k, v in fields.items()}
     try:
         packed: list[Packed] = []
-        for job, n, attempt, phones, outcomes in json.loads(text["g"]):
-            if not isinstance(phones, str) or not isinstance(outcomes, str) or (
+        for group in json.loads(text["g"]):
+            # Entries of a release before codes and times were kept have five fields.
+            job, n, attempt, phones, outcomes, codes, times, mid = (*group, *_NO_CODES)[:8]
+            if not all(isinstance(v, str) for v in (phones, outcomes, codes, times, mid)) or (
                     phones.count(",") + 1 if phones else 0) != len(outcomes):
                 raise ValueError("phones and outcomes differ in length")
-            packed.append((str(job), int(n), int(attempt), phones, outcomes))
+            if len(group) == 5:
+                codes, times = "\n".join("\t" for _ in outcomes), ",".join("" for _ in outcomes)
+            packed.append((str(job), int(n), int(attempt), phones, outcomes, codes, times, mid))
         return text["o"], packed, int(text.get("u") or 0)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"not a receipt entry: {type(exc).__name__}") from None
+
+
+_NO_CODES = ("", "", "")
 
 
 def merge_packed(packed: Iterable[Packed]) -> list[Packed]:
@@ -84,18 +86,19 @@ def merge_packed(packed: Iterable[Packed]) -> list[Packed]:
     ledger's script pays ~20 µs per chunk visit (it reads the chunk's phones,
     index and states), so one visit per chunk a call instead of one per entry.
     """
-    merged: dict[tuple[str, int, int], tuple[list[str], list[str]]] = {}
-    for job, n, attempt, phones, outcomes in packed:
+    merged: dict[tuple[str, int, int], tuple[list[str], list[str], list[str], list[str], list[str]]] = {}
+    for job, n, attempt, phones, outcomes, codes, times, mid in packed:
         if not outcomes:
             continue
         parts = merged.get((job, n, attempt))
         if parts is None:
-            merged[(job, n, attempt)] = ([phones], [outcomes])
+            merged[(job, n, attempt)] = ([phones], [outcomes], [codes], [times], [mid])
         else:
-            parts[0].append(phones)
-            parts[1].append(outcomes)
-    return [(job, n, attempt, ",".join(phones), "".join(outcomes))
-            for (job, n, attempt), (phones, outcomes) in merged.items()]
+            for part, value in zip(parts, (phones, outcomes, codes, times, mid), strict=True):
+                part.append(value)
+    return [(job, n, attempt, ",".join(phones), "".join(outcomes), "\n".join(codes), ",".join(times),
+             next((m for m in mids if m), ""))
+            for (job, n, attempt), (phones, outcomes, codes, times, mids) in merged.items()]
 
 
 def record(client: redis.Redis, stream: str, provider: str, account: str, receipts: Iterable[Receipt], *,

@@ -20,15 +20,15 @@ import redis
 import structlog
 
 from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
-from dispatcher.ledger import Ledger, pack_receipts
+from dispatcher.ledger import Ledger, Packed, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 
 log = structlog.get_logger("dispatcher.receipts")
 
 #: Receipts per Lua call: one opass pull answer (600) fits; ~1-2 ms of Redis time at most.
 MAX_RECEIPTS_PER_CALL = 1000
-#: ``(job_id, chunk_no, attempt, [(phone, delivered), …])``: the receipts of one chunk attempt.
-Group = tuple[str, int, int, list[tuple[str, bool]]]
+#: ``(job_id, chunk_no, attempt, [receipt, …])``: the receipts of one chunk attempt.
+Group = tuple[str, int, int, list[Receipt]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def group_receipts(receipts: Iterable[Receipt]) -> tuple[list[Group], int]:
                 unmatched += 1
                 continue
             group = groups[cid] = (*parsed, [])
-        group[3].append((receipt.phone, receipt.delivered))
+        group[3].append(receipt)
     return list(groups.values()), unmatched
 
 
@@ -85,12 +85,12 @@ def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> l
     return [c for c in calls if c]
 
 
-def apply_packed(ledger: Ledger, packed: Sequence[tuple[str, int, int, str, str]], *, owner: str, now_ms: int,
+def apply_packed(ledger: Ledger, packed: Sequence[Packed], *, owner: str, now_ms: int,
                  unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
     """Apply groups in the stream's packed form in one script call (``Ledger.apply_packed_groups``),
     ``ack`` stream entries in the same step. Raises ``redis.RedisError``."""
     results = ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
-    return _tally([(job_id, n, attempt) for job_id, n, attempt, _, _ in packed], results, owner, unmatched)
+    return _tally([(g[0], g[1], g[2]) for g in packed], results, owner, unmatched)
 
 
 def _tally(attempts: Sequence[tuple[str, int, int]], results: Sequence[tuple[int, int, str]], owner: str,

@@ -35,7 +35,8 @@ class Runtime:
         self.accounts = accounts or load_accounts(self.settings.accounts_file)
         self.redis = client or connect(self.settings)
         self.keys = Keys(self.settings.key_prefix)
-        self.ledger = Ledger(self.redis, self.keys, job_ttl_s=self.settings.job_ttl_s)
+        self.ledger = Ledger(self.redis, self.keys, job_ttl_s=self.settings.job_ttl_s,
+                             outcome_feed_max=self.settings.outcome_feed_max)
         self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides(),
                                    jitter_s=self.settings.limiter_jitter_s)
         self._clients: dict[tuple[str, str], Any] = {}

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from dispatcher.backoff import backoff_s
+from dispatcher.deliveries import CodeEntry, clean_id
 from dispatcher.errors import (
     AccountFatalError,
     AmbiguousError,
@@ -125,12 +126,14 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
         result = call_gateway(rt, job, phones, payloads, cid)
     except (ProviderError, ValidationError, ConfigurationError) as exc:
         return _record_failure(rt, bound, job_id, n, attempt, provider, account, exc, clock_ms)
-    failed: list[int] = []
+    failed: list[tuple[int, CodeEntry]] = []
     if result.failed:  # the index of 1000 phones is built only when some failed
         index = {p: i for i, p in enumerate(phones)}
-        failed = sorted(index[f.phone] for f in result.failed if f.phone in index)
-    outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=result.message_id,
-                               failed_indexes=failed, now_ms=clock_ms())
+        failed = sorted(((index[f.phone], CodeEntry.clean(f.code, f.description))
+                         for f in result.failed if f.phone in index), key=lambda pair: pair[0])
+    outcome = rt.ledger.accept(job_id, n, attempt=attempt, message_id=clean_id(result.message_id),
+                               failed_indexes=[i for i, _ in failed], failed_codes=[c for _, c in failed],
+                               now_ms=clock_ms(), provider=provider)
     bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)
     return Next(note="accepted", limited=claim.wait_s >= PACED_WAIT_S)
 
@@ -147,7 +150,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         return Next(retry_in_s=max(exc.retry_after_s, 0.1), note="throttled", hold_rest=True)
     if isinstance(exc, TransientError) and attempt >= s.max_attempts:
         # Recorded as rejected with the reason, so nothing waits forever unseen.
-        rt.ledger.reject(job_id, n, attempt=attempt, code=f"gave-up:{code}", now_ms=now)
+        rt.ledger.reject(job_id, n, attempt=attempt, code=f"gave-up:{code}", now_ms=now, detail=str(exc))
         bound.error("chunk.gave_up", code=code, attempts=attempt)
         return Next(note="gave up")
     if isinstance(exc, TransientError):
@@ -166,7 +169,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         bound.error("account.paused", code=code, reason=str(exc))
         return Next(note="account paused", hold_rest=True)
     # RequestRejectedError, RecipientRejectedError, ValidationError: resending cannot help.
-    rt.ledger.reject(job_id, n, attempt=attempt, code=code, now_ms=now)
+    rt.ledger.reject(job_id, n, attempt=attempt, code=code, now_ms=now, detail=str(exc))
     bound.error("chunk.rejected", code=code, reason=str(exc))
     return Next(note="rejected")
 

@@ -120,7 +120,7 @@ def expire_silent(rt: Runtime, *, now_ms: int) -> int:
     marked = 0
     for member in _due(rt, rt.keys.awaiting(), cutoff):
         job_id, n = parse_chunk_member(member)
-        marked += rt.ledger.expire_awaiting(job_id, n)
+        marked += rt.ledger.expire_awaiting(job_id, n, now_ms=now_ms)
     return marked
 
 

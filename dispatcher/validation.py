@@ -104,6 +104,13 @@ class Checker:
             self.add(field, f"has {len(kept)} distinct numbers; at most {limit} per call")
         return PhoneList(tuple(kept), tuple(dups), tuple(index))
 
+    def phone(self, value: object, *, field: str = "phone") -> str | None:
+        """Check one mainland mobile number; its 11-digit form, or ``None`` (a problem recorded)."""
+        phone = phone_rules.normalise_mainland(value)
+        if phone is None:
+            self.add(field, f"{phone_rules.describe_bad(value)} (expected 11-digit mainland mobile)")
+        return phone
+
     # -- scalar fields ----------------------------------------------------------
 
     def text(self, value: object, *, field: str, max_chars: int = MAX_CONTENT_CHARS) -> str:

@@ -58,6 +58,14 @@ class Settings:
     #: whose slot falls within the next tick is queued to run right at it.
     receipt_tick_s: float = 5.0
     sweep_every_s: float = 15.0
+    #: Entries the outcome feed keeps (``Dispatcher.outcomes``): one per chunk and
+    #: change, so 100,000 hold at least the last 100,000 outcomes, usually many more.
+    outcome_feed_max: int = 100_000
+    #: The app's Celery task told of job events, e.g. ``myapp.tasks.sms_event``: sent
+    #: ``(job_id, event, counts)`` for ``submitted`` and ``finished``; "" = none.
+    on_job_event: str = ""
+    #: The queue that task is sent to (the app's worker must consume it).
+    job_event_queue: str = "celery"
     #: How often beat checks the balance of paused accounts and resumes those
     #: with credit left (``workers.tasks.check_paused``).
     check_paused_every_s: float = 60.0

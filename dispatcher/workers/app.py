@@ -116,7 +116,8 @@ class ReceiptApplier(bootsteps.StartStopStep):
 
         if not settings.receipt_applier:
             return
-        ledger = Ledger(connect(settings), Keys(settings.key_prefix))
+        ledger = Ledger(connect(settings), Keys(settings.key_prefix), job_ttl_s=settings.job_ttl_s,
+                        outcome_feed_max=settings.outcome_feed_max)
         _, self._stop = applier_thread(ledger, f"{parent.hostname}:{os.getpid()}",
                                        claim_idle_ms=settings.receipt_claim_idle_ms)
 

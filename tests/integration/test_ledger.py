@@ -29,7 +29,7 @@ def ledger(redis_client) -> Ledger:  # type: ignore[no-untyped-def]
 def test_a_new_job_counts_every_recipient_pending(ledger: Ledger) -> None:
     _job(ledger, chunks=3)
     assert ledger.counts("job1") == {"pending": 15, "sending": 0, "accepted": 0, "delivered": 0,
-                                     "failed": 0, "rejected": 0, "unknown": 0}
+                                     "failed": 0, "rejected": 0, "unknown": 0, "cancelled": 0}
 
 
 def test_a_chunk_is_claimed_once(ledger: Ledger) -> None:
@@ -129,7 +129,7 @@ def test_whole_chunk_rejection_and_unknown_expiry(ledger: Ledger) -> None:
     assert ledger.reject("job1", 0, attempt=1, code="60001", now_ms=3)
     ledger.accept("job1", 1, attempt=1, message_id="m", failed_indexes=[], now_ms=3)
     ledger.apply_receipts("job1", 1, attempt=1, receipts=[(PHONES[0], True)], **OWNER, now_ms=4)
-    assert ledger.expire_awaiting("job1", 1) == 4
+    assert ledger.expire_awaiting("job1", 1, now_ms=9) == 4
     counts = ledger.counts("job1")
     assert (counts["rejected"], counts["delivered"], counts["unknown"], _sum(counts)) == (5, 1, 4, 10)
 

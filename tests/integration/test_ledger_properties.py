@@ -125,8 +125,8 @@ class ChunkModel:
         return chunk_member(self.job, self.n)
 
     def phone_states(self) -> list[str]:
-        if self.st is None:
-            return [self.state] * len(self.phones)
+        if self.st is None:  # an ambiguous chunk's phones count (and read) as sending: their fate is unknown
+            return ["sending" if self.state == "ambiguous" else self.state] * len(self.phones)
         return [PHONE_STATES[b] for b in self.st]
 
 
@@ -174,6 +174,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 snap[key] = {as_text(k): v for k, v in self.r.hgetall(key).items() if as_text(k) != "ix"}
             elif kind == "zset":
                 snap[key] = self.r.zrange(key, 0, -1, withscores=True)
+            elif kind == "stream":  # the outcome feed
+                snap[key] = self.r.xrange(key)
             else:
                 snap[key] = self.r.get(key)
         # a chunk with no phone awaiting a receipt may leave z:awaiting whenever receipts name it: housekeeping

@@ -34,7 +34,7 @@ def _first_phones(p: Pipeline, job_id: str, chunks: int) -> list[str]:
 
 
 def _assert_exactly_once(p: Pipeline, gateway: str, numbers: list[str], job_id: str) -> None:
-    states = dict(p.dispatcher.status(job_id, phones=True).phones or [])
+    states = {d.phone: d.state for d in p.dispatcher.status(job_id, phones=True).phones or []}
     assert set(states) == set(numbers)
     assert all(s in ("delivered", "failed", "rejected", "unknown") for s in states.values())
     histogram = p.accepted_counts(gateway, numbers)

@@ -238,7 +238,7 @@ def test_on_the_running_pipeline_a_dropped_opass_chunk_is_settled_by_its_bid_not
 
     p.wait(job.job_id, until="submitted", timeout_s=60)
     assert p.accepted_counts("opass", numbers) == {1: 6}
-    states = dict(p.dispatcher.status(job.job_id, phones=True).phones or [])
+    states = {d.phone: d.state for d in p.dispatcher.status(job.job_id, phones=True).phones or []}
     settled = sorted(phone for phone, state in states.items() if state in ("delivered", "failed"))
     assert len(settled) == 2, states  # the dropped chunk of two, from the bid query's receipts
     assert [s for s in states.values() if s == "accepted"] == ["accepted"] * 4  # the others await polls

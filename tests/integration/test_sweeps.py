@@ -50,7 +50,7 @@ def _swept(p: Pipeline, field: str) -> int:
 
 
 def _states(p: Pipeline, job_id: str) -> dict[str, str]:
-    return dict(p.dispatcher.status(job_id, phones=True).phones or [])
+    return {d.phone: d.state for d in p.dispatcher.status(job_id, phones=True).phones or []}
 
 
 def _chunk_phones(p: Pipeline, job_id: str, n: int) -> list[str]:

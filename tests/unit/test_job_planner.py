@@ -32,13 +32,13 @@ def problems(call: Any, **kwargs: Any) -> list[tuple[str, str]]:
 def opass_meta(kind: str, **changes: str) -> dict[str, str]:
     """The meta an opass job stores, with the defaults a bare call gives."""
     return {"priority": "bulk", "send_at_ms": "0", "kind": kind, "provider": "opass", "account": "demo",
-            "template_code": "1000000000000000002", "params": "[]", "extend_code": "", "user_bid": "", **changes}
+            "template_code": "1000000000000000002", "params": "[]", "extend_code": "", "tag": "", **changes}
 
 
 def aiofish_meta(kind: str, **changes: str) -> dict[str, str]:
     """The meta an aiofish job stores, with the defaults a bare call gives."""
     return {"priority": "bulk", "send_at_ms": "0", "kind": kind, "provider": "aiofish", "account": "demo",
-            "content": "", "sub_code": "", "user_sms_id": "", **changes}
+            "content": "", "sub_code": "", "tag": "", **changes}
 
 
 # -- what a JobSpec carries --------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def test_a_template_job_carries_every_field_the_sender_needs() -> None:
                         extend_code="15", bid="j.0.1", priority="otp", send_at_ms=1_700_000_000_000)
     assert spec == JobSpec("opass.send", "opass", "demo", opass_meta(
         "opass.send", priority="otp", send_at_ms="1700000000000", params='["张三", "7"]', extend_code="15",
-        user_bid="j.0.1"), [P1, P2], None, 0, ())
+        tag="j.0.1"), [P1, P2], None, 0, ())
 
 
 def test_a_per_phone_template_job_carries_each_phones_params() -> None:
@@ -62,7 +62,7 @@ def test_a_content_job_carries_its_content_and_codes() -> None:
     spec = content_job("demo", content=SIGNED, phones=[P1], sub_code="0012", sms_id="j.0.1",
                        priority="otp", send_at_ms=0)
     assert spec == JobSpec("aiofish.send", "aiofish", "demo", aiofish_meta(
-        "aiofish.send", priority="otp", content=SIGNED, sub_code="0012", user_sms_id="j.0.1"), [P1])
+        "aiofish.send", priority="otp", content=SIGNED, sub_code="0012", tag="j.0.1"), [P1])
 
 
 def test_a_per_phone_content_job_carries_each_phones_text() -> None:
@@ -205,12 +205,12 @@ def test_a_job_spec_repr_shows_keys_masked_phones_and_counts_only() -> None:
                         params=["493817"], skip_invalid=True)
     assert repr(spec) == (
         "JobSpec(kind='opass.send', account='demo', meta=<keys: priority, send_at_ms, kind, provider, account, "
-        "template_code, params, extend_code, user_bid>, phones=(138****0001, 138****0002; 2 in all), "
+        "template_code, params, extend_code, tag>, phones=(138****0001, 138****0002; 2 in all), "
         "payloads=None, duplicates=1, invalid=1)")
     batch = content_job("demo", recipients=[(P1, SIGNED), (P2, SIGNED)])
     assert repr(batch) == (
         "JobSpec(kind='aiofish.batch', account='demo', meta=<keys: priority, send_at_ms, kind, provider, account, "
-        "content, sub_code, user_sms_id>, phones=(138****0001, 138****0002; 2 in all), payloads=<2 items>, "
+        "content, sub_code, tag>, phones=(138****0001, 138****0002; 2 in all), payloads=<2 items>, "
         "duplicates=0, invalid=0)")
 
 
