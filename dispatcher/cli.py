@@ -203,7 +203,7 @@ def status(job_id: str, watch: bool, as_json: bool, phones: bool, reveal_phones:
 
     With --phones a table of every recipient follows (after the last refresh with --watch);
     with --json they are the "phones" list, one object per recipient with the fields of
-    dispatcher.Delivery. Phones are masked in both unless --reveal-phones.
+    dispatcher.deliveries.Delivery. Phones are masked in both unless --reveal-phones.
     """
     import time
 
@@ -216,7 +216,7 @@ def status(job_id: str, watch: bool, as_json: bool, phones: bool, reveal_phones:
         if as_json:
             click.echo(_status_json(st, reveal_phones))
         else:
-            click.echo("\r" + _funnel_line(st), nl=not watch)
+            click.echo(("\r" if watch else "") + _funnel_line(st), nl=not watch)  # a watch redraws its line
         if not watch or st.finished:
             break
         time.sleep(1.0)
