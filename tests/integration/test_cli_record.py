@@ -63,7 +63,7 @@ def test_status_phones_prints_a_table_of_every_recipient_with_phones_masked(env:
     funnel, *table = result.stdout.splitlines()
     assert "0/3 submitted" in funnel
     rows = _table("\n".join(table))
-    assert rows[0] == ["PHONE", "STATE", "CODE", "MESSAGE ID", "TIME", "DETAIL"]
+    assert rows[:1] == [["PHONE", "STATE", "CODE", "MESSAGE ID", "TIME", "DETAIL"]], result.stdout
     assert sorted((r[0], r[1]) for r in rows[1:]) == sorted((mask(n), "pending") for n in numbers)
     assert not any(n in result.stdout for n in numbers)
 

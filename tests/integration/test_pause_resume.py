@@ -154,9 +154,13 @@ def test_an_operator_pause_sends_nothing_survives_beats_balance_check_and_resume
     # overdue by SMSD_ORPHAN_AFTER_S unless its account is paused, and restamps it either way.
     orphan_after_ms = float(p.stack.env["SMSD_ORPHAN_AFTER_S"]) * 1000
     pending = p.dispatcher.keys.pending()
-    wait_for(lambda: [score for member, score in p.redis.zscan_iter(pending)
-                      if as_text(member).startswith(f"{job.job_id}:")],
-             ok=lambda scores: len(scores) == job.chunks and min(scores) > stored_ms + orphan_after_ms,
+
+    def held_scores() -> list[float]:
+        sent = len(numbers) - p.accepted_counts("opass", numbers).get(0, 0)
+        assert sent == 0, f"{sent} phones sent while the account was paused"  # fail now, not at the deadline
+        return [score for member, score in p.redis.zscan_iter(pending) if as_text(member).startswith(f"{job.job_id}:")]
+
+    wait_for(held_scores, ok=lambda scores: len(scores) == job.chunks and min(scores) > stored_ms + orphan_after_ms,
              what="a sweep passed over every pending chunk of the paused job", timeout_s=120)
     # ... and beat's paused-account check ran twice since (the first finished when the second was logged).
     wait_for(lambda: _task_lines(p, "workers.tasks.check_paused", log_mark), ok=lambda n: n >= 2,
