@@ -52,11 +52,31 @@ def segments(text: str, international: bool) -> None:
 
 
 def _dispatcher() -> Any:
+    from dispatcher.errors import ConfigurationError
     from dispatcher.logs import configure
     from dispatcher.producer import Dispatcher
 
     configure("WARNING")
-    return Dispatcher()
+    try:
+        return Dispatcher()
+    except ConfigurationError as exc:  # an unreadable accounts file or setting: a message, not a traceback
+        raise click.ClickException(str(exc)) from None
+
+
+#: What ``--reveal-phones`` says in every command that prints phones.
+REVEAL_HELP = ("Print phone numbers in full. Without it tables and JSON show 138****1234: "
+               "command output ends up in shell history and logs.")
+
+
+def account_argument(provider: str, account: str | None) -> tuple[str, str]:
+    """``PROVIDER ACCOUNT`` or ``PROVIDER:ACCOUNT`` as ``(provider, account)``; ``click.UsageError`` otherwise."""
+    if account is None:
+        provider, sep, account = provider.partition(":")
+        if not (sep and provider and account):
+            raise click.UsageError("give the account as PROVIDER ACCOUNT or PROVIDER:ACCOUNT (e.g. opass:demo)")
+    elif ":" in provider:
+        raise click.UsageError("give the account as PROVIDER ACCOUNT or PROVIDER:ACCOUNT, not both")
+    return provider, account
 
 
 def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
@@ -148,45 +168,167 @@ def _funnel_line(status: Any) -> str:
     bar = "#" * filled + "-" * (width - filled)
     return (f"[{bar}] {done}/{status.total} submitted | accepted {c['accepted']} delivered {c['delivered']} "
             f"failed {c['failed']} rejected {c['rejected']} unknown {c['unknown']}"
+            + (f" cancelled {c['cancelled']}" if "cancelled" in c else "")
             + (f" | PAUSED: {status.paused}" if status.paused else ""))
+
+
+def _job_status(d: Any, job_id: str, *, phones: bool) -> Any:
+    try:
+        return d.status(job_id, phones=phones)
+    except KeyError:
+        raise click.ClickException(f"no job {job_id} (unknown or expired)") from None
+
+
+def _status_json(st: Any, reveal: bool) -> str:
+    from dispatcher.delivery_view import as_json, status_deliveries
+
+    doc: dict[str, Any] = {"job_id": st.job_id, "kind": st.kind, "account": f"{st.provider}:{st.account}",
+                           "total": st.total, "counts": st.counts, "paused": st.paused}
+    if getattr(st, "tag", None) is not None:
+        doc["tag"] = st.tag
+    if st.phones is not None:
+        doc["phones"] = as_json(status_deliveries(st.job_id, st.provider, st.account, st.phones), reveal=reveal)
+    return json.dumps(doc, ensure_ascii=False)
 
 
 @main.command()
 @click.argument("job_id")
 @click.option("--watch", is_flag=True, help="Refresh until every recipient has a final state.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--phones", is_flag=True, help="Include each phone's state (with --json).")
-def status(job_id: str, watch: bool, as_json: bool, phones: bool) -> None:
-    """Show a job's funnel: pending, sending, accepted, delivered, failed, rejected, unknown."""
+@click.option("--phones", is_flag=True,
+              help="Also each phone: state, vendor code, message id, time (local, ms) and vendor text.")
+@click.option("--reveal-phones", is_flag=True, help=REVEAL_HELP)
+def status(job_id: str, watch: bool, as_json: bool, phones: bool, reveal_phones: bool) -> None:
+    """Show a job's funnel: pending, sending, accepted, delivered, failed, rejected, unknown.
+
+    With --phones a table of every recipient follows (after the last refresh with --watch);
+    with --json they are the "phones" list, one object per recipient with the fields of
+    dispatcher.deliveries.Delivery. Phones are masked in both unless --reveal-phones.
+    """
     import time
+
+    from dispatcher.delivery_view import job_rows, status_deliveries
 
     d = _dispatcher()
     while True:
-        try:
-            st = d.status(job_id, phones=phones and as_json)
-        except KeyError:
-            raise click.ClickException(f"no job {job_id} (unknown or expired)") from None
+        # A table of phones is printed once, so a watch does not read every phone each second.
+        st = _job_status(d, job_id, phones=phones and (as_json or not watch))
         if as_json:
-            click.echo(json.dumps({"job_id": st.job_id, "kind": st.kind, "account": f"{st.provider}:{st.account}",
-                                   "total": st.total, "counts": st.counts, "paused": st.paused,
-                                   **({"phones": st.phones} if st.phones is not None else {})}))
+            click.echo(_status_json(st, reveal_phones))
         else:
-            click.echo("\r" + _funnel_line(st), nl=not watch)
+            click.echo(("\r" if watch else "") + _funnel_line(st), nl=not watch)  # a watch redraws its line
         if not watch or st.finished:
             break
         time.sleep(1.0)
     if watch and not as_json:
         click.echo()
+    if phones and not as_json:
+        if st.phones is None:
+            st = _job_status(d, job_id, phones=True)
+        rows = status_deliveries(st.job_id, st.provider, st.account, st.phones)
+        for line in job_rows(rows, reveal=reveal_phones):
+            click.echo(line)
 
 
 @main.command()
-@click.argument("provider", type=click.Choice(["opass", "aiofish"]))
-@click.argument("account")
-def resume(provider: str, account: str) -> None:
-    """Un-pause an account after fixing what paused it; its pending chunks are sent."""
-    from dispatcher.workers.tasks import resume_account
+@click.option("--msg-id", "message_id", help="The vendor's message id (opass msgId, aiofish smsId).")
+@click.option("--phone", help="A mainland mobile number (13812345678 or +8613812345678).")
+@click.option("--provider", help="Only this gateway's records (a configured provider: opass, aiofish).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1), help="Most records shown.")
+@click.option("--json", "as_json", is_flag=True, help='Machine-readable: {"deliveries": [...]}, newest first.')
+@click.option("--reveal-phones", is_flag=True, help=REVEAL_HELP)
+def lookup(message_id: str | None, phone: str | None, provider: str | None, limit: int, as_json: bool,
+           reveal_phones: bool) -> None:
+    """Find every recipient record still kept by vendor message id (--msg-id) or by phone (--phone), newest first.
 
-    count = resume_account(provider, account)
+    Each shows its time (local, ms), job, account, phone, state, the vendor's
+    last code, message id, the caller's tag (bid / sms_id) and the vendor's text.
+    Phones are masked, in the table and in JSON, unless --reveal-phones.
+    """
+    from dispatcher.delivery_view import as_json as deliveries_json
+    from dispatcher.delivery_view import lookup_rows
+    from dispatcher.errors import DispatchError
+
+    if (message_id is None) == (phone is None):
+        raise click.UsageError("give exactly one of --msg-id or --phone")
+    d = _dispatcher()
+    configured = sorted({acct.provider for acct in d.accounts})
+    if provider is not None and provider not in configured:
+        raise click.UsageError(f"no configured account of provider {provider!r} (configured: "
+                               f"{', '.join(configured) or 'none'})")
+    try:
+        found = d.lookup(message_id=message_id, phone=phone, provider=provider, limit=limit)
+    except DispatchError as exc:  # a phone that is not a mainland mobile number
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"deliveries": deliveries_json(found, reveal=reveal_phones)}, ensure_ascii=False))
+    elif not found:
+        click.echo("no record found (records are kept while their job is: SMSD_JOB_TTL_S)")
+    else:
+        for line in lookup_rows(found, reveal=reveal_phones):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help='Machine-readable: {"job_id": ..., "cancelled": N}.')
+def cancel(job_id: str, as_json: bool) -> None:
+    """Cancel every recipient of JOB not yet submitted to the gateway; print how many.
+
+    Chunks already in flight finish and are recorded as they end; a scheduled job
+    never goes out. Cancelling again cancels 0. Exits 1 for an unknown (or expired) job.
+    """
+    d = _dispatcher()
+    try:
+        count = d.cancel(job_id)
+    except KeyError:
+        raise click.ClickException(f"no job {job_id} (unknown or expired)") from None
+    if as_json:
+        click.echo(json.dumps({"job_id": job_id, "cancelled": count}))
+    else:
+        click.echo(f"cancelled {count} recipients of job {job_id}"
+                   + ("" if count else " (none was left unsubmitted)"))
+
+
+@main.command()
+@click.argument("provider")
+@click.argument("account", required=False)
+@click.option("--reason", default="paused by an operator", show_default=True,
+              help="Why, shown by `sms-dispatch status` as PAUSED: operator: REASON.")
+def pause(provider: str, account: str | None, reason: str) -> None:
+    """Stop sending for an account (PROVIDER ACCOUNT or PROVIDER:ACCOUNT) until `sms-dispatch resume`.
+
+    Its chunks stay pending; chunks already in a worker's hands finish. Beat's
+    balance check, which lifts a pause after an account-fatal error once the
+    balance is back, never lifts an operator's pause.
+    """
+    from dispatcher.errors import DispatchError
+
+    provider, account = account_argument(provider, account)
+    d = _dispatcher()
+    try:
+        d.pause(provider, account, reason)
+    except DispatchError as exc:  # not a configured account
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"paused {provider}:{account} ({reason}); `sms-dispatch resume {provider}:{account}` sends again")
+
+
+@main.command()
+@click.argument("provider")
+@click.argument("account", required=False)
+def resume(provider: str, account: str | None) -> None:
+    """Un-pause an account (PROVIDER ACCOUNT or PROVIDER:ACCOUNT); its pending chunks are sent.
+
+    Lifts an operator's pause and one after an account-fatal error alike (fix what paused it first).
+    """
+    from dispatcher.errors import DispatchError
+
+    provider, account = account_argument(provider, account)
+    d = _dispatcher()
+    try:
+        count = d.resume(provider, account)
+    except DispatchError as exc:  # not a configured account
+        raise click.ClickException(str(exc)) from None
     click.echo(f"resumed {provider}:{account}: {count} pending chunks queued")
 
 

@@ -15,10 +15,11 @@ from dispatcher.config.settings import Settings
 from dispatcher.redis_connection import redis_url
 
 FANOUT_TASK = "workers.tasks.fanout"
+SEND_CHUNK_TASK = "workers.tasks.send_chunk"
 
 
 class Enqueuer:
-    """Sends ``fanout(job_id)`` to a queue of the broker in ``settings``."""
+    """Sends ``fanout(job_id)`` (or ``send_chunk(job_id, n)``) to a queue of the broker in ``settings``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,3 +39,7 @@ class Enqueuer:
     def __call__(self, job_id: str, queue: str, countdown_s: int = 0) -> None:
         """Queue the fan-out of a stored job (the job id is the only argument)."""
         self.app.send_task(FANOUT_TASK, args=[job_id], queue=queue, countdown=countdown_s or None)
+
+    def send_chunk(self, job_id: str, n: int, queue: str) -> None:
+        """Queue the send of chunk ``n`` of a stored job (a resume re-queues pending chunks this way)."""
+        self.app.send_task(SEND_CHUNK_TASK, args=[job_id, n], queue=queue)

@@ -26,7 +26,8 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:z:sending                 ZSET  "{job}:{n}" by ms the chunk entered sending (stuck sweep)
     P:z:ambiguous               ZSET  "{job}:{n}" by ms its reconcile window ends
     P:z:awaiting                ZSET  "{job}:{n}" by ms accepted (72 h unknown sweep)
-    P:acct:{provider}:{name}:paused   STRING reason; no TTL: a human or a balance check clears it
+    P:acct:{provider}:{name}:paused   STRING reason ("operator: …" for an operator's pause); no TTL: a resume
+                                      clears it, or beat's balance check if it is not an operator's
     P:rl:{provider}:{name}:{kind}     STRING GCRA theoretical arrival time (TTL = one period)
     P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import structlog
 
-from dispatcher import jobs
+from dispatcher import jobs, pauses
 from dispatcher.config.accounts import Accounts
 from dispatcher.config.settings import Settings
 from dispatcher.deliveries import Delivery
@@ -100,9 +100,12 @@ class Dispatcher:
         clock_ms: Callable[[], int] = system_clock_ms,
     ) -> None:
         rt = Runtime(settings, accounts=accounts, client=client)
+        self._rt = rt
         self.settings, self.accounts, self.redis = rt.settings, rt.accounts, rt.redis
         self.keys, self.ledger = rt.keys, rt.ledger
-        self._enqueue = enqueue or Enqueuer(self.settings)
+        # Chunks re-queued by a resume go through the same broker client as the fan-outs.
+        self._enqueuer = Enqueuer(self.settings)
+        self._enqueue = enqueue or self._enqueuer
         self.records = RecordReader(self.ledger)
         self._clock_ms = clock_ms
 
@@ -233,6 +236,24 @@ class Dispatcher:
         count = self.ledger.cancel(job_id, now_ms=self._clock_ms())
         log.info("job.cancelled", job_id=job_id, recipients=count)
         return count
+
+    def pause(self, provider: str, account: str, reason: str = pauses.DEFAULT_REASON) -> None:
+        """Stop sending for account ``provider:account`` until :meth:`resume`.
+
+        Its chunks stay ``pending`` (chunks already in a worker's hands finish);
+        ``status`` shows ``paused`` as ``"operator: <reason>"``. Unlike a pause
+        after an account-fatal answer, beat's balance check never lifts it.
+        Raises ``ConfigurationError`` for an account that is not configured.
+        """
+        pauses.pause(self._rt, provider, account, reason)
+
+    def resume(self, provider: str, account: str) -> int:
+        """Lift the account's pause (an operator's or an account-fatal one); return the pending chunks re-queued.
+
+        Raises ``ConfigurationError`` for an account that is not configured.
+        """
+        count = pauses.resume(self._rt, provider, account, self._enqueuer.send_chunk)
+        return count or 0
 
     def uplinks(self, provider: str, account: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest replies (MO) received for an account: ``{phone, content, ext, at_ms, message_id}``."""

@@ -34,6 +34,7 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.keys import client_id
+from dispatcher.pauses import pause_after_fatal
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.runtime import Runtime
 
@@ -164,7 +165,7 @@ def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, 
         bound.warning("chunk.ambiguous", code=code, reconcile_at_ms=deadline)
         return Next(note="ambiguous")
     if isinstance(exc, AccountFatalError | ConfigurationError):
-        rt.redis.set(rt.keys.paused(provider, account), f"{code}: {exc}")
+        pause_after_fatal(rt, provider, account, f"{code}: {exc}")
         rt.ledger.release(job_id, n, attempt=attempt, expected="sending", code=code, now_ms=now)
         bound.error("account.paused", code=code, reason=str(exc))
         return Next(note="account paused", hold_rest=True)

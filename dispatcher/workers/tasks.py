@@ -18,7 +18,7 @@ from celery import current_task, shared_task
 # in each of 8 children cost ~2 s of CPU at the start of a benchmark run).
 import dispatcher.providers.aiofish
 import dispatcher.providers.opass  # noqa: F401
-from dispatcher import reconcile, sweeps
+from dispatcher import pauses, reconcile, sweeps
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import store_uplinks
@@ -30,8 +30,7 @@ log = structlog.get_logger("workers.tasks")
 
 
 def _queue_of(job: dict[str, str]) -> str:
-    s = get_runtime().settings
-    return s.queue_otp if job.get("priority") == "otp" else s.queue_bulk
+    return pauses.queue_of(get_runtime().settings, job)
 
 
 def enqueue_chunks(job_id: str, first: int, count: int, queue: str, *, per_task: int = 1,
@@ -217,24 +216,29 @@ def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
     return count
 
 
-def resume_account(provider: str, account: str) -> int:
-    """Clear an account's pause and re-queue its pending chunks; return how many."""
-    rt = get_runtime()
-    rt.redis.delete(rt.keys.paused(provider, account))
-    chunks = sweeps.pending_chunks(rt, provider, account)
-    for job_id, n in chunks:
-        enqueue_chunk(job_id, n, _queue_of(rt.ledger.job_meta(job_id)))
-    log.info("account.resumed", provider=provider, account=account, chunks=len(chunks))
-    return len(chunks)
+def _publish_chunk(job_id: str, n: int, queue: str) -> None:
+    send_chunk.apply_async((job_id, n), queue=queue)
+
+
+def resume_account(provider: str, account: str, *, automatic: bool = False) -> int | None:
+    """Clear an account's pause and re-queue its pending chunks; return how many (:func:`dispatcher.pauses.resume`).
+
+    ``automatic`` (beat's check) leaves an operator's pause alone and returns ``None``.
+    """
+    return pauses.resume(get_runtime(), provider, account, _publish_chunk, automatic=automatic)
 
 
 @shared_task(name="workers.tasks.check_paused")
 def check_paused() -> list[str]:
-    """Resume paused accounts whose balance check now succeeds with credit left."""
+    """Resume accounts paused by an account-fatal error whose balance check now succeeds with credit left.
+
+    An operator's pause is never lifted here, and costs no balance query.
+    """
     rt = get_runtime()
     resumed = []
     for account in rt.accounts:
-        if not rt.redis.exists(rt.keys.paused(account.provider, account.name)):
+        reason = rt.redis.get(rt.keys.paused(account.provider, account.name))
+        if reason is None or pauses.by_operator(reason):
             continue
         # Balance shares opass's query budget with the polls beat reserves ahead: queue like them.
         if rt.limiter.acquire(account.provider, account.name, "balance",
@@ -246,7 +250,7 @@ def check_paused() -> list[str]:
             log.info("account.still_paused", provider=account.provider, account=account.name,
                      error=type(exc).__name__)
             continue
-        if balance.total > 0:
-            resume_account(account.provider, account.name)
+        # An operator may have paused it meanwhile: the resume itself keeps such a pause.
+        if balance.total > 0 and resume_account(account.provider, account.name, automatic=True) is not None:
             resumed.append(f"{account.provider}:{account.name}")
     return resumed
