@@ -7,7 +7,7 @@ worker: they read back what the request stored in Redis and the one message it
 put on the broker queue. The last one runs the real pipeline end to end.
 
 Why in-process is robust here: the examples build their ``Dispatcher`` lazily,
-from ``Settings.from_env()``, on the first request, and the producer sends the
+from ``load_settings()`` (the ``SMSD_*`` environment), on the first request, and the producer sends the
 fan-out task *by name* through its own small Celery client
 (``dispatcher/enqueue.py``). Nothing on that path imports ``dispatcher/workers/app.py``,
 whose module-level settings would be frozen at its first import. So it is
