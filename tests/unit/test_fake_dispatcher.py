@@ -90,6 +90,8 @@ def test_given_accounts_refuse_an_unknown_account_as_production_would() -> None:
     fake.send_content("demo", phones=["13800138000"], content=CONTENT)
     with pytest.raises(ConfigurationError, match="no account opass:demo2"):
         fake.send_template("demo2", template_code=OTP, phones=["13800138000"], params=["1"])
+    with pytest.raises(ConfigurationError, match="no account aiofish:demo2"):
+        fake.send_content("demo2", phones=["13800138000"], content=CONTENT)
     assert len(fake.outbox) == 1
 
 
