@@ -87,6 +87,54 @@ def _ms(send_at: dt.datetime | int | None) -> int | None:
     return send_at
 
 
+def template_spec(
+    accounts: Accounts,
+    account: str,
+    *,
+    template_code: str,
+    phones: Iterable[Any] | None,
+    params: Sequence[Any] | None,
+    recipients: Iterable[tuple[Any, Sequence[Any]]] | None,
+    bid: str | None,
+    extend_code: str | None,
+    priority: str,
+    send_at: dt.datetime | int | None,
+    skip_invalid: bool,
+) -> tuple[jobs.JobSpec, int]:
+    """What ``send_template`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
+
+    Shared with :class:`dispatcher.testing.FakeDispatcher`, so an app's tests meet the same refusals.
+    """
+    acct = accounts.get("opass", account)
+    spec = jobs.template_job(
+        account, template_code=template_code, phones=phones, params=params, recipients=recipients,
+        bid=bid, extend_code=extend_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+    )
+    return spec, acct.gateway.batch_max  # type: ignore[union-attr]
+
+
+def content_spec(
+    accounts: Accounts,
+    account: str,
+    *,
+    content: str | None,
+    phones: Iterable[Any] | None,
+    recipients: Iterable[tuple[Any, str]] | None,
+    sms_id: str | None,
+    sub_code: str | None,
+    priority: str,
+    send_at: dt.datetime | int | None,
+    skip_invalid: bool,
+) -> tuple[jobs.JobSpec, int]:
+    """What ``send_content`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
+    accounts.get("aiofish", account)
+    spec = jobs.content_job(
+        account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
+        sub_code=sub_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+    )
+    return spec, jobs.CHUNK_LIMITS[spec.kind]
+
+
 class Dispatcher:
     """Entry point for producers; one per process is enough (it is thread-safe)."""
 
@@ -131,13 +179,12 @@ class Dispatcher:
         ``StorageFullError`` (nothing stored or queued) when Redis is full. With
         ``skip_invalid`` bad phones are left out and listed in the handle instead.
         """
-        acct = self.accounts.get("opass", account)
-        spec = jobs.template_job(
-            account, template_code=template_code, phones=phones, params=params, recipients=recipients,
-            bid=bid, extend_code=extend_code, priority=priority, send_at_ms=_ms(send_at),
+        spec, chunk_size = template_spec(
+            self.accounts, account, template_code=template_code, phones=phones, params=params,
+            recipients=recipients, bid=bid, extend_code=extend_code, priority=priority, send_at=send_at,
             skip_invalid=skip_invalid,
         )
-        return self._store(spec, acct.gateway.batch_max, progress)  # type: ignore[union-attr]
+        return self._store(spec, chunk_size, progress)
 
     def send_content(
         self,
@@ -158,12 +205,11 @@ class Dispatcher:
         Raises ``ValidationError`` or ``StorageFullError`` (nothing stored or queued either
         way) or ``ConfigurationError``.
         """
-        self.accounts.get("aiofish", account)
-        spec = jobs.content_job(
-            account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
-            sub_code=sub_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+        spec, chunk_size = content_spec(
+            self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
+            sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
         )
-        return self._store(spec, jobs.CHUNK_LIMITS[spec.kind], progress)
+        return self._store(spec, chunk_size, progress)
 
     def _store(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         job_id = secrets.token_hex(8)

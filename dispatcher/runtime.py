@@ -14,7 +14,7 @@ import redis
 import structlog
 
 from dispatcher.config.accounts import AccountConfig, Accounts, load_accounts
-from dispatcher.config.settings import Settings
+from dispatcher.config.settings import Settings, load_settings
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
@@ -31,7 +31,7 @@ class Runtime:
     def __init__(
         self, settings: Settings | None = None, *, accounts: Accounts | None = None, client: redis.Redis | None = None
     ) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or load_settings()
         self.accounts = accounts or load_accounts(self.settings.accounts_file)
         self.redis = client or connect(self.settings)
         self.keys = Keys(self.settings.key_prefix)

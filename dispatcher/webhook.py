@@ -35,7 +35,7 @@ import redis
 import structlog
 
 from dispatcher.config.accounts import AccountConfig
-from dispatcher.config.settings import Settings
+from dispatcher.config.settings import load_settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
 from dispatcher.providers import opass_push
 from dispatcher.providers.base import system_clock_ms
@@ -150,7 +150,7 @@ def _fail_fast_runtime() -> Runtime:
     three slow ones; during a Redis outage a fast 503 keeps the pushes coming
     (both vendors retry a failed push), where a patient client would not.
     """
-    settings = Settings.from_env()
+    settings = load_settings()
     return Runtime(settings, client=connect_url(redis_url(settings), retries=FAIL_FAST_RETRIES))
 
 
@@ -214,7 +214,7 @@ def _configured_app() -> WsgiApp:
     """
     from dispatcher.logs import configure
 
-    configure(Settings.from_env().log_level)
+    configure(load_settings().log_level)
     try:
         for problem in readiness_problems(webhook_runtime()):
             log.error("webhook.account_refused", problem=problem)

@@ -35,6 +35,17 @@ def dispatcher() -> Dispatcher:
         return _dispatcher
 
 
+def use_dispatcher(replacement: Dispatcher | None) -> Dispatcher | None:
+    """Make ``replacement`` the process's Dispatcher (a test's ``FakeDispatcher``); return the one it replaces.
+
+    ``None`` forgets it: the next request builds one from the settings again.
+    """
+    global _dispatcher
+    with _lock:
+        previous, _dispatcher = _dispatcher, replacement
+        return previous
+
+
 def send_otp(payload: dict[str, Any]) -> Answer:
     """Queue a random 6-digit code for ``payload["phone"]`` on the OTP queue; 202 ``{"job_id"}``."""
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"

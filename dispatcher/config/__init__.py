@@ -1,6 +1,6 @@
-"""Configuration: settings from the environment, gateway accounts from a file."""
+"""Configuration: settings from Django's ``SMS_DISPATCH`` and the environment, gateway accounts from a file."""
 
 from dispatcher.config.accounts import AccountConfig, Accounts, load_accounts
-from dispatcher.config.settings import Settings
+from dispatcher.config.settings import Settings, load_settings
 
-__all__ = ["AccountConfig", "Accounts", "Settings", "load_accounts"]
+__all__ = ["AccountConfig", "Accounts", "Settings", "load_accounts", "load_settings"]

@@ -1,8 +1,17 @@
-"""Settings read from the environment (``SMSD_*``), with the defaults documented here."""
+"""Settings from Django's ``SMS_DISPATCH`` dict and the ``SMSD_*`` environment, with the defaults documented here.
+
+:func:`load_settings` is the one loader every process uses (workers, beat, webhook, an
+app's ``Dispatcher()``). Precedence, lowest first: the defaults below, then Django's
+``settings.SMS_DISPATCH`` (when Django is in use), then ``SMSD_*`` variables, so an
+operator can override one process without editing the project's settings.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,7 +27,8 @@ from dispatcher.redis_server import REDIS_MAXMEMORY_MB
 class Settings:
     """Everything a producer, worker, beat or webhook process needs besides accounts.
 
-    Each field is read from ``SMSD_<FIELD NAME IN CAPITALS>``.
+    Each field is read from ``SMSD_<FIELD NAME IN CAPITALS>``, or from the key of the same
+    name (upper or lower case) in Django's ``SMS_DISPATCH`` dict; see :func:`load_settings`.
     """
 
     #: Redis for the ledger and (unless ``broker_url``) the Celery broker; empty =
@@ -108,23 +118,19 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default ``os.environ``).
+        """Build settings from ``env`` (default ``os.environ``) alone; see :func:`load_settings` for Django's.
 
         Raises ``ConfigurationError`` naming the variable whose value is not of its type.
         """
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = f"SMSD_{f.name.upper()}"
-            if name not in env:
-                continue
-            raw = env[name]
-            kind: Any = type(f.default)
-            try:
-                values[f.name] = _boolean(raw) if kind is bool else kind(raw) if kind is not str else raw
-            except ValueError:
-                raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**env_values(os.environ if env is None else env))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_mapping(cls, given: Mapping[str, Any], *, source: str = "SMS_DISPATCH") -> Settings:
+        """Build settings from a dict keyed by field name (any case), as Django's ``SMS_DISPATCH``.
+
+        Raises ``ConfigurationError`` naming an unknown key or a value not of its field's type.
+        """
+        return cls(**mapping_values(given, source=source))  # type: ignore[arg-type]
 
     @property
     def shared_budget_wait_s(self) -> float:
@@ -141,6 +147,115 @@ class Settings:
     def data_path(self) -> Path:
         """``data_dir`` as a path."""
         return Path(self.data_dir)
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _kind(name: str) -> Any:
+    """The Python type of field ``name``: that of its default."""
+    return type(_FIELDS[name].default)
+
+
+def env_values(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings given as ``SMSD_*`` variables in ``env``, typed; raises ``ConfigurationError`` naming one."""
+    values: dict[str, object] = {}
+    for name in _FIELDS:
+        var = f"SMSD_{name.upper()}"
+        if var in env:
+            values[name] = _from_text(env[var], _kind(name), var)
+    return values
+
+
+def mapping_values(given: Mapping[str, Any], *, source: str = "SMS_DISPATCH") -> dict[str, object]:
+    """The settings in ``given`` (keys: field names, upper or lower case), typed.
+
+    A value may be the text an ``SMSD_*`` variable would hold or a Python value of the
+    field's type (an int for a float field, any path for a text field). Raises
+    ``ConfigurationError`` naming the key for an unknown key, one given twice, or a value
+    of the wrong type.
+    """
+    if not isinstance(given, Mapping):
+        raise ConfigurationError(f"{source} must be a dict of settings, got {type(given).__name__}")
+    values: dict[str, object] = {}
+    for key, raw in given.items():
+        name = key.lower() if isinstance(key, str) else ""
+        where = f"{source}[{key!r}]"
+        if name not in _FIELDS:
+            known = ", ".join(n.upper() for n in _FIELDS)
+            raise ConfigurationError(f"{where} is not a setting of sms-dispatch (known: {known})")
+        if name in values:
+            raise ConfigurationError(f"{where}: {name.upper()} is given twice (keys differ only in case)")
+        values[name] = _from_value(raw, _kind(name), where)
+    return values
+
+
+def _from_text(raw: str, kind: Any, where: str) -> object:
+    """``raw`` (an environment variable's text) as ``kind``; raises ``ConfigurationError`` naming ``where``."""
+    try:
+        return _boolean(raw) if kind is bool else raw if kind is str else kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{where}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _from_value(raw: Any, kind: Any, where: str) -> object:
+    """A Python value (or the text a variable would hold) as ``kind``; raises ``ConfigurationError`` naming it."""
+    if isinstance(raw, str):
+        return _from_text(raw, kind, where)
+    if kind is str and isinstance(raw, os.PathLike):
+        return os.fspath(raw)
+    if kind is bool and isinstance(raw, bool):
+        return raw
+    # A bool is an int to Python, but True seconds is a slip, not a setting.
+    numeric = isinstance(raw, int | float) and not isinstance(raw, bool)
+    if kind is float and numeric and math.isfinite(raw):
+        return float(raw)
+    if kind is int and numeric and float(raw).is_integer():
+        return int(raw)
+    raise ConfigurationError(f"{where}={raw!r} is not a valid {kind.__name__}")
+
+
+def django_settings_dict(env: Mapping[str, str] | None = None) -> Any:
+    """Django's ``settings.SMS_DISPATCH`` as given there; ``None`` when Django is not in use or it has none.
+
+    Django is in use when it is importable and either its settings are already
+    configured (``settings.configure()``, or a running Django process) or
+    ``DJANGO_SETTINGS_MODULE`` is set (a Celery worker started inside the project). Django
+    is never imported otherwise: sms-dispatch does not need it. A settings module that
+    cannot be imported raises ``ConfigurationError``.
+    """
+    env = os.environ if env is None else env
+    module = env.get("DJANGO_SETTINGS_MODULE", "")
+    if "django" not in sys.modules and not (module and importlib.util.find_spec("django") is not None):
+        return None
+    from django.conf import settings as django_settings
+
+    if not django_settings.configured and not module:
+        return None
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return getattr(django_settings, "SMS_DISPATCH", None)
+    except (ImportError, ImproperlyConfigured) as exc:
+        raise ConfigurationError(f"DJANGO_SETTINGS_MODULE={module!r} cannot be imported: {exc}") from None
+
+
+def settings_from(django: Mapping[str, Any] | None, env: Mapping[str, str]) -> Settings:
+    """Defaults, overridden by ``django`` (an ``SMS_DISPATCH`` dict, or None), overridden by ``SMSD_*`` in ``env``.
+
+    Raises ``ConfigurationError`` naming the key or variable at fault.
+    """
+    given = {} if django is None else mapping_values(django)
+    return Settings(**{**given, **env_values(env)})  # type: ignore[arg-type]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of this process: defaults, then Django's ``SMS_DISPATCH``, then ``SMSD_*`` from ``env``.
+
+    ``env`` defaults to ``os.environ``. Every process builds its settings here.
+    """
+    env = os.environ if env is None else env
+    return settings_from(django_settings_dict(env), env)
 
 
 def _boolean(raw: str) -> bool:

@@ -8,13 +8,13 @@ from celery import Celery, bootsteps
 from celery.signals import setup_logging, worker_process_init
 from kombu import Queue
 
-from dispatcher.config.settings import Settings
+from dispatcher.config.settings import load_settings
 from dispatcher.keys import Keys
 from dispatcher.logs import configure
 from dispatcher.redis_connection import redis_url
 from dispatcher.runtime import reset_runtime, warm_runtime
 
-settings = Settings.from_env()
+settings = load_settings()
 _broker = settings.broker_url or redis_url(settings)
 
 app = Celery("sms_dispatch", broker=_broker, include=["dispatcher.workers.tasks"])

@@ -15,7 +15,11 @@ redis-server under ``.data/`` is shared by every process)::
 
 In production serve ``examples.django_app.smsdemo.wsgi`` with gunicorn. The
 endpoints and their answers are those of the Flask example (``examples/flask_app/app.py``);
-settings come from the ``SMSD_*`` environment (``dispatcher/config/settings.py``).
+settings come from the ``SMSD_*`` environment here; a project may put them in its
+settings as ``SMS_DISPATCH = {...}`` instead (``dispatcher/config/settings.py``). The app's
+tests use ``dispatcher.testing.FakeDispatcher``::
+
+    .venv/bin/python examples/django_app/manage.py test examples.django_app.smsdemo
 """
 
 import os

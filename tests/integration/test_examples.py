@@ -7,7 +7,7 @@ worker: they read back what the request stored in Redis and the one message it
 put on the broker queue. The last one runs the real pipeline end to end.
 
 Why in-process is robust here: the examples build their ``Dispatcher`` lazily,
-from ``Settings.from_env()``, on the first request, and the producer sends the
+from ``load_settings()`` (the ``SMSD_*`` environment), on the first request, and the producer sends the
 fan-out task *by name* through its own small Celery client
 (``dispatcher/enqueue.py``). Nothing on that path imports ``dispatcher/workers/app.py``,
 whose module-level settings would be frozen at its first import. So it is
@@ -237,3 +237,16 @@ def test_the_operations_guide_lists_every_setting_with_its_default() -> None:
         shown = "(empty)" if default == "" else f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
         assert rows.get(f"SMSD_{f.name.upper()}") == shown, f.name
     assert len(rows) == len(fields(Settings))
+
+
+def test_the_django_examples_own_tests_pass_with_the_fake_dispatcher() -> None:
+    """The example's tests.py (FakeDispatcher in place of the real one) runs green under Django's runner."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSD_", "DJANGO_"))}
+    done = subprocess.run([sys.executable, "examples/django_app/manage.py", "test", "examples.django_app.smsdemo"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Ran 3 tests" in done.stderr and "OK" in done.stderr

@@ -1,6 +1,8 @@
 """Minimal single-file Django settings for the sms-dispatch example: no database, no sessions.
 
-sms-dispatch itself is configured by the ``SMSD_*`` environment, not here.
+sms-dispatch itself is configured by the ``SMSD_*`` environment here (the integration tests
+point it at their Redis that way); a project may instead set ``SMS_DISPATCH = {"REDIS_URL": …}``
+in this file, which ``SMSD_*`` variables then override.
 """
 
 import os
