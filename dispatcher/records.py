@@ -166,22 +166,32 @@ class RecordReader:
         return found, next_cursor
 
 
-def lookup_records(reader: RecordReader, *, message_id: str | None, phone: object, provider: str | None,
-                   limit: int, now_ms: int) -> list[Delivery]:
-    """:meth:`Dispatcher.lookup`'s checks, then the lookup. Raises ``ValidationError`` naming
-    what is wrong before Redis is asked."""
+def check_lookup(*, message_id: object, phone: object, provider: object) -> tuple[str | None, str | None]:
+    """``(message id, phone)`` of a lookup, cleaned (one of them ``None``). Pure.
+
+    Raises ``ValidationError`` naming what is wrong: neither or both keys, a
+    phone that is not a mainland mobile, an empty id, an unknown provider.
+    """
     check = Checker()
     if (message_id is None) == (phone is None):
         check.add("lookup", "give message_id or phone (exactly one)")
     if provider is not None and provider not in PROVIDERS:
         check.add("provider", f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
     normal = check.phone(phone, field="phone") if phone is not None else None
-    if message_id is not None and not clean_id(message_id):
+    mid = clean_id(message_id) if message_id is not None else None
+    if message_id is not None and not mid:
         check.add("message_id", "is empty")
     check.done()
+    return mid, normal
+
+
+def lookup_records(reader: RecordReader, *, message_id: str | None, phone: object, provider: str | None,
+                   limit: int, now_ms: int) -> list[Delivery]:
+    """:meth:`Dispatcher.lookup`: :func:`check_lookup`, then the lookup (Redis is asked only for a valid one)."""
+    mid, normal = check_lookup(message_id=message_id, phone=phone, provider=provider)
     if normal is not None:
         return reader.by_phone(normal, provider=provider, limit=limit, now_ms=now_ms)
-    return reader.by_message_id(clean_id(message_id), provider=provider, limit=limit)
+    return reader.by_message_id(mid or "", provider=provider, limit=limit)
 
 
 def _field(entry: Any, name: str) -> bytes:

@@ -30,16 +30,17 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from dispatcher import pauses
 from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.deliveries import STATES, TERMINAL, Delivery
-from dispatcher.errors import Problem, ValidationError
 from dispatcher.phones import normalise_mainland
 from dispatcher.producer import JobHandle, JobStatus, content_spec, template_spec
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.providers.base import system_clock_ms
+from dispatcher.records import check_lookup
 from dispatcher.redact import build_repr, phones_repr, size_repr
 
 #: Default vendor codes a test's :meth:`FakeDispatcher.deliver` / ``fail`` / ``reject`` record.
@@ -102,19 +103,6 @@ class SentJob:
         return self.params if self.provider == "opass" else self.content
 
 
-@dataclass(frozen=True, slots=True)
-class FakeJobStatus(JobStatus):
-    """A job's funnel as :meth:`FakeDispatcher.status` gives it: ``phones`` are :class:`Delivery` records.
-
-    ``tag`` is the caller's ``bid`` / ``sms_id``, and ``counts`` has every state of
-    :data:`dispatcher.deliveries.STATES`, ``cancelled`` included: the real ``JobStatus``
-    is getting both.
-    """
-
-    phones: list[Delivery] | None = field(default=None, repr=False)  # type: ignore[assignment]
-    tag: str = ""
-
-
 @dataclass(slots=True)
 class _Job:
     sent: SentJob
@@ -135,6 +123,7 @@ class FakeDispatcher:
         self._jobs: dict[str, _Job] = {}
         self._feed: list[Delivery] = []
         self._paused: dict[tuple[str, str], str] = {}
+        self._cancelled: set[str] = set()
         self._uplinks: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -196,9 +185,10 @@ class FakeDispatcher:
             counts = dict.fromkeys(STATES, 0)
             for d in job.deliveries.values():
                 counts[d.state] += 1
-            return FakeJobStatus(job_id, sent.kind, sent.provider, sent.account, len(sent.phones), counts,
-                                 self._paused.get((sent.provider, sent.account)),
-                                 list(job.deliveries.values()) if phones else None, sent.tag)
+            return JobStatus(job_id, sent.kind, sent.provider, sent.account, len(sent.phones), counts,
+                             self._paused.get((sent.provider, sent.account)),
+                             list(job.deliveries.values()) if phones else None, tag=sent.tag,
+                             cancelled=job_id in self._cancelled)
 
     def lookup(self, *, message_id: str | None = None, phone: str | None = None, provider: str | None = None,
                limit: int = 100) -> list[Delivery]:
@@ -207,13 +197,7 @@ class FakeDispatcher:
         Raises ``ValidationError`` for a phone that is not a mainland mobile number or when
         neither or both keys are given.
         """
-        if (message_id is None) == (phone is None):
-            raise ValidationError([Problem("message_id", "give either message_id or phone, not both")])
-        wanted = None
-        if phone is not None:
-            wanted = normalise_mainland(phone)
-            if wanted is None:
-                raise ValidationError([Problem("phone", "is not an 11-digit mainland mobile")])
+        message_id, wanted = check_lookup(message_id=message_id, phone=phone, provider=provider)
         with self._lock:
             found = [d for job in self._jobs.values() for d in job.deliveries.values()
                      if (provider is None or d.provider == provider)
@@ -243,21 +227,28 @@ class FakeDispatcher:
         """
         with self._lock:
             job = self._job(job_id)
+            self._cancelled.add(job_id)
             pending = [p for p, d in job.deliveries.items() if d.state == "pending"]
             for p in pending:
                 self._settle(job, p, "cancelled", "", "")
             return len(pending)
 
-    def pause(self, provider: str, account: str, *, reason: str = "paused by operator") -> None:
-        """Mark the account paused: ``status`` of its jobs shows ``reason`` until :meth:`resume`."""
+    def pause(self, provider: str, account: str, reason: str = pauses.DEFAULT_REASON) -> None:
+        """Mark the account paused: ``status`` of its jobs shows the reason (as the real one
+        stores it) until :meth:`resume`. Raises ``ConfigurationError`` for an unknown account."""
         with self._lock:
             self.accounts.get(provider, account)
-            self._paused[(provider, account)] = reason
+            self._paused[(provider, account)] = pauses.operator_reason(reason)
 
-    def resume(self, provider: str, account: str) -> None:
-        """Lift a :meth:`pause`."""
+    def resume(self, provider: str, account: str) -> int:
+        """Lift a :meth:`pause`; return how many of the account's jobs still have pending recipients
+        (the real one returns the chunks it re-queues). Raises ``ConfigurationError`` for an unknown account."""
         with self._lock:
+            self.accounts.get(provider, account)
             self._paused.pop((provider, account), None)
+            return sum(1 for job in self._jobs.values()
+                       if (job.sent.provider, job.sent.account) == (provider, account)
+                       and any(d.state == "pending" for d in job.deliveries.values()))
 
     def uplinks(self, provider: str, account: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The newest replies given with :meth:`receive`: ``{phone, content, ext, at_ms, message_id}``."""
@@ -370,4 +361,4 @@ class FakeDispatcher:
         return int(number)
 
 
-__all__ = ["AnyAccounts", "FakeDispatcher", "FakeJobStatus", "SentJob"]
+__all__ = ["AnyAccounts", "FakeDispatcher", "SentJob"]

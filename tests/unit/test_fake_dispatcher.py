@@ -177,7 +177,7 @@ def test_a_paused_account_shows_in_its_jobs_status_until_resumed(fake: FakeDispa
     """pause / resume as an operator would, seen through status().paused."""
     job = fake.send_content("shop", phones=["13800000001"], content=CONTENT)
     fake.pause("aiofish", "shop", reason="balance low")
-    assert fake.status(job.job_id).paused == "balance low"
+    assert fake.status(job.job_id).paused == "operator: balance low"  # as the real one stores it
     fake.resume("aiofish", "shop")
     assert fake.status(job.job_id).paused is None
 
