@@ -40,6 +40,11 @@ class Enqueuer:
         """Queue the fan-out of a stored job (the job id is the only argument)."""
         self.app.send_task(FANOUT_TASK, args=[job_id], queue=queue, countdown=countdown_s or None)
 
+    def job_event(self, job_id: str, event: str, counts: dict[str, int]) -> None:
+        """Send ``SMSD_ON_JOB_EVENT(job_id, event, counts)`` to ``SMSD_JOB_EVENT_QUEUE`` (the app's task)."""
+        self.app.send_task(self.settings.on_job_event, args=[job_id, event, counts],
+                           queue=self.settings.job_event_queue)
+
     def send_chunk(self, job_id: str, n: int, queue: str) -> None:
         """Queue the send of chunk ``n`` of a stored job (a resume re-queues pending chunks this way)."""
         self.app.send_task(SEND_CHUNK_TASK, args=[job_id, n], queue=queue)

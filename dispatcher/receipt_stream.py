@@ -165,6 +165,9 @@ class StreamApplier:
         self._own_pending_checked = False
         #: Entries the last :meth:`step` read.
         self.last_read = 0
+        #: Called after every step of :meth:`run` (at least once per ``block_ms``): the worker
+        #: hands out job events here, so an app hears of them within about a second.
+        self.after_step: Callable[[], None] | None = None
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) if missing; harmless if they exist."""
@@ -247,6 +250,8 @@ class StreamApplier:
                     if done.applied or done.ignored or done.unmatched:
                         log.debug("receipts.applied", applied=done.applied, ignored=done.ignored,
                                   unmatched=done.unmatched, reconciled=done.reconciled)
+                    if self.after_step is not None:
+                        self.after_step()
                     delay_s = 0.1
             except redis.RedisError as exc:
                 log.warning("receipts.applier_waiting", error=type(exc).__name__, retry_in_s=delay_s)
@@ -255,11 +260,13 @@ class StreamApplier:
                 delay_s = min(delay_s * 2, 5.0)
 
 
-def applier_thread(ledger: Ledger, consumer: str, *, claim_idle_ms: int = CLAIM_IDLE_MS
-                   ) -> tuple[threading.Thread, threading.Event]:
-    """A started daemon thread running a :class:`StreamApplier`, and the event that stops it."""
+def applier_thread(ledger: Ledger, consumer: str, *, claim_idle_ms: int = CLAIM_IDLE_MS,
+                   after_step: Callable[[], None] | None = None) -> tuple[threading.Thread, threading.Event]:
+    """A started daemon thread running a :class:`StreamApplier` (calling ``after_step`` after each
+    step), and the event that stops it."""
     stop = threading.Event()
     applier = StreamApplier(ledger, consumer, claim_idle_ms=claim_idle_ms)
+    applier.after_step = after_step
     thread = threading.Thread(target=applier.run, args=(stop,), name="receipt-applier", daemon=True)
     thread.start()
     return thread, stop

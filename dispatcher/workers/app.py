@@ -110,6 +110,7 @@ class ReceiptApplier(bootsteps.StartStopStep):
     def start(self, parent: Any) -> None:
         import os
 
+        from dispatcher import job_events
         from dispatcher.ledger import Ledger
         from dispatcher.receipt_stream import applier_thread
         from dispatcher.redis_connection import connect
@@ -119,7 +120,8 @@ class ReceiptApplier(bootsteps.StartStopStep):
         ledger = Ledger(connect(settings), Keys(settings.key_prefix), job_ttl_s=settings.job_ttl_s,
                         outcome_feed_max=settings.outcome_feed_max)
         _, self._stop = applier_thread(ledger, f"{parent.hostname}:{os.getpid()}",
-                                       claim_idle_ms=settings.receipt_claim_idle_ms)
+                                       claim_idle_ms=settings.receipt_claim_idle_ms,
+                                       after_step=job_events.handing_out(ledger, settings))
 
     def stop(self, parent: Any) -> None:
         if self._stop is not None:

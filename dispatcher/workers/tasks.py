@@ -18,7 +18,7 @@ from celery import current_task, shared_task
 # in each of 8 children cost ~2 s of CPU at the start of a benchmark run).
 import dispatcher.providers.aiofish
 import dispatcher.providers.opass  # noqa: F401
-from dispatcher import pauses, reconcile, sweeps
+from dispatcher import job_events, pauses, reconcile, sweeps
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import store_uplinks
@@ -136,12 +136,24 @@ def sweep() -> dict[str, int]:
     for job_id in scheduled:
         fanout.apply_async((job_id,), queue=_queue_of(rt.ledger.job_meta(job_id)))
     expired = sweeps.trim_expired_jobs(rt, now_ms=now)
+    events = job_events.deliver(rt.ledger, _event_sender(rt), now_ms=now)
     result = {"stuck": stuck, "resent_after_reconcile": len(due.released), "asked_before_resend": len(due.to_query),
               "orphans_requeued": len(orphans), "unknown": unknown, "scheduled": len(scheduled),
-              "expired_jobs": expired}
+              "expired_jobs": expired, "job_events": events}
     if any(result.values()):
         log.info("sweep", **result)
     return result
+
+
+_senders: dict[int, job_events.Sender | None] = {}
+
+
+def _event_sender(rt: Runtime) -> job_events.Sender | None:
+    """The app's job event sender for this runtime (one broker client per process, not per sweep)."""
+    if id(rt) not in _senders:
+        _senders.clear()
+        _senders[id(rt)] = job_events.sender(rt.settings)
+    return _senders[id(rt)]
 
 
 @shared_task(name="workers.tasks.reconcile_chunk")
