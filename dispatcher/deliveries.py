@@ -111,7 +111,7 @@ class CodeEntry:
 
 def clean_id(value: object) -> str:
     """A vendor message id from an untrusted source, cleaned and clipped to ``MAX_MESSAGE_ID_CHARS``. Pure."""
-    return _clean(value, MAX_MESSAGE_ID_CHARS).replace(" ", "")
+    return "".join(_clean(value, MAX_MESSAGE_ID_CHARS * 2).split())[:MAX_MESSAGE_ID_CHARS]
 
 
 def _clean(value: object, most: int) -> str:
