@@ -281,7 +281,7 @@ class Ledger:
         (a newer attempt exists) or ``skip:<state>``.
         """
         chunk, job, st = self._chunk_keys(job_id, n)
-        provider = provider or self.job_meta(job_id).get("provider", "")
+        provider = provider or as_text(self.r.hget(job, "provider") or b"")
         codes = "\n".join(c.packed() for c in failed_codes or ())
         if failed_codes is None or len(failed_codes) != len(failed_indexes):
             codes = "\n".join("\t" for _ in failed_indexes)

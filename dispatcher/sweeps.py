@@ -89,12 +89,15 @@ def due_ambiguous(rt: Runtime, *, now_ms: int) -> DueAmbiguous:
     due = DueAmbiguous()
     for member in _due(rt, rt.keys.ambiguous(), now_ms):
         job_id, n = parse_chunk_member(member)
+        state, attempt = rt.ledger.state_and_attempt(job_id, n)
+        if state != "ambiguous":  # settled meanwhile, or expired (its job's meta may still be cached)
+            rt.redis.zrem(rt.keys.ambiguous(), member)
+            continue
         job = rt.ledger.job_meta(job_id)
         if job.get("provider") in QUERY_BY_CLIENT_ID:
             hold(rt, job_id, n, until_ms=now_ms + int(rt.settings.reconcile_retry_s * 1000))
             due.to_query.append((job_id, n))
             continue
-        _, attempt = rt.ledger.state_and_attempt(job_id, n)
         if release_unsent(rt, job_id, n, attempt=attempt, now_ms=now_ms):
             due.released.append((job_id, n))
         else:
@@ -134,8 +137,12 @@ def due_scheduled(rt: Runtime, *, now_ms: int) -> list[str]:
 
 
 def trim_expired_jobs(rt: Runtime, *, now_ms: int) -> int:
-    """Drop jobs whose TTL has passed from ``P:jobs`` (their keys expired by themselves); return how many."""
-    return int(rt.redis.zremrangebyscore(rt.keys.jobs(), "-inf", now_ms))
+    """Drop jobs whose TTL has passed from ``P:jobs`` (their keys expired by themselves), and days
+    whose phone index expired from ``P:ph:days``; return how many jobs."""
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.zremrangebyscore(rt.keys.jobs(), "-inf", now_ms)
+    pipe.zremrangebyscore(rt.keys.phone_days(), "-inf", now_ms)
+    return int(pipe.execute()[0])
 
 
 def pending_chunks(rt: Runtime, provider: str, account: str, *, page: int = 1000) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
 from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
-from dispatcher.keys import chunk_member
+from dispatcher.keys import DAY_MS, chunk_member
 from dispatcher.ledger import JOB_HASH_GRACE_S, ChunkData
 from dispatcher.runtime import Runtime
 from dispatcher.stack import wait_for
@@ -83,7 +83,7 @@ def test_after_a_job_expires_no_index_names_it_once_the_sweeps_ran(redis_client:
     # chunk 3 stays pending (its account is paused for longer than the job lives)
     wait_for(lambda: not redis_client.exists(rt.keys.job("j"), rt.keys.chunk("j", 0), rt.keys.chunk("j", 3)),
              timeout_s=30, what="the job's keys to expire")
-    later = now + 10_000_000
+    later = now + 2 * DAY_MS  # past the day the job's phone index was kept for
     sweeps.stuck_to_ambiguous(rt, now_ms=later)
     sweeps.due_ambiguous(rt, now_ms=later)
     sweeps.orphaned_pending(rt, now_ms=later)
@@ -93,6 +93,18 @@ def test_after_a_job_expires_no_index_names_it_once_the_sweeps_ran(redis_client:
                rt.keys.scheduled())
     assert {k: redis_client.zcard(k) for k in indexes} == dict.fromkeys(indexes, 0)
     assert redis_client.keys(f"{rt.keys.prefix}:job:*") == []
+    # the record's indexes go with it: the message id's key, the phone index and its days
+    assert redis_client.keys(f"{rt.keys.prefix}:mid:*") == []
+    assert redis_client.keys(f"{rt.keys.prefix}:ph:*") == []
+
+
+def test_the_outcome_feed_keeps_about_its_configured_number_of_entries(redis_client: redis.Redis) -> None:
+    """``MAXLEN ~`` trims whole stream nodes (100 entries each by default): the feed stays within cap + 100."""
+    rt = _runtime(redis_client, outcome_feed_max=10)
+    for i in range(300):
+        rt.ledger.create_job(f"j{i}", {"provider": "opass", "account": "demo"}, [ChunkData(PHONES)], now_ms=1)
+        rt.ledger.cancel(f"j{i}", now_ms=2)  # one feed entry each
+    assert 10 <= redis_client.xlen(rt.keys.outcome_feed()) <= 110
 
 
 def test_resume_finds_the_accounts_pending_chunks_and_no_others(redis_client: redis.Redis) -> None:
