@@ -135,27 +135,15 @@ def content_spec(
     return spec, jobs.CHUNK_LIMITS[spec.kind]
 
 
-class Dispatcher:
-    """Entry point for producers; one per process is enough (it is thread-safe)."""
+class Producer:
+    """The sending half of the producer API: the checks, then :meth:`_take` for a job that passed them.
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        accounts: Accounts | None = None,
-        client: redis.Redis | None = None,
-        enqueue: Callable[[str, str, int], None] | None = None,
-        clock_ms: Callable[[], int] = system_clock_ms,
-    ) -> None:
-        rt = Runtime(settings, accounts=accounts, client=client)
-        self._rt = rt
-        self.settings, self.accounts, self.redis = rt.settings, rt.accounts, rt.redis
-        self.keys, self.ledger = rt.keys, rt.ledger
-        # Chunks re-queued by a resume go through the same broker client as the fan-outs.
-        self._enqueuer = Enqueuer(self.settings)
-        self._enqueue = enqueue or self._enqueuer
-        self.records = RecordReader(self.ledger)
-        self._clock_ms = clock_ms
+    Shared by :class:`Dispatcher` (which stores and queues) and
+    :class:`dispatcher.testing.FakeDispatcher` (which records), so an app's
+    tests meet the same signatures and the same refusals as production.
+    """
+
+    accounts: Accounts
 
     def send_template(
         self,
@@ -184,7 +172,7 @@ class Dispatcher:
             recipients=recipients, bid=bid, extend_code=extend_code, priority=priority, send_at=send_at,
             skip_invalid=skip_invalid,
         )
-        return self._store(spec, chunk_size, progress)
+        return self._take(spec, chunk_size, progress)
 
     def send_content(
         self,
@@ -209,9 +197,36 @@ class Dispatcher:
             self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
             sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
         )
-        return self._store(spec, chunk_size, progress)
+        return self._take(spec, chunk_size, progress)
 
-    def _store(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
+    def _take(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
+        """Do what the producer does with a valid job; returns its handle."""
+        raise NotImplementedError
+
+
+class Dispatcher(Producer):
+    """Entry point for producers; one per process is enough (it is thread-safe)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        accounts: Accounts | None = None,
+        client: redis.Redis | None = None,
+        enqueue: Callable[[str, str, int], None] | None = None,
+        clock_ms: Callable[[], int] = system_clock_ms,
+    ) -> None:
+        rt = Runtime(settings, accounts=accounts, client=client)
+        self._rt = rt
+        self.settings, self.accounts, self.redis = rt.settings, rt.accounts, rt.redis
+        self.keys, self.ledger = rt.keys, rt.ledger
+        # Chunks re-queued by a resume go through the same broker client as the fan-outs.
+        self._enqueuer = Enqueuer(self.settings)
+        self._enqueue = enqueue or self._enqueuer
+        self.records = RecordReader(self.ledger)
+        self._clock_ms = clock_ms
+
+    def _take(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         job_id = secrets.token_hex(8)
         now = self._clock_ms()
         send_at = int(spec.meta["send_at_ms"])

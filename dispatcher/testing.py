@@ -24,20 +24,20 @@ refuse unknown names as production would; by default any account name is taken.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatcher import pauses
 from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.deliveries import STATES, TERMINAL, Delivery
+from dispatcher.jobs import JobSpec
 from dispatcher.phones import normalise_mainland
-from dispatcher.producer import JobHandle, JobStatus, content_spec, template_spec
+from dispatcher.producer import JobHandle, JobStatus, Producer
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.records import check_lookup
@@ -109,7 +109,7 @@ class _Job:
     deliveries: dict[str, Delivery]
 
 
-class FakeDispatcher:
+class FakeDispatcher(Producer):
     """The producer API in memory: same methods, same signatures, same validation; see the module doc.
 
     Thread-safe (a Django test server may call it from several threads).
@@ -129,50 +129,6 @@ class FakeDispatcher:
         self._lock = threading.RLock()
 
     # The producer API -------------------------------------------------------------------------------
-
-    def send_template(
-        self,
-        account: str,
-        *,
-        template_code: str,
-        phones: Iterable[Any] | None = None,
-        params: Sequence[Any] | None = None,
-        recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-        bid: str | None = None,
-        extend_code: str | None = None,
-        priority: str = "bulk",
-        send_at: dt.datetime | int | None = None,
-        skip_invalid: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> JobHandle:
-        """Validate like ``Dispatcher.send_template`` and record the job in :attr:`outbox`."""
-        spec, chunk_size = template_spec(
-            self.accounts, account, template_code=template_code, phones=phones, params=params,
-            recipients=recipients, bid=bid, extend_code=extend_code, priority=priority, send_at=send_at,
-            skip_invalid=skip_invalid,
-        )
-        return self._record(spec, chunk_size, progress, tag=bid or "", params=params is not None)
-
-    def send_content(
-        self,
-        account: str,
-        *,
-        content: str | None = None,
-        phones: Iterable[Any] | None = None,
-        recipients: Iterable[tuple[Any, str]] | None = None,
-        sms_id: str | None = None,
-        sub_code: str | None = None,
-        priority: str = "bulk",
-        send_at: dt.datetime | int | None = None,
-        skip_invalid: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> JobHandle:
-        """Validate like ``Dispatcher.send_content`` and record the job in :attr:`outbox`."""
-        spec, chunk_size = content_spec(
-            self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
-            sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
-        )
-        return self._record(spec, chunk_size, progress, tag=sms_id or "", params=False)
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
         """The job's funnel (every state counted); with ``phones=True`` each recipient's :class:`Delivery`.
@@ -312,9 +268,11 @@ class FakeDispatcher:
 
     # Internals --------------------------------------------------------------------------------------
 
-    def _record(self, spec: Any, chunk_size: int, progress: Callable[[int], None] | None, *, tag: str,
-                params: bool) -> JobHandle:
+    def _take(self, spec: JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
+        """Record a job that passed the checks in :attr:`outbox`, every recipient ``pending``."""
         meta = spec.meta
+        tag = meta.get("tag", "")
+        params = spec.provider == "opass" and spec.payloads is None
         send_at = int(meta["send_at_ms"]) or None
         with self._lock:
             job_id = f"{next(self._ids):016x}"
