@@ -250,7 +250,8 @@ class Ledger:
         done = self._release(
             keys=[chunk, job, self.keys.sending(), self.keys.ambiguous(), self.keys.pending(), st,
                   self.keys.chunk_record(job_id, n), *self._outcome_keys()],
-            args=[now_ms, chunk_member(job_id, n), expected, attempt, code, self.outcome_feed_max, job_id],
+            args=[now_ms, chunk_member(job_id, n), expected, attempt, CodeEntry.clean(code).code,
+                  self.outcome_feed_max, job_id],
         )
         return bool(done)
 

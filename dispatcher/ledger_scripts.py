@@ -140,14 +140,14 @@ end
 
 # Cancel a pending chunk: every phone 'C', counted, on the feed. Returns its size (0 if not pending).
 _CANCEL_CHUNK = """
-local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_max, member, now)
+local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_max, member, now, ci)
   local c = redis.call('HMGET', chunk, 'state', 'size')
   if c[1] ~= 'pending' then return 0 end
   local size = tonumber(c[2])
   redis.call('HSET', chunk, 'state', 'cancelled', 'since', now)
   redis.call('SET', st_key, string.rep('C', size))
   copy_ttl(chunk, st_key)
-  init_records(chunk, rec_key, size, now, 0)
+  init_records(chunk, rec_key, size, now, ci or 0)
   redis.call('HINCRBY', job, 'c:pending', -size)
   redis.call('HINCRBY', job, 'c:cancelled', size)
   redis.call('ZREM', zpend, member)
@@ -180,7 +180,9 @@ redis.call('HINCRBY', KEYS[2], 'c:pending', size)
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 if redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then
-  cancel_chunk(KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[5], KEYS[8], ARGV[6], ARGV[2], ARGV[1])
+  -- its records keep the code of the attempt that came back unsent
+  cancel_chunk(KEYS[1], KEYS[2], KEYS[6], KEYS[7], KEYS[5], KEYS[8], ARGV[6], ARGV[2], ARGV[1],
+               code_index(KEYS[1], ARGV[5] .. '\\t'))
   job_events(KEYS[2], KEYS[9], ARGV[7], ARGV[1])
   return 2
 end
@@ -541,6 +543,9 @@ return marked
 # Returns the number of recipients cancelled by this call.
 CANCEL = _RECORD + _CANCEL_CHUNK + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local open = redis.call('HMGET', KEYS[1], 'c:pending', 'c:sending')
+-- A job with nothing left to submit has nothing to cancel: it stays as it ended.
+if (tonumber(open[1]) or 0) + (tonumber(open[2]) or 0) == 0 then return 0 end
 redis.call('HSETNX', KEYS[1], 'cancel', ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 local total = 0

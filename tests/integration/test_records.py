@@ -186,6 +186,15 @@ def test_a_chunk_released_unsent_in_a_cancelled_job_is_cancelled_not_sent_again(
     assert ledger.chunk("j1", 0)["state"] == "cancelled"
     assert ledger.counts("j1")["cancelled"] == 3
     assert ledger.r.zscore(ledger.keys.pending(), "j1:0") is None
+    # the records keep the code of the attempt that came back unsent
+    assert {(d.state, d.code) for d in RecordReader(ledger).job_records("j1")} == {("cancelled", "-1")}
+
+
+def test_cancelling_a_job_with_nothing_left_to_submit_changes_nothing(ledger: Ledger, reader: RecordReader) -> None:
+    _sent(ledger)
+    before = ledger.job("j1")
+    assert ledger.cancel("j1", now_ms=NOW + 5) == 0
+    assert ledger.job("j1") == before, "a job that had gone out was marked cancelled"
 
 
 def test_submitted_and_finished_are_queued_once_each_and_handed_over_with_counts(ledger: Ledger) -> None:
