@@ -95,6 +95,7 @@ class Ledger:
         self._expire = client.register_script(lua.EXPIRE_AWAITING)
         self._cancel = client.register_script(lua.CANCEL)
         self._index_phones = client.register_script(lua.INDEX_PHONES)
+        self._unindex_phones = client.register_script(lua.UNINDEX_PHONES)
         self._lookup_phone = client.register_script(lua.LOOKUP_PHONE)
         self._meta: dict[str, dict[str, str]] = {}
 
@@ -175,7 +176,7 @@ class Ledger:
             pipe.execute()
         except redis.OutOfMemoryError:
             pipe.reset()
-            self.delete_job(job_id, chunks=n + 1)
+            self.delete_job(job_id, chunks=n + 1, indexed=(day, job_no))
             raise StorageFullError(
                 "Redis is at its maxmemory and refuses new data: the job was not stored (nothing of it "
                 "was kept or queued). Free memory or raise maxmemory (SMSD_REDIS_MAXMEMORY_MB), then send "
@@ -184,15 +185,19 @@ class Ledger:
             progress(total)
         return count
 
-    def delete_job(self, job_id: str, *, chunks: int) -> None:
-        """Remove a job, its first ``chunks`` chunks and every index entry naming them.
+    def delete_job(self, job_id: str, *, chunks: int, indexed: tuple[int, int] | None = None) -> None:
+        """Remove a job, its first ``chunks`` chunks and every index entry naming them; ``indexed``
+        = ``(day, job number)`` also takes its refs out of that day's phone index.
 
-        Only deletions, which Redis accepts even at ``maxmemory``; raises ``redis.RedisError``.
+        Deletions first, which Redis accepts even at ``maxmemory`` (a phone
+        index value shared with another job is rewritten shorter); raises ``redis.RedisError``.
         """
         keys = self.keys
         pipe = self.r.pipeline(transaction=False)
         for start in range(0, chunks, 500):
             ns = range(start, min(chunks, start + 500))
+            if indexed is not None:
+                self._unindex(job_id, ns, *indexed)
             pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns))
             members = [chunk_member(job_id, n) for n in ns]
             for index in (keys.pending(), keys.sending(), keys.ambiguous(), keys.awaiting()):
@@ -203,6 +208,20 @@ class Ledger:
         pipe.zrem(keys.scheduled(), job_id)
         pipe.execute()
         self._meta.pop(job_id, None)
+
+    def _unindex(self, job_id: str, ns: Iterable[int], day: int, job_no: int) -> None:
+        """Take chunks ``ns`` of a job out of the day's phone index (their phones read from the chunks)."""
+        pipe = self.r.pipeline(transaction=False)
+        for n in ns:
+            pipe.hget(self.keys.chunk(job_id, n), "phones")
+        for raw in pipe.execute():
+            text = as_text(raw or b"")
+            if not text:
+                continue
+            buckets = [self.keys.phone_bucket(day, phone_bucket_of(text[i : i + PHONE_WIDTH]))
+                       for i in range(0, len(text), PHONE_WIDTH)]
+            self._unindex_phones(keys=[self.keys.phone_jobs(day), *buckets],
+                                 args=[job_no, job_no.to_bytes(4, "big"), text, PHONE_WIDTH])
 
     # -- state changes --------------------------------------------------------------
 

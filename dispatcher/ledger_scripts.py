@@ -581,6 +581,27 @@ end
 return #KEYS - 2
 """
 
+# Take a job's refs out of a day's phone index (a job that could not be stored
+# whole). The first command deletes, which Redis allows at maxmemory.
+# KEYS: day's job map, then one bucket per phone   ARGV: job number, its 4 bytes, phones (joined), width
+UNINDEX_PHONES = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+local width, phones = tonumber(ARGV[4]), ARGV[3]
+for i = 0, #KEYS - 2 do
+  local key, phone = KEYS[2 + i], string.sub(phones, i * width + 1, (i + 1) * width)
+  local refs = redis.call('HGET', key, phone)
+  if refs then
+    local kept = {}
+    for r = 1, #refs - 6, 7 do
+      if string.sub(refs, r, r + 3) ~= ARGV[2] then kept[#kept + 1] = string.sub(refs, r, r + 6) end
+    end
+    if #kept == 0 then redis.call('HDEL', key, phone)
+    elseif #kept * 7 < #refs then redis.call('HSET', key, phone, table.concat(kept)) end
+  end
+end
+return 1
+"""
+
 # The refs of a phone in every live day's index, resolved to job ids.
 # KEYS: per day: bucket, job map   ARGV: phone
 # Returns a flat list: job id, chunk number, job id, chunk number, … (newest day first as given)
