@@ -65,10 +65,10 @@ def deliver(ledger: Ledger, send: Sender | None, *, now_ms: int, lease_ms: int =
             try:
                 send(job_id, event, ledger.counts(job_id))
             except Exception as exc:  # noqa: BLE001 - the broker client's errors vary; retried after the lease
-                log.warning("job_event.send_failed", job_id=job_id, event=event, error=type(exc).__name__,
+                log.warning("job_event.send_failed", job_id=job_id, job_event=event, error=type(exc).__name__,
                             retry_in_s=lease_ms / 1000)
                 continue
-            log.info("job_event.sent", job_id=job_id, event=event)
+            log.info("job_event.sent", job_id=job_id, job_event=event)
         r.zrem(key, member)
         done += 1
     return done
