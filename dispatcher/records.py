@@ -151,6 +151,8 @@ class RecordReader:
                 break
             reads = self.read_chunks([parse_chunk_member(as_text(_field(e, "m"))) for e in entries])
             for (raw_id, _), read in zip(entries, reads, strict=True):
+                if len(found) >= limit:  # the page filled up on the entry before: this one is the next page's
+                    return found, next_cursor
                 eid = as_text(raw_id)
                 meta = self.ledger.job_meta(read.job_id)
                 indexes = _indexes(_field((raw_id, _), "i"))

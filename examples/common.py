@@ -8,6 +8,8 @@ app (or a test) only has to set the environment before the first request.
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -15,12 +17,17 @@ from typing import Any
 
 from dispatcher.errors import Problem, ValidationError
 from dispatcher.producer import Dispatcher
+from dispatcher.redis_connection import redis_url
 
 OTP_TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。
 OTP_DIGITS = 6
 ACCOUNT = "demo"  # the same name under "opass" and "aiofish" in the accounts file
 
 Answer = tuple[int, dict[str, Any]]
+#: Where each job's events are kept (beside sms-dispatch's keys, under its prefix): a hash event → counts.
+EVENTS_KEY = "{prefix}:example:events:{job_id}"
+
+log = logging.getLogger("examples.sms_events")
 
 _dispatcher: Dispatcher | None = None
 _lock = threading.Lock()
@@ -76,7 +83,34 @@ def job_status(job_id: str) -> Answer:
     except KeyError:
         return 404, {"error": f"no job {job_id}"}
     return 200, {"job_id": job_id, "total": status.total, "counts": status.counts,
-                 "finished": status.finished, "paused": status.paused}
+                 "finished": status.finished, "paused": status.paused, "events": job_events(job_id)}
+
+
+def broker_url() -> str:
+    """The broker the sms-dispatch workers send job events through (``SMSD_BROKER_URL``, else its Redis):
+    the app's own Celery worker takes them from there."""
+    settings = dispatcher().settings
+    return settings.broker_url or redis_url(settings)
+
+
+def record_job_event(job_id: str, event: str, counts: dict[str, int]) -> None:
+    """What both examples' ``SMSD_ON_JOB_EVENT`` task does: log it and keep the counts under the job.
+
+    Events come at least once, so this is idempotent: a repeat overwrites the same field with the
+    same counts. An app would notify its user here, or mark its own order as sent.
+    """
+    log.info("sms job %s %s: %s", job_id, event, counts)
+    d = dispatcher()
+    d.redis.hset(EVENTS_KEY.format(prefix=d.settings.key_prefix, job_id=job_id), event, json.dumps(counts))
+
+
+def job_events(job_id: str) -> dict[str, dict[str, int]]:
+    """The events the app's task recorded for a job: ``{"submitted": counts, "finished": counts}`` (so far)."""
+    d = dispatcher()
+    if not isinstance(d, Dispatcher):  # a test's FakeDispatcher: no worker sends events to it
+        return {}
+    raw: Any = d.redis.hgetall(EVENTS_KEY.format(prefix=d.settings.key_prefix, job_id=job_id))
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
 
 
 def handle(action: Callable[..., Answer], *args: Any) -> Answer:

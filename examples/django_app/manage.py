@@ -6,15 +6,19 @@ are in ``config/accounts.example.json``; with no ``SMSD_REDIS_URL`` an embedded
 redis-server under ``.data/`` is shared by every process)::
 
     .venv/bin/sms-dispatch sandbox --port 8800 &              # both fake gateways
-    .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
+    SMSD_ON_JOB_EVENT=smsdemo.tasks.sms_event SMSD_JOB_EVENT_QUEUE=sms.events \
+        .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
     .venv/bin/celery -A dispatcher.workers beat -s .data/celerybeat-schedule &  # pulls receipts
+    .venv/bin/celery -A examples.django_app.smsdemo.tasks worker -Q sms.events &  # job events
     .venv/bin/python examples/django_app/manage.py runserver 8000
 
     curl -X POST localhost:8000/otp -H 'Content-Type: application/json' -d '{"phone": "13800138000"}'
     curl localhost:8000/jobs/<job_id>
 
 In production serve ``examples.django_app.smsdemo.wsgi`` with gunicorn. The
-endpoints and their answers are those of the Flask example (``examples/flask_app/app.py``);
+endpoints and their answers are those of the Flask example (``examples/flask_app/app.py``),
+including ``events`` on ``GET /jobs/<id>``: what ``smsdemo.tasks.sms_event``
+(``examples/django_app/smsdemo/tasks.py``) recorded of each job's ``submitted`` and ``finished``;
 settings come from the ``SMSD_*`` environment here; a project may put them in its
 settings as ``SMS_DISPATCH = {...}`` instead (``dispatcher/config/settings.py``). The app's
 tests use ``dispatcher.testing.FakeDispatcher``::

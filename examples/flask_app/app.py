@@ -5,8 +5,10 @@ are in ``config/accounts.example.json``; with no ``SMSD_REDIS_URL`` an embedded
 redis-server under ``.data/`` is shared by every process)::
 
     .venv/bin/sms-dispatch sandbox --port 8800 &              # both fake gateways
-    .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
+    SMSD_ON_JOB_EVENT=examples.flask_app.tasks.sms_event SMSD_JOB_EVENT_QUEUE=sms.events \
+        .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &  # sends what the app queues
     .venv/bin/celery -A dispatcher.workers beat -s .data/celerybeat-schedule &  # pulls receipts
+    .venv/bin/celery -A examples.flask_app.tasks worker -Q sms.events &  # the app's worker: job events
     .venv/bin/flask --app examples.flask_app.app run --port 5000
 
     curl -X POST localhost:5000/otp -H 'Content-Type: application/json' -d '{"phone": "13800138000"}'
@@ -16,8 +18,11 @@ redis-server under ``.data/`` is shared by every process)::
 
 Endpoints: ``POST /otp`` ``{"phone"}`` → 202 ``{"job_id"}``; ``POST /campaign``
 ``{"phones": [...], "content"}`` → 202 ``{"job_id", "recipients", "duplicates_dropped"}``;
-``GET /jobs/<job_id>`` → the funnel. Bad input → 400 ``{"problems": [{"field", "message"}]}``
-and nothing is queued. Settings come from the ``SMSD_*`` environment (``dispatcher/config/settings.py``).
+``GET /jobs/<job_id>`` → the funnel, and under ``events`` what the app's task
+``examples.flask_app.tasks.sms_event`` heard: ``{"submitted": counts, "finished": counts}``
+as sms-dispatch sent them (``SMSD_ON_JOB_EVENT``, at least once). Bad input → 400
+``{"problems": [{"field", "message"}]}`` and nothing is queued. Settings come from the ``SMSD_*``
+environment (``dispatcher/config/settings.py``).
 """
 
 from __future__ import annotations

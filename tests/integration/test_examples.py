@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pytest
 import redis
 
 from dispatcher.demo import accounts_doc
+from dispatcher.stack import wait_for
 from examples import common
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
@@ -36,6 +38,11 @@ PREFIX = "exampletest"
 QUEUE_OTP = "exampletest.otp"
 QUEUE_BULK = "exampletest.bulk"
 CONTENT = "【沙箱】会员日：全场八折。"
+REPO = Path(__file__).resolve().parents[2]
+#: Each example's job-event task (its ``SMSD_ON_JOB_EVENT``) and the Celery module its own worker runs.
+EVENT_TASKS = {"flask_client": ("examples.flask_app.tasks.sms_event", "examples.flask_app.tasks"),
+               "django_client": ("smsdemo.tasks.sms_event", "examples.django_app.smsdemo.tasks")}
+EVENT_QUEUE = "exampletest.events"
 
 
 class JsonClient:
@@ -194,9 +201,15 @@ def test_a_bad_request_answers_400_naming_each_field_and_queues_nothing(
 
 
 @pytest.fixture
-def live(pipeline_factory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:  # noqa: F811
-    """A running pipeline (workers, beat, webhook), with the examples' SMSD_* env pointing at it."""
-    p = pipeline_factory(workers=1)
+def live(pipeline_factory, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+         request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """A running pipeline (workers, beat, webhook), with the examples' SMSD_* env pointing at it; its workers
+    send job events to the example's own task, run by the example's own Celery worker (as its docstring says)."""
+    task, module = EVENT_TASKS[request.node.callspec.params["make_client"].__name__]
+    p = pipeline_factory(workers=1, env={"SMSD_ON_JOB_EVENT": task, "SMSD_JOB_EVENT_QUEUE": EVENT_QUEUE})
+    p.stack.spawn("app-events", [sys.executable, "-m", "celery", "-A", module, "worker", "-Q", EVENT_QUEUE,
+                                 "-c", "1", "-n", "app-events@%h", "--without-gossip", "--without-mingle",
+                                 "--without-heartbeat", "-l", "INFO"], ready=" ready.", env={"PYTHONPATH": str(REPO)})
     for key, value in p.stack.env.items():
         if key.startswith("SMSD_"):
             monkeypatch.setenv(key, value)
@@ -205,9 +218,11 @@ def live(pipeline_factory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline
 
 
 @CLIENTS
-def test_an_otp_and_a_campaign_from_the_app_are_delivered_once(
+def test_an_otp_and_a_campaign_from_the_app_are_delivered_once_and_the_apps_task_hears_them_finish(
         live: Pipeline, make_client: Callable[[pytest.MonkeyPatch], JsonClient],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both jobs go out once each; the example's own SMSD_ON_JOB_EVENT task records their ``finished`` event
+    with the final counts, and the job page shows it."""
     client = make_client(monkeypatch)
     status, otp = client.post("/otp", {"phone": "13612345678"})
     assert status == 202
@@ -222,6 +237,11 @@ def test_an_otp_and_a_campaign_from_the_app_are_delivered_once(
     status, funnel = client.get(f"/jobs/{campaign['job_id']}")
     assert status == 200 and funnel["finished"]
     assert sum(funnel["counts"].values()) == 50 and funnel["counts"]["pending"] == 0
+    for job_id in (otp["job_id"], campaign["job_id"]):
+        page = wait_for(lambda job_id=job_id: client.get(f"/jobs/{job_id}")[1],
+                        ok=lambda page: "finished" in page["events"], what=f"the app's task heard {job_id} finish")
+        assert page["events"]["finished"] == page["counts"]
+        assert set(page["events"]) <= {"submitted", "finished"}
 
 
 def test_the_operations_guide_lists_every_setting_with_its_default() -> None:

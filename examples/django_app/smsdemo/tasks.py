@@ -1,0 +1,27 @@
+"""The Django example's Celery side: ``sms_event``, the task the sms-dispatch workers send job events to.
+
+The workers are told its name and queue (they send, the project's worker runs it)::
+
+    SMSD_ON_JOB_EVENT=smsdemo.tasks.sms_event SMSD_JOB_EVENT_QUEUE=sms.events \\
+        .venv/bin/celery -A dispatcher.workers worker -Q sms.otp,sms.bulk &
+    .venv/bin/celery -A examples.django_app.smsdemo.tasks worker -Q sms.events &   # the project's worker
+
+Each job's ``submitted`` (nothing left to send) and ``finished`` (every recipient final) then
+arrives as ``sms_event(job_id, event, counts)``, at least once; ``GET /jobs/<job_id>`` shows them.
+A project with its own Celery app (``proj/celery.py``) would declare the task there the same way.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from examples import common
+
+app = Celery("smsdemo", broker=common.broker_url())
+app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True)
+
+
+@app.task(name="smsdemo.tasks.sms_event")
+def sms_event(job_id: str, event: str, counts: dict[str, int]) -> None:
+    """A job was ``submitted`` or ``finished``: record it (idempotent: events may come twice)."""
+    common.record_job_event(job_id, event, counts)
