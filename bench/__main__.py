@@ -14,9 +14,11 @@ naive     one Celery task per recipient (the common pattern)      bench/naive.py
 receipts  receipts applied per second: stream drained by appliers  bench/receipts.py
 webhook   push answer latency at 1000 pushes/s, answer → applied  bench/webhook.py
 limiter   a binding limit: never exceeded, and how much is used   bench/limiter.py
+records   1M records: Redis bytes once all receipts are in,       bench/records.py
+          lookup latency by phone and by message id
 ========  ======================================================  ===============
 
-``targets`` holds each target of issue 4 with the measured value and whether
+``targets`` holds each target of issues 4 and 9 with the measured value and whether
 it was met; with ``--repeat N`` every number is the median of N runs and
 ``runs`` lists each run's target figures. BENCHMARKS.md explains every figure.
 """
@@ -42,12 +44,12 @@ import redis
 from bench.common import CONCURRENCY, WORKERS
 from dispatcher.stack import Stack
 
-SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter")
+SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records")
 #: Sections that keep their own worker set: the limiter wants many processes
 #: competing for one limit (2 workers x 4), not the fastest set.
 OWN_WORKERS = frozenset({"limiter"})
 
-#: (figure, comparison, bound): what issue 4 asks of each figure on this 2-core machine.
+#: (figure, comparison, bound): what issues 4 and 9 ask of each figure on this 2-core machine.
 TARGETS: tuple[tuple[str, str, float], ...] = (
     ("pipeline_vs_direct", ">=", 0.9),
     ("pipeline_vs_naive", ">=", 100),
@@ -59,11 +61,16 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("limiter_utilisation", ">=", 0.95),
     ("producer_rss_growth_mb", "<", 100),
     ("redis_bytes_per_recipient", "<=", 150),
+    # Issue 9: every recipient's record with the 1M job stored and every receipt in.
+    ("redis_bytes_per_recipient_final", "<=", 48),
+    ("lookup_by_phone_p99_ms", "<", 5),
+    ("lookup_by_message_id_p99_ms", "<", 5),
 )
 #: Throughput and latency figures whose every run is listed too with ``--repeat``.
 HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recipients_per_s",
             "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate",
-            "webhook_sender_late_p99_ms", "receipt_apply_lag_p99_ms")
+            "webhook_sender_late_p99_ms", "receipt_apply_lag_p99_ms",
+            "records_store_s", "lookup_by_phone_p50_ms", "lookup_by_message_id_p50_ms")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }

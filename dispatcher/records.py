@@ -13,12 +13,21 @@ Raises ``redis.RedisError``.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.deliveries import STATE_BYTES, Delivery, clean_id, code_table, read_record
+from dispatcher.deliveries import (
+    RECORD_WIDTH,
+    STATE_BYTES,
+    TIME_BIAS_MS,
+    Delivery,
+    clean_id,
+    code_table,
+    read_record,
+)
 from dispatcher.keys import parse_chunk_member, phone_bucket_of
 from dispatcher.ledger import PHONE_WIDTH, Ledger, as_text
 from dispatcher.validation import Checker
@@ -64,6 +73,23 @@ def deliveries_of(meta: dict[str, str], read: ChunkRead, indexes: Iterable[int] 
     return out
 
 
+def newest_indexes(read: ChunkRead, limit: int) -> list[int] | None:
+    """The indexes of the chunk's ``limit`` newest records in chunk order (``None``: every one, there
+    being no more than ``limit``). Newest as :func:`_newest_first` orders them (a stable sort, so
+    among equal times the earlier index first): the same ``limit`` it would keep of the whole chunk. Pure.
+    """
+    width = int(as_text(read.fields[6] or b"") or PHONE_WIDTH)
+    size = len(read.fields[5] or b"") // width
+    if size <= limit:
+        return None
+    # A record's time is t0 + offset - bias, or t0 when the offset is 0 (or the record is missing);
+    # t0 is the chunk's, so the offsets alone order them. No record string: every time is `since`.
+    whole = min(len(read.rec) // RECORD_WIDTH, size)
+    keys = [o - TIME_BIAS_MS if o else 0 for _, o in struct.iter_unpack(">BI", read.rec[: whole * RECORD_WIDTH])]
+    keys += [0] * (size - whole)
+    return sorted(sorted(range(size), key=keys.__getitem__, reverse=True)[: max(0, limit)])
+
+
 class RecordReader:
     """Reads records of the ledger it is given (its Redis, its key prefix)."""
 
@@ -101,7 +127,9 @@ class RecordReader:
         for read in self.read_chunks(refs):
             meta = self.ledger.job_meta(read.job_id)
             if meta and (provider is None or meta.get("provider") == provider):
-                found += deliveries_of(meta, read)
+                # Only the records that can be among the newest `limit`: building all 1000 of a chunk
+                # cost ~4 ms of Python a lookup, most of it for records the caller never gets.
+                found += deliveries_of(meta, read, newest_indexes(read, limit))
         return _newest_first(found, limit)
 
     def by_phone(self, phone: str, *, provider: str | None = None, limit: int = 100,
