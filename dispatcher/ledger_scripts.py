@@ -248,7 +248,9 @@ elseif state == 'accepted' then
 else
   return 'skip:' .. tostring(state)
 end
-if ARGV[4] ~= '' then
+-- A late answer (receipts proved the chunk first) names it only if they did not: an
+-- answer repeated, or one whose id another chunk also claims, changes nothing.
+if ARGV[4] ~= '' and (result == 'ok' or not redis.call('HGET', KEYS[1], 'mid')) then
   redis.call('HSET', KEYS[1], 'mid', ARGV[4])
   redis.call('SET', KEYS[8], ARGV[2])
   copy_ttl(KEYS[1], KEYS[8])
