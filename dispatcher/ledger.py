@@ -18,7 +18,7 @@ import redis
 from dispatcher import ledger_scripts as lua
 from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
 from dispatcher.errors import StorageFullError
-from dispatcher.keys import DAY_MS, JOB_TTL_S, Keys, chunk_member, phone_bucket_of
+from dispatcher.keys import DAY_MS, JOB_TTL_S, PHONE_BUCKETS, Keys, chunk_member, phone_bucket_of
 from dispatcher.providers.results import Receipt
 from dispatcher.redact import build_repr, phones_repr, size_repr
 
@@ -134,6 +134,7 @@ class Ledger:
         # The day's index outlives its last job by a minute: a lookup finds no ref to a job already gone.
         index_until_ms = (day + 1) * DAY_MS + 60_000
         pipe = self.r.pipeline(transaction=False)
+        bucket_prefix = keys.phone_bucket(day, 0)[:-1]  # the day's bucket keys differ only in the number at the end
         total = 0
         n = -1
         try:
@@ -153,10 +154,10 @@ class Ledger:
                 pipe.expire(key, ttl_s)
                 pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
                 self._index_phones(
-                    keys=[keys.phone_jobs(day), keys.phone_days(),
-                          *(keys.phone_bucket(day, phone_bucket_of(p)) for p in chunk.phones)],
+                    keys=[keys.phone_jobs(day), keys.phone_days()],
                     args=[index_until_ms // 1000, index_until_ms, day, job_no, job_id,
-                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], PHONE_WIDTH],
+                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], PHONE_WIDTH,
+                          bucket_prefix, PHONE_BUCKETS],
                     client=pipe)
                 total += len(chunk.phones)
                 if (n + 1) % flush_every == 0:

@@ -562,25 +562,31 @@ return total
 # Index a chunk's phones for lookups by phone: each phone's bucket of the index of
 # the UTC day its job expires gets a 7-byte ref (job number, chunk number)
 # appended. Keys of a day expire together at its end plus a grace, so they
-# outlive every job they name and need no cleaning.
-# KEYS: day's job map, days, then one bucket per phone (in phone order)
-# ARGV: expire_at_s, expire_at_ms, day, job number, job id, ref, phones (fixed width, joined), width
+# outlive every job they name and need no cleaning. The bucket keys are built
+# here from the day's prefix (phone mod the bucket count, as keys.phone_bucket_of):
+# passing a thousand keys per chunk cost more than the writes themselves. (Not
+# for Redis Cluster, which the multi-chunk scripts do not support either.)
+# KEYS: day's job map, days
+# ARGV: expire_at_s, expire_at_ms, day, job number, job id, ref, phones (fixed width, joined), width,
+#       bucket key prefix, bucket count
 INDEX_PHONES = """
 redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
 redis.call('EXPIREAT', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-local width, phones, ref, seen = tonumber(ARGV[8]), ARGV[7], ARGV[6], {}
-for i = 0, #KEYS - 3 do
-  local key, phone = KEYS[3 + i], string.sub(phones, i * width + 1, (i + 1) * width)
+local width, phones, ref, prefix, buckets = tonumber(ARGV[8]), ARGV[7], ARGV[6], ARGV[9], tonumber(ARGV[10])
+local count = math.floor(#phones / width)
+for i = 0, count - 1 do
+  local phone = string.sub(phones, i * width + 1, (i + 1) * width)
+  local key = prefix .. string.format('%d', (tonumber(phone) or 0) % buckets)
   if redis.call('HSETNX', key, phone, ref) == 0 then
     redis.call('HSET', key, phone, redis.call('HGET', key, phone) .. ref)
-  end
-  if not seen[key] then
-    seen[key] = true
+  elseif redis.call('HLEN', key) == 1 then
+    -- a bucket just created: every job of its day shares the day's expiry, so it is set
+    -- once (an EXPIREAT a phone would be a second write to the AOF for each)
     redis.call('EXPIREAT', key, ARGV[1])
   end
 end
-return #KEYS - 2
+return count
 """
 
 # Take a job's refs out of a day's phone index (a job that could not be stored
