@@ -83,6 +83,11 @@ class Keys:
         """Chunk ``n`` of a job."""
         return f"{self.prefix}:job:{job_id}:c:{n}"
 
+    def chunk_parts(self) -> tuple[str, str]:
+        """``(head, middle)`` with ``head + job_id + middle + str(n)`` == :meth:`chunk` (for a script
+        that finds chunks through refs: its state and record keys add ``:st`` / ``:rec``)."""
+        return f"{self.prefix}:job:", ":c:"
+
     def chunk_states(self, job_id: str, n: int) -> str:
         """One byte per phone of chunk ``n`` (A accepted, X rejected, D, F, U)."""
         return f"{self.prefix}:job:{job_id}:c:{n}:st"

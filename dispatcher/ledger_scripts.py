@@ -610,21 +610,45 @@ end
 return 1
 """
 
-# The refs of a phone in every live day's index, resolved to job ids.
-# KEYS: per day: bucket, job map   ARGV: phone
-# Returns a flat list: job id, chunk number, job id, chunk number, … (newest day first as given)
+# A phone's records in every live day's index, read in place: each ref is resolved
+# to its job, the phone is found in its chunk, and only what its record needs is
+# returned (not the chunk's 11 KB of phones). Chunk keys are built from the parts
+# keys.py gives (``Keys.chunk_parts``): the refs name chunks no caller knows yet.
+# KEYS: per day: bucket, job map   ARGV: phone, chunk key head, chunk key middle
+# Returns a flat list, 11 items a record, newest ref first:
+#   job id, chunk number, state, since, t0, mid, codes, width, state byte, record (5 bytes), index
 LOOKUP_PHONE = """
 local out = {}
+local phone = ARGV[1]
 for d = 0, #KEYS / 2 - 1 do
-  local refs = redis.call('HGET', KEYS[1 + 2 * d], ARGV[1])
+  local refs = redis.call('HGET', KEYS[1 + 2 * d], phone)
   if refs then
     for r = #refs - 6, 1, -7 do  -- newest ref last: walk backwards
       local b1, b2, b3, b4, c1, c2, c3 = string.byte(refs, r, r + 6)
       local no = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
       local job_id = redis.call('HGET', KEYS[2 + 2 * d], tostring(no))
       if job_id then
-        out[#out + 1] = job_id
-        out[#out + 1] = tostring((c1 * 256 + c2) * 256 + c3)
+        local n = tostring((c1 * 256 + c2) * 256 + c3)
+        local chunk = ARGV[2] .. job_id .. ARGV[3] .. n
+        local f = redis.call('HMGET', chunk, 'state', 'since', 't0', 'mid', 'codes', 'phones', 'w')
+        if f[6] then
+          local width = tonumber(f[7] or '11')
+          local init, idx = 1, nil
+          while true do
+            local pos = string.find(f[6], phone, init, true)
+            if not pos then break end
+            if (pos - 1) % width == 0 then idx = (pos - 1) / width; break end
+            init = pos + 1
+          end
+          if idx then
+            local st = redis.call('GETRANGE', chunk .. ':st', idx, idx)
+            local rec = redis.call('GETRANGE', chunk .. ':rec', idx * 5, idx * 5 + 4)
+            for _, v in ipairs({job_id, n, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '',
+                                tostring(width), st, rec, tostring(idx)}) do
+              out[#out + 1] = v
+            end
+          end
+        end
       end
     end
   end

@@ -142,16 +142,20 @@ class RecordReader:
         bucket = phone_bucket_of(phone)
         keys = [k for day in sorted(days, reverse=True)
                 for k in (self.keys.phone_bucket(day, bucket), self.keys.phone_jobs(day))]
-        flat = [as_text(v) for v in self._lookup_phone(keys=keys, args=[phone])]
-        refs = list(dict.fromkeys(zip(flat[0::2], map(int, flat[1::2]), strict=True)))
+        flat = self._lookup_phone(keys=keys, args=[phone, *self.keys.chunk_parts()])
         found: list[Delivery] = []
-        for read in self.read_chunks(refs):
-            meta = self.ledger.job_meta(read.job_id)
-            if not meta or (provider is not None and meta.get("provider") != provider):
+        seen: set[tuple[str, int]] = set()
+        for i in range(0, len(flat), 11):
+            job_id, n = as_text(flat[i]), int(flat[i + 1])
+            meta = self.ledger.job_meta(job_id)
+            if (job_id, n) in seen or not meta or (provider is not None and meta.get("provider") != provider):
                 continue
-            width = int(as_text(read.fields[6] or b"") or PHONE_WIDTH)
-            phones = as_text(read.fields[5] or b"")
-            found += deliveries_of(meta, read, [i for i in _positions(phones, phone, width)])
+            seen.add((job_id, n))
+            state, since, t0, mid, codes, width = flat[i + 2 : i + 8]
+            # The chunk as far as this phone goes: its own state byte and record, at index 0.
+            read = ChunkRead(job_id, n, [state, since, t0, mid, codes, phone.encode(), width],
+                             flat[i + 8] or b"", flat[i + 9] or b"")
+            found += deliveries_of(meta, read, [0])
         return _newest_first(found, limit)
 
     def feed(self, cursor: str, *, limit: int, block_ms: int | None) -> tuple[list[Delivery], str]:
@@ -235,15 +239,6 @@ def _indexes(packed: bytes) -> list[int] | None:
     if packed == b"*":
         return None
     return [packed[i] * 256 + packed[i + 1] for i in range(0, len(packed) - 1, 2)]
-
-
-def _positions(phones: str, phone: str, width: int) -> Iterator[int]:
-    start = 0
-    while (pos := phones.find(phone, start)) >= 0:
-        if pos % width == 0:
-            yield pos // width
-            return
-        start = pos + 1
 
 
 def _newest_first(found: list[Delivery], limit: int) -> list[Delivery]:
