@@ -108,6 +108,11 @@ class Keys:
         """Job number -> job id for a day's phone index."""
         return f"{self.prefix}:ph:{day}:jobs"
 
+    def phone_index_head(self) -> str:
+        """``head`` with ``head + f"{day}:{bucket}"`` == :meth:`phone_bucket` and ``head + f"{day}:jobs"``
+        == :meth:`phone_jobs` (for the lookup script, which finds the live days itself)."""
+        return f"{self.prefix}:ph:"
+
     def phone_days(self) -> str:
         """Days that have a phone index, scored by the ms it expires."""
         return f"{self.prefix}:ph:days"

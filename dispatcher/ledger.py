@@ -96,7 +96,6 @@ class Ledger:
         self._cancel = client.register_script(lua.CANCEL)
         self._index_phones = client.register_script(lua.INDEX_PHONES)
         self._unindex_phones = client.register_script(lua.UNINDEX_PHONES)
-        self._lookup_phone = client.register_script(lua.LOOKUP_PHONE)
         self._meta: dict[str, dict[str, str]] = {}
 
     # -- producer side ------------------------------------------------------------

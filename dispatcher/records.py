@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher import ledger_scripts as lua
 from dispatcher.deliveries import (
     RECORD_WIDTH,
     STATE_BYTES,
@@ -97,7 +98,8 @@ class RecordReader:
         self.ledger = ledger
         self.r = ledger.r
         self.keys = ledger.keys
-        self._lookup_phone = ledger._lookup_phone
+        self._lookup_phone = ledger.r.register_script(lua.LOOKUP_PHONE)
+        self._lookup_message = ledger.r.register_script(lua.LOOKUP_MESSAGE)
 
     def read_chunks(self, refs: Sequence[tuple[str, int]]) -> list[ChunkRead]:
         """Read chunks ``(job_id, n)`` in one pipeline."""
@@ -119,12 +121,15 @@ class RecordReader:
                 yield from deliveries_of(meta, read)
 
     def by_message_id(self, message_id: str, *, provider: str | None = None, limit: int = 100) -> list[Delivery]:
-        """Records of the submission a vendor message id names (one chunk per provider), newest first."""
+        """Records of the submission a vendor message id names (one chunk per provider), newest first
+        (one round trip, and one per job whose meta this process has not read yet)."""
         providers = [provider] if provider else list(PROVIDERS)
-        members = self.r.mget([self.keys.message(p, message_id) for p in providers])
-        refs = [parse_chunk_member(as_text(m)) for m in members if m]
+        flat = self._lookup_message(keys=[self.keys.message(p, message_id) for p in providers],
+                                    args=list(self.keys.chunk_parts()))
         found: list[Delivery] = []
-        for read in self.read_chunks(refs):
+        for i in range(0, len(flat), 10):
+            job_id, n = parse_chunk_member(as_text(flat[i]))
+            read = ChunkRead(job_id, n, flat[i + 1 : i + 8], flat[i + 8] or b"", flat[i + 9] or b"")
             meta = self.ledger.job_meta(read.job_id)
             if meta and (provider is None or meta.get("provider") == provider):
                 # Only the records that can be among the newest `limit`: building all 1000 of a chunk
@@ -134,15 +139,12 @@ class RecordReader:
 
     def by_phone(self, phone: str, *, provider: str | None = None, limit: int = 100,
                  now_ms: int | None = None) -> list[Delivery]:
-        """Records of a phone in every job still kept, newest first (two or three round trips)."""
+        """Records of a phone in every job still kept, newest first (one round trip, and one per job
+        whose meta this process has not read yet)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        days = [int(as_text(d)) for d in self.r.zrangebyscore(self.keys.phone_days(), now_ms, "+inf")]
-        if not days:
-            return []
-        bucket = phone_bucket_of(phone)
-        keys = [k for day in sorted(days, reverse=True)
-                for k in (self.keys.phone_bucket(day, bucket), self.keys.phone_jobs(day))]
-        flat = self._lookup_phone(keys=keys, args=[phone, *self.keys.chunk_parts()])
+        flat = self._lookup_phone(keys=[self.keys.phone_days()],
+                                  args=[phone, now_ms, self.keys.phone_index_head(), phone_bucket_of(phone),
+                                        *self.keys.chunk_parts()])
         found: list[Delivery] = []
         seen: set[tuple[str, int]] = set()
         for i in range(0, len(flat), 11):

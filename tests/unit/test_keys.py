@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.keys import chunk_member, client_id, parse_chunk_member, parse_client_id
+from dispatcher.keys import Keys, chunk_member, client_id, parse_chunk_member, parse_client_id
 
 JOB = "3f2a9c0d11e4b5a7"  # the producer's job ids: secrets.token_hex(8)
 
@@ -78,3 +78,12 @@ def test_a_client_id_reads_back_as_its_job_chunk_and_attempt(job_id: str, n: int
 def test_an_id_we_did_not_build_is_not_ours(value: str) -> None:
     """Foreign or malformed bids give None (the receipt is counted as unmatched), never a wrong chunk."""
     assert parse_client_id(value) is None
+
+
+def test_the_parts_scripts_build_keys_from_give_the_same_keys() -> None:
+    """Lookup scripts build chunk and phone index keys from parts: they must agree with the builders."""
+    keys = Keys("p")
+    head, middle = keys.chunk_parts()
+    assert head + "j1" + middle + "7" == keys.chunk("j1", 7)
+    assert keys.phone_index_head() + "20797:12" == keys.phone_bucket(20797, 12)
+    assert keys.phone_index_head() + "20797:jobs" == keys.phone_jobs(20797)
