@@ -30,45 +30,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import redis
 
 from dispatcher import limiter_scripts as lua
 from dispatcher.keys import Keys
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """At most ``count`` calls in any ``window_s``; ``kind`` names the shared budget."""
-
-    kind: str
-    count: int
-    window_s: float
-
-    def interval_ms(self, jitter_s: float) -> float:
-        """Spacing between tokens, in milliseconds, the window widened by ``jitter_s``."""
-        return (self.window_s + jitter_s) * 1000.0 / self.count
-
-
-#: (provider, operation) → the limits one call of it consumes. From the manuals:
-#: opass send ≈300 TPS; query APIs 3/min per enterprise (FAQ); balance 1/15 s;
-#: statistics 4/min; receipt pull recommended 1/min (a pull by one chunk's bid
-#: before resending it, "reconcile", only takes from the query budget). aiofish balance advised
-#: every 5 s. aiofish documents no send limit: 200 requests/s is our assumption
-#: (40,000 recipients/s in batches of 200), there so its p:010 answer has
-#: something to slow down; override it per account.
-DEFAULT_LIMITS: Mapping[tuple[str, str], tuple[Limit, ...]] = {
-    ("opass", "send"): (Limit("send", 300, 1.0),),
-    ("opass", "receipts"): (Limit("receipts", 1, 60.0), Limit("query", 3, 60.0)),
-    ("opass", "balance"): (Limit("balance", 1, 15.0), Limit("query", 3, 60.0)),
-    ("opass", "statistics"): (Limit("statistics", 4, 60.0), Limit("query", 3, 60.0)),
-    ("opass", "reconcile"): (Limit("query", 3, 60.0),),  # a receipt query by one chunk's bid
-    ("aiofish", "send"): (Limit("send", 200, 1.0),),
-    ("aiofish", "balance"): (Limit("balance", 1, 5.0),),
-    ("aiofish", "receipts"): (Limit("receipts", 1, 60.0),),
-    ("aiofish", "replies"): (Limit("replies", 1, 60.0),),
-}
+from dispatcher.limits import Limit
+from dispatcher.providers.registry import documented_limits
 
 
 class RateLimiter:
@@ -95,8 +63,10 @@ class RateLimiter:
         self._defer = client.register_script(lua.DEFER)
 
     def limits(self, provider: str, account: str, op: str) -> tuple[Limit, ...]:
-        """The limits one ``op`` call of ``account`` consumes (override or default)."""
-        return self.overrides.get((provider, account, op), DEFAULT_LIMITS.get((provider, op), ()))
+        """The limits one ``op`` call of ``account`` consumes: the account's override, else what
+        the gateway's plug documents (:func:`~dispatcher.providers.registry.documented_limits`)."""
+        override = self.overrides.get((provider, account, op))
+        return override if override is not None else documented_limits(provider, op)
 
     def _keys(self, provider: str, account: str, limits: tuple[Limit, ...]) -> list[str]:
         return [self.keys.limiter(provider, account, limit.kind) for limit in limits]

@@ -31,11 +31,11 @@ from dispatcher.deliveries import (
 )
 from dispatcher.keys import parse_chunk_member, phone_bucket_of
 from dispatcher.ledger import PHONE_WIDTH, Ledger, as_text
+from dispatcher.providers import registry
 from dispatcher.validation import Checker
 
 #: Chunks read per pipeline when walking a whole job.
 CHUNKS_PER_READ = 50
-PROVIDERS = ("opass", "aiofish")
 _CHUNK_FIELDS = ("state", "since", "t0", "mid", "codes", "phones", "w")
 
 
@@ -123,7 +123,7 @@ class RecordReader:
     def by_message_id(self, message_id: str, *, provider: str | None = None, limit: int = 100) -> list[Delivery]:
         """Records of the submission a vendor message id names (one chunk per provider), newest first
         (one round trip, and one per job whose meta this process has not read yet)."""
-        providers = [provider] if provider else list(PROVIDERS)
+        providers = [provider] if provider else list(registry.names())
         flat = self._lookup_message(keys=[self.keys.message(p, message_id) for p in providers],
                                     args=list(self.keys.chunk_parts()))
         found: list[Delivery] = []
@@ -211,8 +211,8 @@ def check_lookup(*, message_id: object, phone: object, provider: object) -> tupl
     check = Checker()
     if (message_id is None) == (phone is None):
         check.add("lookup", "give message_id or phone (exactly one)")
-    if provider is not None and provider not in PROVIDERS:
-        check.add("provider", f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    if provider is not None and provider not in registry.names():
+        check.add("provider", f"unknown provider {provider!r}; one of {', '.join(registry.names())}")
     normal = check.phone(phone, field="phone") if phone is not None else None
     mid = clean_id(message_id) if message_id is not None else None
     if message_id is not None and not mid:

@@ -15,11 +15,10 @@ import structlog
 
 from dispatcher.config.accounts import AccountConfig, Accounts, load_accounts
 from dispatcher.config.settings import Settings, load_settings
-from dispatcher.errors import ConfigurationError
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
 from dispatcher.limiter import RateLimiter
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers import registry
 from dispatcher.redis_connection import connect
 
 log = structlog.get_logger("dispatcher.runtime")
@@ -56,22 +55,13 @@ class Runtime:
 
 
 def make_client(account: AccountConfig) -> Any:
-    """A protocol client for one account."""
-    # Imported here so producers (Django, Flask) never load the HTTP clients;
-    # workers import them up front (dispatcher/workers/tasks.py) so forked pool processes
-    # share the loaded modules instead of each importing them again.
-    if account.provider == "opass":
-        from dispatcher.providers.opass import OpassClient
+    """A protocol client for one account, built by its gateway's plug (:mod:`dispatcher.providers.registry`).
 
-        gateway = account.gateway
-        if not isinstance(gateway, OpassAccount):
-            raise ConfigurationError(f"opass:{account.name} is not configured as an opass account")
-        return OpassClient(gateway)
-    from dispatcher.providers.aiofish import AiofishClient
-
-    if not isinstance(account.gateway, AiofishAccount):
-        raise ConfigurationError(f"aiofish:{account.name} is not configured as an aiofish account")
-    return AiofishClient(account.gateway)
+    Plugs import their HTTP clients only here, so producers (Django, Flask) never
+    load them; workers preload them (dispatcher/workers/tasks.py) so forked pool
+    processes share the loaded modules. Raises ``ConfigurationError``.
+    """
+    return registry.gateway(account.provider).client(account)
 
 
 class LazyRuntime:

@@ -14,7 +14,6 @@ What happens after each error class (DESIGN.md):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from dispatcher.errors import (
 )
 from dispatcher.keys import client_id
 from dispatcher.pauses import pause_after_fatal
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.runtime import Runtime
 
@@ -78,22 +78,12 @@ def chunks_per_task(chunks: int, most: int) -> int:
 
 def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloads: Sequence[Any] | None,
                  cid: str) -> Any:
-    """Make the one gateway call a chunk of this job's kind needs; return its SendResult."""
+    """Make the one gateway call a chunk of this job's kind needs (its plug's); return its SendResult.
+
+    Raises ``ConfigurationError`` for a kind no gateway declares, or the client's errors.
+    """
     client = rt.client(job["provider"], job["account"])
-    kind = job["kind"]
-    if kind == "opass.send":
-        params = json.loads(job.get("params") or "[]")
-        return client.send(list(phones), job["template_code"], params or None, bid=cid,
-                           extend_code=job.get("extend_code") or None)
-    if kind == "opass.batch":
-        return client.send_batch(list(zip(phones, payloads or [], strict=True)), job["template_code"], bid=cid,
-                                 extend_code=job.get("extend_code") or None)
-    if kind == "aiofish.send":
-        return client.send(list(phones), job["content"], sms_id=cid, sub_code=job.get("sub_code") or None)
-    if kind == "aiofish.batch":
-        return client.send_batch(list(zip(phones, payloads or [], strict=True)), sms_id=cid,
-                                 sub_code=job.get("sub_code") or None)
-    raise ConfigurationError(f"unknown job kind {kind!r}")
+    return registry.job_kind(job["kind"]).send(client, job, phones, payloads, cid)
 
 
 def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms,

@@ -10,7 +10,7 @@ from typing import Any
 
 from dispatcher.keys import chunk_member, parse_chunk_member
 from dispatcher.ledger import as_text
-from dispatcher.providers import QUERY_BY_CLIENT_ID
+from dispatcher.providers import registry
 from dispatcher.runtime import Runtime
 
 
@@ -79,7 +79,7 @@ def due_ambiguous(rt: Runtime, *, now_ms: int) -> DueAmbiguous:
     """Ambiguous chunks whose window passed with no receipt: release them, or ask first.
 
     No receipt carried their id within their reconcile window. A chunk of a
-    gateway whose receipt query takes our id (:data:`QUERY_BY_CLIENT_ID`) is not
+    gateway whose receipt query takes our id (its plug's ``query_by_client_id``) is not
     released here: it is returned in ``to_query`` with its deadline pushed by
     ``reconcile_retry_s``, so the caller can ask the gateway (see
     :mod:`dispatcher.reconcile`) and the next sweeps leave it alone meanwhile.
@@ -94,7 +94,7 @@ def due_ambiguous(rt: Runtime, *, now_ms: int) -> DueAmbiguous:
             rt.redis.zrem(rt.keys.ambiguous(), member)
             continue
         job = rt.ledger.job_meta(job_id)
-        if job.get("provider") in QUERY_BY_CLIENT_ID:
+        if registry.gateway(job.get("provider", "")).query_by_client_id:
             hold(rt, job_id, n, until_ms=now_ms + int(rt.settings.reconcile_retry_s * 1000))
             due.to_query.append((job_id, n))
             continue

@@ -37,7 +37,7 @@ import structlog
 from dispatcher.config.accounts import AccountConfig
 from dispatcher.config.settings import load_settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
-from dispatcher.providers import opass_push
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipt_stream import record
@@ -80,29 +80,13 @@ def _account(rt: Runtime, provider: str, name: str, token: str) -> AccountConfig
     return account
 
 
-def _parse_opass(account: AccountConfig, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    items = opass_push.parse_push(body, expected_api_key=account.gateway.api_key)  # type: ignore[union-attr]
-    return list(items), opass_push.PUSH_ANSWER_BODY, opass_push.PUSH_ANSWER_CONTENT_TYPE
-
-
-def _parse_aiofish(account: AccountConfig, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    from dispatcher.providers import aiofish_push
-
-    item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway,  # type: ignore[arg-type]
-                                       now_ms=system_clock_ms(), variant=account.push_variant)
-    return [item], aiofish_push.PUSH_OK_BODY.encode(), "text/plain"
-
-
-PARSERS: dict[str, Callable[[AccountConfig, bytes, dict[str, Any]], tuple[list[Any], bytes, str]]] = {
-    "opass": _parse_opass,
-    "aiofish": _parse_aiofish,
-}
-
-
 def _parse(provider: str, account: AccountConfig, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
     """Run the provider's parser; any failure of a hostile body is a 400, never a 503."""
     try:
-        return PARSERS[provider](account, body, environ)
+        parse = registry.gateway(provider).parse_push
+        if parse is None:
+            raise PushVerificationError(f"{provider} pushes nothing we take")
+        return parse(account, body, environ)
     except PushVerificationError as exc:
         raise _Reject("400 Bad Request", str(exc)) from None
     except (ValueError, TypeError, LookupError, RecursionError, UnicodeError, OverflowError) as exc:
@@ -119,7 +103,7 @@ def handle_push(
     Raises ``_Reject`` (answered 4xx) for an unknown hook, a bad body or a failed
     verification, ``redis.RedisError`` (answered 503) when the push cannot be recorded.
     """
-    if provider not in PARSERS:
+    if provider not in registry.names() or registry.gateway(provider).parse_push is None:
         raise _Reject("404 Not Found", "unknown hook")
     account = _account(rt, provider, name, token)
     body = _read_body(environ)

@@ -6,6 +6,7 @@ no phone number or message text ever reaches the broker or Flower.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import time
@@ -13,12 +14,8 @@ import time
 import structlog
 from celery import current_task, shared_task
 
-# The gateway clients are imported here, in the worker's main process, so the
-# pool processes forked from it start with them loaded (measured: importing them
-# in each of 8 children cost ~2 s of CPU at the start of a benchmark run).
-import dispatcher.providers.aiofish
-import dispatcher.providers.opass  # noqa: F401
 from dispatcher import job_events, pauses, reconcile, sweeps
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import store_uplinks
@@ -27,6 +24,13 @@ from dispatcher.sending import chunks_per_task
 from dispatcher.sending import send_chunk as send_one_chunk
 
 log = structlog.get_logger("workers.tasks")
+
+# Every gateway's client is imported here, in the worker's main process, so the pool
+# processes forked from it start with them loaded (measured: importing them in each
+# of 8 children cost ~2 s of CPU at the start of a benchmark run).
+for _plug in registry.gateways():
+    for _module in _plug.preload:
+        importlib.import_module(_module)
 
 
 def _queue_of(job: dict[str, str]) -> str:
@@ -169,8 +173,6 @@ def reconcile_chunk(job_id: str, n: int) -> str:
 #: Most polls of one kind one tick reserves for an account (a fast test limit
 #: may allow several a tick; the documented 1/min allows one).
 POLLS_PER_TICK_MAX = 20
-#: What an account can be polled for: (limiter op, client method).
-POLL_KINDS = {"receipts": "pull_receipts", "replies": "pull_replies"}
 
 
 @shared_task(name="workers.tasks.poll_receipts")
@@ -185,10 +187,7 @@ def poll_receipts() -> dict[str, int]:
     rt = get_runtime()
     queued = 0
     for account in rt.accounts:
-        client = rt.client(account.provider, account.name)
-        for op, method in POLL_KINDS.items():
-            if not hasattr(client, method):
-                continue
+        for op in registry.gateway(account.provider).polls:
             for _ in range(POLLS_PER_TICK_MAX):
                 wait_s = rt.limiter.reserve(account.provider, account.name, op, within_s=rt.settings.receipt_tick_s)
                 if wait_s is None:
@@ -216,7 +215,7 @@ def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
         rt.limiter.defer(provider, name, op, late_s)
     started_ms = system_clock_ms()  # when the request leaves: what the gateway's limit sees
     try:
-        items = getattr(rt.client(provider, name), POLL_KINDS[op])()
+        items = getattr(rt.client(provider, name), registry.gateway(provider).polls[op])()
     except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next slot
         log.warning("receipts.poll_failed", provider=provider, account=name, op=op, error=type(exc).__name__)
         return 0

@@ -1,0 +1,65 @@
+"""opass (经分助手) as a gateway plug: what the send path needs to know of it (see :mod:`.registry`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dispatcher.errors import ConfigurationError
+from dispatcher.limits import Limit
+from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.registry import Gateway, JobKind
+
+NAME = "opass"
+
+
+def make_client(account: Any) -> Any:
+    """An :class:`~dispatcher.providers.opass.OpassClient` for ``account`` (an ``AccountConfig``)."""
+    from dispatcher.providers.opass import OpassClient
+
+    if not isinstance(account.gateway, OpassAccount):
+        raise ConfigurationError(f"opass:{account.name} is not configured as an opass account")
+    return OpassClient(account.gateway)
+
+
+def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,
+          cid: str) -> Any:
+    params = json.loads(job.get("params") or "[]")
+    return client.send(list(phones), job["template_code"], params or None, bid=cid,
+                       extend_code=job.get("extend_code") or None)
+
+
+def _send_batch(client: Any, job: Mapping[str, str], phones: Sequence[str], payloads: Sequence[Any] | None,
+                cid: str) -> Any:
+    return client.send_batch(list(zip(phones, payloads or [], strict=True)), job["template_code"], bid=cid,
+                             extend_code=job.get("extend_code") or None)
+
+
+def _parse_push(account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
+    from dispatcher.providers import opass_push
+
+    items = opass_push.parse_push(body, expected_api_key=account.gateway.api_key)
+    return list(items), opass_push.PUSH_ANSWER_BODY, opass_push.PUSH_ANSWER_CONTENT_TYPE
+
+
+#: From the manual: send ≈300 TPS; query APIs 3/min per enterprise (FAQ); balance 1/15 s;
+#: statistics 4/min; receipt pull recommended 1/min (a pull by one chunk's bid before
+#: resending it, "reconcile", only takes from the query budget).
+PLUG = Gateway(
+    name=NAME,
+    account_class=OpassAccount,
+    client=make_client,
+    kinds=(JobKind("opass.send", 1000, _send), JobKind("opass.batch", 1000, _send_batch)),
+    limits={
+        "send": (Limit("send", 300, 1.0),),
+        "receipts": (Limit("receipts", 1, 60.0), Limit("query", 3, 60.0)),
+        "balance": (Limit("balance", 1, 15.0), Limit("query", 3, 60.0)),
+        "statistics": (Limit("statistics", 4, 60.0), Limit("query", 3, 60.0)),
+        "reconcile": (Limit("query", 3, 60.0),),
+    },
+    parse_push=_parse_push,
+    polls={"receipts": "pull_receipts"},
+    query_by_client_id=True,
+    preload=("dispatcher.providers.opass", "dispatcher.providers.opass_push"),
+)

@@ -1,0 +1,124 @@
+"""The gateways sms-dispatch sends through, and all the send path may know of one.
+
+Each gateway declares itself once, as a :class:`Gateway` plug in its own module
+(``opass_plug.py``, ``aiofish_plug.py``): how to build its client, its job kinds
+(chunk limit and the one call that sends a chunk), its documented rate limits,
+how to read its pushes, what beat polls, whether an ambiguous chunk can be asked
+about by our id. This module lists the plugs; the runtime, the sender, the
+webhook, the limiter, the sweeps and the workers ask it, and never name a
+gateway. A third gateway is one plug and one :func:`register` call.
+
+Light to import: a plug loads its HTTP client only when a client is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.errors import ConfigurationError
+from dispatcher.limits import Limit
+
+#: ``(account config, body, WSGI environ) -> (items, answer body, answer content type)``;
+#: raises ``PushVerificationError`` (or anything: the webhook answers 400) for a hostile body.
+PushParser = Callable[[Any, bytes, dict[str, Any]], tuple[list[Any], bytes, str]]
+#: ``(client, job meta, phones, per-phone payloads or None, our client id) -> SendResult``.
+ChunkSender = Callable[[Any, Mapping[str, str], Sequence[str], Sequence[Any] | None, str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """One kind of job a gateway sends (``opass.send`` …): its chunk size and the call that sends a chunk."""
+
+    name: str
+    chunk_limit: int
+    send: ChunkSender
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """Everything the send path needs to know of one gateway (see the module doc)."""
+
+    name: str
+    #: The account settings class the accounts file's entries under ``name`` become.
+    account_class: type
+    #: Builds a protocol client from one account's settings (loads the HTTP client lazily).
+    client: Callable[[Any], Any]
+    kinds: tuple[JobKind, ...]
+    #: operation → the limits one call of it consumes, as the manual documents them.
+    limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
+    #: Reads a push to its hook (``None``: the gateway pushes nothing we take).
+    parse_push: PushParser | None = None
+    #: limiter operation → client method beat calls at that operation's pace (receipts, replies).
+    polls: Mapping[str, str] = field(default_factory=dict)
+    #: Whether its receipt query filters by our client id: an ambiguous chunk is
+    #: then asked about before it is resent (else it waits for pushes and polls).
+    query_by_client_id: bool = False
+    #: Modules a worker imports up front, so forked pool processes share them.
+    preload: tuple[str, ...] = ()
+
+
+_GATEWAYS: dict[str, Gateway] = {}
+
+
+def register(plug: Gateway) -> None:
+    """Add (or replace) a gateway; its job kinds must not clash with another gateway's."""
+    for other in _GATEWAYS.values():
+        if other.name != plug.name and {k.name for k in other.kinds} & {k.name for k in plug.kinds}:
+            raise ConfigurationError(f"gateway {plug.name!r} declares job kinds {other.name!r} already has")
+    _GATEWAYS[plug.name] = plug
+
+
+def unregister(name: str) -> None:
+    """Remove a gateway (tests that plug in a toy one)."""
+    _GATEWAYS.pop(name, None)
+
+
+def _builtin() -> None:
+    if not _GATEWAYS:
+        from dispatcher.providers import aiofish_plug, opass_plug
+
+        register(opass_plug.PLUG)
+        register(aiofish_plug.PLUG)
+
+
+def gateways() -> Iterator[Gateway]:
+    """Every registered gateway, in registration order."""
+    _builtin()
+    return iter(list(_GATEWAYS.values()))
+
+
+def names() -> tuple[str, ...]:
+    """The registered gateways' names."""
+    return tuple(g.name for g in gateways())
+
+
+def gateway(name: str) -> Gateway:
+    """The plug named ``name``; raises ``ConfigurationError`` naming the known ones."""
+    _builtin()
+    plug = _GATEWAYS.get(name)
+    if plug is None:
+        raise ConfigurationError(f"unknown gateway {name!r}; known: {', '.join(_GATEWAYS)}")
+    return plug
+
+
+def job_kind(name: str) -> JobKind:
+    """The job kind ``name`` of whichever gateway declares it; raises ``ConfigurationError``."""
+    for plug in gateways():
+        for kind in plug.kinds:
+            if kind.name == name:
+                return kind
+    raise ConfigurationError(f"unknown job kind {name!r}")
+
+
+def chunk_limits() -> dict[str, int]:
+    """Job kind → the most recipients one call of it takes."""
+    return {k.name: k.chunk_limit for plug in gateways() for k in plug.kinds}
+
+
+def documented_limits(provider: str, op: str) -> tuple[Limit, ...]:
+    """What one ``op`` call of ``provider`` consumes, as its manual documents it (``()`` if unlimited/unknown)."""
+    _builtin()
+    plug = _GATEWAYS.get(provider)
+    return tuple(plug.limits.get(op, ())) if plug else ()
