@@ -150,3 +150,10 @@ def test_the_fake_dispatcher_refuses_what_the_real_one_refuses_and_keeps_nothing
     assert err.value.fields == ("recipients[0].params[1]",)
     assert "{金额,10}" in str(err.value)
     assert fake.outbox == []
+
+
+def test_a_value_over_the_500_character_cap_is_named_once() -> None:
+    """Over both its maxLen and the 500-character cap every value has: one problem, not two for one field."""
+    template = parse_template(OTP, OTP_TEXT)
+    assert [f for f, _ in _problems(template_code=OTP, phones=[P1], params=["1" * 501], template=template)] == \
+        ["params[0]"]
