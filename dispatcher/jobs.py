@@ -183,13 +183,13 @@ def _match_template(check: Checker, template: Template, given: Any, values: list
     """
     if isinstance(given, str) or not isinstance(given, Sequence):
         return  # not a list: already refused as such
-    if len(values) != len(given) and len(given) == len(template.variables):
-        return  # a value of the wrong type is already refused; the rest no longer line up with the variables
-    for index, message in template.problems(values if len(values) == len(given) else [""] * len(given)):
-        if index is None:
-            check.add(field, message)
-        elif len(values[index]) <= MAX_PARAM_CHARS:  # longer ones are already refused by Checker.params
-            check.add(f"{field}[{index}]", message)
+    wrong_count = template.count_problem(len(given))
+    if wrong_count:
+        check.add(field, wrong_count)
+    elif len(values) == len(given):  # else a value of the wrong type is refused and the rest no longer line up
+        for index, message in template.problems(values):
+            if index is not None and len(values[index]) <= MAX_PARAM_CHARS:  # longer: refused by Checker.params
+                check.add(f"{field}[{index}]", message)
 
 
 def content_job(

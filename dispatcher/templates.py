@@ -65,12 +65,18 @@ class Template:
         A wrong count is reported once for the list (the opass gateway answers 60003);
         otherwise each value over its variable's ``maxLen`` (the gateway's 60004) by index.
         """
-        if len(params) != len(self.variables):
-            return [(None, f"template {self.code} takes {_count(len(self.variables))} "
-                           f"({self.signature or 'none'}); got {len(params)}")]
+        wrong_count = self.count_problem(len(params))
+        if wrong_count:
+            return [(None, wrong_count)]
         return [(i, f"is {len(value)} characters; variable {var} takes at most {var.max_len}")
                 for i, (value, var) in enumerate(zip(params, self.variables, strict=True))
                 if len(value) > var.max_len]
+
+    def count_problem(self, count: int) -> str | None:
+        """What is wrong with giving ``count`` values to this template, or ``None``."""
+        if count == len(self.variables):
+            return None
+        return f"template {self.code} takes {_count(len(self.variables))} ({self.signature or 'none'}); got {count}"
 
     @property
     def signature(self) -> str:
