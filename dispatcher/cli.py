@@ -332,6 +332,51 @@ def resume(provider: str, account: str | None) -> None:
     click.echo(f"resumed {provider}:{account}: {count} pending chunks queued")
 
 
+def _load_accounts() -> Any:
+    """The configured accounts (settings' accounts file) without touching Redis; a message, not a traceback."""
+    from dispatcher.config.accounts import load_accounts
+    from dispatcher.config.settings import load_settings
+    from dispatcher.errors import ConfigurationError
+
+    try:
+        return load_accounts(load_settings().accounts_file)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _templates_doc(accounts: Any) -> list[dict[str, Any]]:
+    """Each opass account with its declared templates, sorted by account and code."""
+    return [
+        {"account": f"{a.provider}:{a.name}",
+         "templates": [{"code": t.code, "variables": [{"name": v.name, "max_len": v.max_len} for v in t.variables],
+                        "text": t.text} for _, t in sorted(a.templates.items(), key=lambda kv: (len(kv[0]), kv[0]))]}
+        for a in sorted(accounts, key=lambda a: a.name) if a.provider == "opass"
+    ]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True,
+              help='Machine-readable: {"accounts": [{"account", "templates": [{"code", "variables", "text"}]}]}.')
+def templates(as_json: bool) -> None:
+    """List the opass templates the accounts file declares: code, variables with their max lengths, text.
+
+    A send naming a declared template is checked against it before anything is
+    stored; any other template code is sent unchecked.
+    """
+    doc = _templates_doc(_load_accounts())
+    if as_json:
+        click.echo(json.dumps({"accounts": doc}, ensure_ascii=False))
+        return
+    if not doc:
+        click.echo("no opass account configured")
+    for account in doc:
+        if not account["templates"]:
+            click.echo(f"{account['account']}: no template declared (sends are not checked)")
+        for t in account["templates"]:
+            variables = ", ".join(f"{v['name']} ≤ {v['max_len']}" for v in t["variables"]) or "no variable"
+            click.echo(f"{account['account']} {t['code']}  {variables}\n    {t['text']}")
+
+
 @main.command()
 def balance() -> None:
     """Remaining balance of every configured account (within the gateways' query limits)."""

@@ -23,6 +23,7 @@ from dispatcher.errors import Problem, ValidationError
 from dispatcher.ledger import ChunkData
 from dispatcher.phones import all_unique_mainland, describe_bad, normalise_mainland
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
+from dispatcher.templates import Template
 from dispatcher.validation import MAX_BID_CHARS, MAX_PARAM_CHARS, MAX_SMS_ID_CHARS, Checker
 
 CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
@@ -135,15 +136,20 @@ def template_job(
     priority: str = "bulk",
     send_at_ms: int | None = None,
     skip_invalid: bool = False,
+    template: Template | None = None,
 ) -> JobSpec:
     """Validate an opass template job; raises ``ValidationError`` listing every problem.
 
-    Each template value may be at most ``MAX_PARAM_CHARS`` (500) characters.
+    Each template value may be at most ``MAX_PARAM_CHARS`` (500) characters. With
+    ``template`` (declared in the accounts file) every phone's values must also
+    match it: one per variable, each within the variable's ``maxLen``.
     """
     check = Checker()
     if not isinstance(template_code, str) or not template_code.strip():
         check.add("template_code", "must be the approved template's code")
     same = check.params(params or [], field="params", max_chars=MAX_PARAM_CHARS) if params is not None else []
+    if template is not None and recipients is None:
+        _match_template(check, template, params or [], same, "params")
     if params is not None and recipients is not None:
         check.add("params", "give params (same for all) or recipients (per phone), not both")
     extend = check.digits(extend_code, field="extend_code")
@@ -155,16 +161,35 @@ def template_job(
     def per_phone(values: Any, where: str) -> list[str]:
         got = check.params(values, field=f"{where}.params", max_chars=MAX_PARAM_CHARS)
         widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
+        if template is not None:
+            _match_template(check, template, values, got, f"{where}.params")
         return got
 
     rows, payloads, dups, skipped = _recipients(
         check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
-    check.same_length_seen(widths, field="recipients")
+    if template is None:  # with a template each recipient's count was checked against it, by name
+        check.same_length_seen(widths, field="recipients")
     check.done()
     kind = "opass.batch" if recipients is not None else "opass.send"
     meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),
                 params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", tag=bid or "")
     return JobSpec(kind, "opass", account, meta, rows, payloads, dups, tuple(skipped))
+
+
+def _match_template(check: Checker, template: Template, given: Any, values: list[str], field: str) -> None:
+    """Check one phone's values against a declared template, naming ``field`` and the variable.
+
+    ``given`` is what the caller passed, ``values`` what :meth:`Checker.params` kept of it.
+    """
+    if isinstance(given, str) or not isinstance(given, Sequence):
+        return  # not a list: already refused as such
+    wrong_count = template.count_problem(len(given))
+    if wrong_count:
+        check.add(field, wrong_count)
+    elif len(values) == len(given):  # else a value of the wrong type is refused and the rest no longer line up
+        for index, message in template.problems(values):
+            if index is not None and len(values[index]) <= MAX_PARAM_CHARS:  # longer: refused by Checker.params
+                check.add(f"{field}[{index}]", message)
 
 
 def content_job(

@@ -103,12 +103,18 @@ def template_spec(
 ) -> tuple[jobs.JobSpec, int]:
     """What ``send_template`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
 
+    When the account declares ``template_code`` in the accounts file, the values are
+    checked against that template (count, each ``maxLen``).
+
     Shared with :class:`dispatcher.testing.FakeDispatcher`, so an app's tests meet the same refusals.
     """
     acct = accounts.get("opass", account)
+    # A template the accounts file declares is checked here; any other code is sent unchecked.
+    declared = acct.templates.get(template_code.strip()) if isinstance(template_code, str) else None
     spec = jobs.template_job(
         account, template_code=template_code, phones=phones, params=params, recipients=recipients,
         bid=bid, extend_code=extend_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+        template=declared,
     )
     return spec, acct.gateway.batch_max  # type: ignore[union-attr]
 

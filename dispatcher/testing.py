@@ -19,7 +19,8 @@ Requests are validated by the same code as the real ``Dispatcher`` (account look
 :func:`dispatcher.jobs.template_job` / :func:`~dispatcher.jobs.content_job`), so a
 request the fake takes is one the real producer takes, and a ``ValidationError`` names
 the same fields. Accounts: pass the app's ``Accounts`` (e.g. ``load_accounts(path)``) to
-refuse unknown names as production would; by default any account name is taken.
+refuse unknown names and check the opass templates it declares as production would; by
+default any account name is taken and no template is checked.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ variable (``"${NAME:-default}"`` falls back to ``default`` when it is unset), so
 the committed example files hold no secret, and production puts secrets in the
 environment or in an untracked ``config/accounts.local.json``.
 
+An opass entry may declare its console templates, ``"templates": {"<code>": "<text>"}``
+(see :mod:`dispatcher.templates`); a send naming a declared template is checked against
+it before anything is stored. Template texts are taken as written (no ``${VAR}``
+expansion: ``${收入,10}`` is a variable in the opass manual).
+
 A ``callback_secret`` is the path token of the account's webhook URL, the only
 proof of origin the plain pushes have: one shorter than
 :data:`MIN_CALLBACK_SECRET_CHARS` or equal to a value this repository ever
@@ -25,6 +30,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.templates import Template, TemplateSyntaxError, parse_template
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 #: Shortest callback secret served: 32 characters of ``secrets.token_urlsafe`` is ~190 bits.
@@ -60,7 +66,8 @@ class AccountConfig:
     documented defaults per operation; ``push_variant`` (aiofish) is the push
     form its console is set to, the only form its hook takes;
     ``reconcile_window_s``, when set, overrides ``Settings.reconcile_window_s``
-    for this account's ambiguous chunks.
+    for this account's ambiguous chunks; ``templates`` (opass) are the
+    declared console templates by code.
     """
 
     provider: str
@@ -69,6 +76,7 @@ class AccountConfig:
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
     push_variant: str = ""
     reconcile_window_s: float | None = None
+    templates: Mapping[str, Template] = field(default_factory=dict)
 
     @property
     def hook_problem(self) -> str | None:
@@ -150,6 +158,22 @@ def _window_s(raw: Any, where: str) -> float | None:
     return float(raw)
 
 
+def _templates(raw: Any, account: str) -> dict[str, Template]:
+    """An opass entry's declared templates by code; raises ConfigurationError naming the account and template."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{account}.templates: expected an object of template code -> text, "
+                                 f"got {type(raw).__name__}")
+    out: dict[str, Template] = {}
+    for code, text in raw.items():
+        try:
+            out[code] = parse_template(code, text)
+        except TemplateSyntaxError as exc:
+            raise ConfigurationError(f"{account} template {code}: {exc}") from None
+    return out
+
+
 def _vendor_identity(gateway: OpassAccount | AiofishAccount) -> str:
     """What names the account at the vendor: the opass apiKey, the aiofish login."""
     return gateway.api_key if isinstance(gateway, OpassAccount) else gateway.account
@@ -162,7 +186,11 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
     for provider, cls in (("opass", OpassAccount), ("aiofish", AiofishAccount)):
         for i, raw in enumerate(doc.get(provider, [])):
             where = f"{provider}[{i}]"
-            item = _expand(dict(raw), env, where)
+            item = dict(raw)
+            # Taken out before ${VAR} expansion: template texts are not secrets, and the
+            # manual's ${收入,10} is a template variable.
+            templates_raw = item.pop("templates", None) if provider == "opass" else None
+            item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
             limits = _limits(item.pop("limits", {}), where)
             variant = str(item.pop("push_variant", "")) if provider == "aiofish" else ""
@@ -193,7 +221,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                     raise ConfigurationError(f"{where}.push_variant: {variant} pushes need aes_key")
                 if variant == "full" and not getattr(gateway, "app_secret", None):
                     raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant, window_s)
+            templates = _templates(templates_raw, f"{where} ({provider}:{gateway.name})")
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant, window_s, templates)
     return Accounts(by_key)
 
 

@@ -93,3 +93,58 @@ def test_every_callback_secret_the_repository_holds_is_on_the_refused_list() -> 
         for match in pattern.finditer(path.read_text(encoding="utf-8", errors="replace")):
             found.add(match.group(1) or match.group(2))
     assert found <= SHIPPED_CALLBACK_SECRETS, sorted(found - SHIPPED_CALLBACK_SECRETS)
+
+
+# ----------------------------------------------------------------------------- opass templates
+
+
+def _with_templates(templates: Any) -> dict[str, Any]:
+    doc = _doc()
+    doc["opass"][0]["templates"] = templates
+    return doc
+
+
+def test_an_opass_entry_declares_its_templates_by_code() -> None:
+    accounts = parse_accounts(_with_templates({"1000000000000000003": "{姓名,10}您好，您本次收入{金额,10}元。"}))
+    template = accounts.get("opass", "demo").templates["1000000000000000003"]
+    assert [(v.name, v.max_len) for v in template.variables] == [("姓名", 10), ("金额", 10)]
+    assert parse_accounts(_doc()).get("opass", "demo").templates == {}
+
+
+def test_a_template_text_is_taken_as_written_not_expanded_from_the_environment() -> None:
+    """``${收入,10}`` (the manual's form) stays as written; a ``${NAME}`` is a broken variable, not a lookup."""
+    accounts = parse_accounts(_with_templates({"1": "你本次收入${收入,10}元"}), env={})
+    assert accounts.get("opass", "demo").templates["1"].text == "你本次收入${收入,10}元"
+    with pytest.raises(ConfigurationError, match=r"template 2: unmatched '\{'"):
+        parse_accounts(_with_templates({"2": "您好${GREETING}"}), env={"GREETING": "早上好"})
+
+
+@pytest.mark.parametrize(("templates", "message"), [
+    pytest.param({"1000000000000000002": "您的验证码是{验证码}"},
+                 r"opass\[0\] \(opass:demo\) template 1000000000000000002: unmatched '\{' at character 7",
+                 id="bad-syntax"),
+    pytest.param({"TPL-2": "您好"}, r"opass\[0\] \(opass:demo\) template TPL-2: the code 'TPL-2' is not digits only",
+                 id="non-digit-code"),
+    pytest.param({"1000000000000000002": 6}, r"opass:demo\) template 1000000000000000002: the text must be",
+                 id="no-text"),
+    pytest.param(["您好"], r"opass:demo\)\.templates: expected an object of template code -> text", id="not-an-object"),
+])
+def test_a_malformed_template_is_refused_naming_the_account_and_the_template(templates: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_accounts(_with_templates(templates))
+
+
+def test_an_aiofish_entry_cannot_declare_opass_templates() -> None:
+    doc = _doc()
+    doc["aiofish"][0]["templates"] = {"1": "您好"}
+    with pytest.raises(ConfigurationError, match=r"aiofish\[0\].*templates"):
+        parse_accounts(doc)
+
+
+def test_the_example_file_declares_the_sandboxs_templates() -> None:
+    """So a send the example accounts let through is one the sandbox (which checks the same texts) takes."""
+    from dispatcher.sandbox.demo import OPASS_TEMPLATES
+
+    accounts = load_accounts(REPO / "config" / "accounts.example.json", env={})
+    declared = accounts.get("opass", "demo").templates
+    assert {code: t.text for code, t in declared.items()} == dict(OPASS_TEMPLATES)
