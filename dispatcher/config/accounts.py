@@ -29,8 +29,9 @@ from typing import Any
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
+from dispatcher.providers import registry
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
-from dispatcher.templates import Template, TemplateSyntaxError, parse_template
+from dispatcher.templates import Template
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 #: Shortest callback secret served: 32 characters of ``secrets.token_urlsafe`` is ~190 bits.
@@ -38,9 +39,6 @@ MIN_CALLBACK_SECRET_CHARS = 32
 #: Every callback secret a file of this repository has held (examples, old demo
 #: constants): public, so never a proof of anything. A test keeps this complete.
 SHIPPED_CALLBACK_SECRETS = frozenset({"demo-opass-hook-token", "demo-aiofish-hook-token"})
-#: The forms an aiofish console can push in (its 推送方式): plain form, form with an
-#: AES-encrypted phoneNumber, fully encrypted and signed JSON.
-PUSH_VARIANTS = ("plain", "phone", "full")
 
 
 def callback_secret_problem(secret: str) -> str | None:
@@ -158,71 +156,40 @@ def _window_s(raw: Any, where: str) -> float | None:
     return float(raw)
 
 
-def _templates(raw: Any, account: str) -> dict[str, Template]:
-    """An opass entry's declared templates by code; raises ConfigurationError naming the account and template."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"{account}.templates: expected an object of template code -> text, "
-                                 f"got {type(raw).__name__}")
-    out: dict[str, Template] = {}
-    for code, text in raw.items():
-        try:
-            out[code] = parse_template(code, text)
-        except TemplateSyntaxError as exc:
-            raise ConfigurationError(f"{account} template {code}: {exc}") from None
-    return out
-
-
-def _vendor_identity(gateway: OpassAccount | AiofishAccount) -> str:
-    """What names the account at the vendor: the opass apiKey, the aiofish login."""
-    return gateway.api_key if isinstance(gateway, OpassAccount) else gateway.account
-
-
 def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Accounts:
     """Build :class:`Accounts` from a parsed file; raises ``ConfigurationError`` naming the entry."""
     env = os.environ if env is None else env
     by_key: dict[tuple[str, str], AccountConfig] = {}
-    for provider, cls in (("opass", OpassAccount), ("aiofish", AiofishAccount)):
+    for plug in registry.gateways():
+        provider = plug.name
         for i, raw in enumerate(doc.get(provider, [])):
             where = f"{provider}[{i}]"
             item = dict(raw)
-            # Taken out before ${VAR} expansion: template texts are not secrets, and the
-            # manual's ${收入,10} is a template variable.
-            templates_raw = item.pop("templates", None) if provider == "opass" else None
+            # The gateway's own fields are taken out before ${VAR} expansion: opass's
+            # template texts are not secrets, and the manual's ${收入,10} is a template variable.
+            own = {name: item.pop(name) for name in plug.raw_fields if name in item}
             item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
             limits = _limits(item.pop("limits", {}), where)
-            variant = str(item.pop("push_variant", "")) if provider == "aiofish" else ""
             window_s = _window_s(item.pop("reconcile_window_s", None), where)
             try:
-                gateway = cls(**item)
+                gateway = plug.account_class(**item)
             except TypeError as exc:
                 raise ConfigurationError(f"{where}: {exc}") from None
             key = (provider, gateway.name)
             if key in by_key:
                 raise ConfigurationError(f"{where}: duplicate account name {gateway.name!r}")
-            identity = _vendor_identity(gateway)
+            identity = plug.identity(gateway)
             twin = next((n for (p, n), a in by_key.items()
-                         if p == provider and _vendor_identity(a.gateway) == identity), None)
+                         if p == provider and plug.identity(a.gateway) == identity), None)
             if twin is not None:
                 # Receipts are applied only to jobs of the account they came through,
                 # so one vendor account under two names would see its pulled receipts
                 # refused for the other name's jobs (and the gateway returns each once).
                 raise ConfigurationError(f"{where}: same vendor account as {provider}:{twin}; "
                                          f"keep one entry per vendor account")
-            if provider == "aiofish":
-                # Unset: the console pushes the way the account sends (its encryption).
-                variant = variant or str(getattr(gateway, "encryption", "plain"))
-                if variant not in PUSH_VARIANTS:
-                    raise ConfigurationError(
-                        f"{where}.push_variant: {variant!r} is not one of {', '.join(PUSH_VARIANTS)}")
-                if variant != "plain" and not getattr(gateway, "aes_key", None):
-                    raise ConfigurationError(f"{where}.push_variant: {variant} pushes need aes_key")
-                if variant == "full" and not getattr(gateway, "app_secret", None):
-                    raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
-            templates = _templates(templates_raw, f"{where} ({provider}:{gateway.name})")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits, variant, window_s, templates)
+            extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s, **extras)
     return Accounts(by_key)
 
 

@@ -12,6 +12,22 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.registry import Gateway, JobKind
 
 NAME = "aiofish"
+#: The forms an aiofish console can push in (its 推送方式): plain form, form with an
+#: AES-encrypted phoneNumber, fully encrypted and signed JSON.
+PUSH_VARIANTS = ("plain", "phone", "full")
+
+
+def _push_variant(fields: dict[str, Any], gateway: Any, where: str) -> dict[str, Any]:
+    """The push form the account's hook takes; unset, the console pushes the way the account
+    sends (its encryption). Raises ConfigurationError naming ``where``."""
+    variant = str(fields.get("push_variant") or getattr(gateway, "encryption", "plain"))
+    if variant not in PUSH_VARIANTS:
+        raise ConfigurationError(f"{where}.push_variant: {variant!r} is not one of {', '.join(PUSH_VARIANTS)}")
+    if variant != "plain" and not getattr(gateway, "aes_key", None):
+        raise ConfigurationError(f"{where}.push_variant: {variant} pushes need aes_key")
+    if variant == "full" and not getattr(gateway, "app_secret", None):
+        raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
+    return {"push_variant": variant}
 
 
 def make_client(account: Any) -> Any:
@@ -60,4 +76,7 @@ PLUG = Gateway(
     parse_push=_parse_push,
     polls={"receipts": "pull_receipts", "replies": "pull_replies"},
     preload=("dispatcher.providers.aiofish", "dispatcher.providers.aiofish_push"),
+    identity=lambda gateway: gateway.account,
+    raw_fields=("push_variant",),
+    account_extras=_push_variant,
 )

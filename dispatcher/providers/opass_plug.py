@@ -14,6 +14,25 @@ from dispatcher.providers.registry import Gateway, JobKind
 NAME = "opass"
 
 
+def _templates(fields: dict[str, Any], _gateway: Any, where: str) -> dict[str, Any]:
+    """An entry's declared console templates by code; raises ConfigurationError naming the account and template."""
+    from dispatcher.templates import TemplateSyntaxError, parse_template
+
+    raw = fields.get("templates")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{where}.templates: expected an object of template code -> text, "
+                                 f"got {type(raw).__name__}")
+    out = {}
+    for code, text in raw.items():
+        try:
+            out[code] = parse_template(code, text)
+        except TemplateSyntaxError as exc:
+            raise ConfigurationError(f"{where} template {code}: {exc}") from None
+    return {"templates": out}
+
+
 def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.opass.OpassClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.opass import OpassClient
@@ -62,4 +81,7 @@ PLUG = Gateway(
     polls={"receipts": "pull_receipts"},
     query_by_client_id=True,
     preload=("dispatcher.providers.opass", "dispatcher.providers.opass_push"),
+    identity=lambda gateway: gateway.api_key,
+    raw_fields=("templates",),
+    account_extras=_templates,
 )

@@ -57,6 +57,14 @@ class Gateway:
     query_by_client_id: bool = False
     #: Modules a worker imports up front, so forked pool processes share them.
     preload: tuple[str, ...] = ()
+    #: What names an account at the vendor (two entries naming one vendor account are refused).
+    identity: Callable[[Any], str] = lambda gateway: str(getattr(gateway, "name", ""))
+    #: Fields of an accounts-file entry that are this gateway's own (not its client's
+    #: settings), taken out before ``${VAR}`` expansion ...
+    raw_fields: tuple[str, ...] = ()
+    #: ... and turned into ``AccountConfig`` extras: ``(fields, client settings, where) -> kwargs``;
+    #: raises ``ConfigurationError`` naming ``where``.
+    account_extras: Callable[[dict[str, Any], Any, str], dict[str, Any]] = lambda _fields, _gateway, _where: {}
 
 
 _GATEWAYS: dict[str, Gateway] = {}
