@@ -11,6 +11,7 @@ from dispatcher.errors import (
     AmbiguousError,
     ConfigurationError,
     DispatchError,
+    InsufficientBalanceError,
     ProviderError,
     PushVerificationError,
     RecipientRejectedError,
@@ -24,11 +25,13 @@ from dispatcher.providers.accounts import AiofishAccount, OpassAccount
 from dispatcher.segments import domestic_segments, international_segments
 
 if TYPE_CHECKING:
+    from dispatcher.estimates import Estimate
     from dispatcher.producer import Dispatcher, JobHandle, JobStatus
 
 # The producer pulls in config, Redis and Celery: load it on first use, so that
 # `import dispatcher` stays light (the sandbox) and config may import our errors.
-_LAZY = {"Dispatcher": "dispatcher.producer", "JobHandle": "dispatcher.producer", "JobStatus": "dispatcher.producer"}
+_LAZY = {"Estimate": "dispatcher.estimates", "Dispatcher": "dispatcher.producer", "JobHandle": "dispatcher.producer",
+         "JobStatus": "dispatcher.producer"}
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +46,8 @@ __all__ = [
     "ConfigurationError",
     "DispatchError",
     "Dispatcher",
+    "Estimate",
+    "InsufficientBalanceError",
     "JobHandle",
     "JobStatus",
     "OpassAccount",

@@ -118,9 +118,15 @@ def _refuse_unused_options(provider: str, per_phone: bool, template_code: str | 
 @click.option("--content", help="aiofish message text, with its 【signature】.")
 @click.option("--priority", type=click.Choice(["otp", "bulk"]), default="bulk", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave bad numbers out (listed) instead of refusing the job.")
+@click.option("--yes", is_flag=True, help="Send without asking (needed when stdin is not a terminal).")
+@click.option("--force", is_flag=True, help="Send even if the account's known balance does not cover the job.")
 def send(provider: str, account: str, phones: str | None, csv_path: str | None, template_code: str | None,
-         params: tuple[str, ...], content: str | None, priority: str, skip_invalid: bool) -> None:
-    """Queue a send job and print its id (track it with `sms-dispatch status JOB`)."""
+         params: tuple[str, ...], content: str | None, priority: str, skip_invalid: bool, yes: bool,
+         force: bool) -> None:
+    """Print the job's estimate (recipients, segments, balance), ask, then queue it and print its id.
+
+    Track it with `sms-dispatch status JOB`.
+    """
     from dispatcher.errors import DispatchError
 
     if bool(phones) == bool(csv_path):
@@ -128,7 +134,15 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
     numbers, extras = (phones.split(","), []) if phones else _read_csv(csv_path)  # type: ignore[arg-type]
     per_phone = any(extras)
     _refuse_unused_options(provider, per_phone, template_code, params, content)
+    if provider == "opass" and not template_code:
+        raise click.UsageError("opass needs --template")
+    kind, arguments = _send_arguments(provider, numbers, extras, template_code, params, content)
+    arguments.update(priority=priority, skip_invalid=skip_invalid)
     d = _dispatcher()
+    try:
+        _confirm(d.estimate(kind, account, **arguments), yes=yes, force=force)
+    except DispatchError as exc:
+        raise click.ClickException(str(exc)) from None
     with click.progressbar(length=len(numbers), label="storing recipients", file=sys.stderr) as bar:
         done = [0]
 
@@ -137,27 +151,40 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
             done[0] = stored
 
         try:
-            if provider == "opass":
-                if not template_code:
-                    raise click.UsageError("opass needs --template")
-                handle = d.send_template(
-                    account, template_code=template_code, priority=priority, skip_invalid=skip_invalid,
-                    progress=progress,
-                    **({"recipients": list(zip(numbers, extras, strict=True))} if per_phone
-                       else {"phones": numbers, "params": list(params) or None}),
-                )
-            else:
-                handle = d.send_content(
-                    account, priority=priority, skip_invalid=skip_invalid, progress=progress,
-                    **({"recipients": [(p, e[0] if e else "") for p, e in zip(numbers, extras, strict=True)]}
-                       if per_phone else {"phones": numbers, "content": content}),
-                )
+            handle = getattr(d, f"send_{kind}")(account, progress=progress, force=force, **arguments)
         except DispatchError as exc:
             raise click.ClickException(str(exc)) from None
     for problem in handle.invalid:
         click.echo(f"skipped {problem}", err=True)
     click.echo(json.dumps({"job_id": handle.job_id, "recipients": handle.total, "chunks": handle.chunks,
                            "duplicates_dropped": handle.duplicates, "invalid_skipped": len(handle.invalid)}))
+
+
+def _send_arguments(provider: str, numbers: list[str], extras: list[list[str]], template_code: str | None,
+                    params: tuple[str, ...], content: str | None) -> tuple[str, dict[str, Any]]:
+    """The send kind (``Dispatcher.send_<kind>``) and its job-shaping arguments for the options given."""
+    per_phone = any(extras)
+    if provider == "opass":
+        return "template", {"template_code": template_code, **(
+            {"recipients": list(zip(numbers, extras, strict=True))} if per_phone
+            else {"phones": numbers, "params": list(params) or None})}
+    return "content", ({"recipients": [(p, e[0] if e else "") for p, e in zip(numbers, extras, strict=True)]}
+                       if per_phone else {"phones": numbers, "content": content})
+
+
+def _confirm(estimate: Any, *, yes: bool, force: bool) -> None:
+    """Print the estimate on stderr, refuse a job the balance does not cover (unless ``force``), ask unless ``yes``."""
+    for line in estimate.lines():
+        click.echo(line, err=True)
+    if estimate.covered is False and not force:
+        raise click.ClickException(f"the balance does not cover the job ({estimate.segments} messages, balance "
+                                   f"{estimate.balance}): top the account up, or pass --force to send anyway")
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.ClickException("stdin is not a terminal, so there is no one to confirm: pass --yes to send")
+    if not click.confirm("send it?", err=True):
+        raise click.ClickException("not sent")
 
 
 def _funnel_line(status: Any) -> str:

@@ -9,6 +9,7 @@ Every error a caller can act on has its own class; each gateway code and each
     ├── ValidationError               bad input, raised before anything is queued or sent
     ├── PushVerificationError         a pushed receipt failed its checks (forged, malformed)
     ├── StorageFullError              Redis is at its maxmemory: the job was not stored
+    ├── InsufficientBalanceError      the job needs more messages than the account's balance: not stored
     └── ProviderError                 a gateway call did not succeed
         ├── TransientError            provably not taken effect: retry with backoff
         ├── ThrottledError            the gateway said "too fast": retry after a delay
@@ -74,6 +75,23 @@ class PushVerificationError(DispatchError):
 
 class StorageFullError(DispatchError):
     """Raised when Redis refuses a write because it is at its ``maxmemory``; nothing of the job was kept."""
+
+
+class InsufficientBalanceError(DispatchError):
+    """Raised by a ``send_*`` whose billable messages exceed the account's last known balance; nothing was stored.
+
+    ``needed`` (segments of the job), ``available`` (the balance as last read) and
+    ``account`` (``provider:name``). Top the account up, or pass ``force=True`` to send anyway
+    (the gateway then refuses what the balance cannot cover, and the account is paused).
+    """
+
+    def __init__(self, *, account: str, needed: int, available: int, age_s: float) -> None:
+        self.account = account
+        self.needed = needed
+        self.available = available
+        self.age_s = age_s
+        super().__init__(f"{account}: the job needs {needed} messages but the balance is {available} "
+                         f"(read {age_s:.0f} s ago); top the account up or send with force=True")
 
 
 class ProviderError(DispatchError):

@@ -28,6 +28,8 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:z:awaiting                ZSET  "{job}:{n}" by ms accepted (72 h unknown sweep)
     P:acct:{provider}:{name}:paused   STRING reason ("operator: …" for an operator's pause); no TTL: a resume
                                       clears it, or beat's balance check if it is not an operator's
+    P:bal:{provider}:{name}     STRING "{remaining}:{ms read}": the account's balance as last read by a producer
+                                      (TTL ``SMSD_BALANCE_CACHE_S``)
     P:rl:{provider}:{name}:{kind}     STRING GCRA theoretical arrival time (TTL = one period)
     P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
@@ -156,6 +158,10 @@ class Keys:
     def paused(self, provider: str, account: str) -> str:
         """Set while an account is paused after an account-fatal error."""
         return f"{self.prefix}:acct:{provider}:{account}:paused"
+
+    def balance(self, provider: str, account: str) -> str:
+        """The account's balance as last read by a producer, and when (the send guard's cache)."""
+        return f"{self.prefix}:bal:{provider}:{account}"
 
     def limiter(self, provider: str, account: str, kind: str) -> str:
         """GCRA state of one limit of one account."""

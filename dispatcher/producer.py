@@ -17,11 +17,13 @@ import redis
 import structlog
 
 from dispatcher import jobs, pauses
+from dispatcher.balances import BalanceCache
 from dispatcher.config.accounts import Accounts
 from dispatcher.config.settings import Settings
 from dispatcher.deliveries import Delivery
 from dispatcher.enqueue import Enqueuer
-from dispatcher.errors import Problem
+from dispatcher.errors import InsufficientBalanceError, Problem, ValidationError
+from dispatcher.estimates import UNKNOWN, BalanceReading, Estimate, estimate_of, shortfall
 from dispatcher.ledger import COUNTERS, as_text
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
@@ -92,14 +94,14 @@ def template_spec(
     account: str,
     *,
     template_code: str,
-    phones: Iterable[Any] | None,
-    params: Sequence[Any] | None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None,
-    bid: str | None,
-    extend_code: str | None,
-    priority: str,
-    send_at: dt.datetime | int | None,
-    skip_invalid: bool,
+    phones: Iterable[Any] | None = None,
+    params: Sequence[Any] | None = None,
+    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+    bid: str | None = None,
+    extend_code: str | None = None,
+    priority: str = "bulk",
+    send_at: dt.datetime | int | None = None,
+    skip_invalid: bool = False,
 ) -> tuple[jobs.JobSpec, int]:
     """What ``send_template`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
 
@@ -123,14 +125,14 @@ def content_spec(
     accounts: Accounts,
     account: str,
     *,
-    content: str | None,
-    phones: Iterable[Any] | None,
-    recipients: Iterable[tuple[Any, str]] | None,
-    sms_id: str | None,
-    sub_code: str | None,
-    priority: str,
-    send_at: dt.datetime | int | None,
-    skip_invalid: bool,
+    content: str | None = None,
+    phones: Iterable[Any] | None = None,
+    recipients: Iterable[tuple[Any, str]] | None = None,
+    sms_id: str | None = None,
+    sub_code: str | None = None,
+    priority: str = "bulk",
+    send_at: dt.datetime | int | None = None,
+    skip_invalid: bool = False,
 ) -> tuple[jobs.JobSpec, int]:
     """What ``send_content`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
     accounts.get("aiofish", account)
@@ -139,6 +141,13 @@ def content_spec(
         sub_code=sub_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
     )
     return spec, jobs.CHUNK_LIMITS[spec.kind]
+
+
+#: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
+#: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
+SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {"template": template_spec, "content": content_spec}
+#: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
+_SEND_ONLY = ("force", "progress")
 
 
 class Producer:
@@ -165,11 +174,14 @@ class Producer:
         send_at: dt.datetime | int | None = None,
         skip_invalid: bool = False,
         progress: Callable[[int], None] | None = None,
+        force: bool = False,
     ) -> JobHandle:
         """Queue opass template SMS: ``phones`` + ``params`` (same for all) or ``recipients``.
 
         Raises ``ValidationError`` (nothing stored or queued) listing every bad
-        field and item, ``ConfigurationError`` for an unknown account, or
+        field and item, ``ConfigurationError`` for an unknown account,
+        ``InsufficientBalanceError`` (nothing stored or queued) when the job needs more
+        messages than the account's last known balance (``force=True`` sends anyway), or
         ``StorageFullError`` (nothing stored or queued) when Redis is full. With
         ``skip_invalid`` bad phones are left out and listed in the handle instead.
         """
@@ -178,7 +190,7 @@ class Producer:
             recipients=recipients, bid=bid, extend_code=extend_code, priority=priority, send_at=send_at,
             skip_invalid=skip_invalid,
         )
-        return self._take(spec, chunk_size, progress)
+        return self._send(spec, chunk_size, progress, force)
 
     def send_content(
         self,
@@ -193,17 +205,71 @@ class Producer:
         send_at: dt.datetime | int | None = None,
         skip_invalid: bool = False,
         progress: Callable[[int], None] | None = None,
+        force: bool = False,
     ) -> JobHandle:
         """Queue aiofish free-content SMS: ``phones`` + ``content`` or per-phone ``recipients``.
 
-        Raises ``ValidationError`` or ``StorageFullError`` (nothing stored or queued either
-        way) or ``ConfigurationError``.
+        Raises ``ValidationError``, ``InsufficientBalanceError`` (unless ``force=True``) or
+        ``StorageFullError`` (nothing stored or queued in each case) or ``ConfigurationError``.
         """
         spec, chunk_size = content_spec(
             self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
             sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
         )
+        return self._send(spec, chunk_size, progress, force)
+
+    def estimate(self, send: str, account: str, **arguments: Any) -> Estimate:
+        """What ``send_<send>(account, **arguments)`` would cost, without storing or queueing anything.
+
+        ``send`` is ``"template"`` or ``"content"`` (see :data:`SEND_CHECKS`); ``arguments`` are
+        that call's keyword arguments (``force`` and ``progress`` are ignored), checked as it
+        checks them (``ValidationError``, ``ConfigurationError``). Returns recipients, billable
+        segments and the account's last known balance (read from the gateway if none is
+        cached and its ``balance`` limit has a slot free). Pass phones as a list, not a
+        generator, to send them after estimating.
+        """
+        check = SEND_CHECKS.get(send)
+        if check is None:
+            raise ValidationError([Problem("send", f"must be one of {sorted(SEND_CHECKS)}, got {send!r}")])
+        shaping = {k: v for k, v in arguments.items() if k not in _SEND_ONLY}
+        spec, _ = check(self.accounts, account, **shaping)
+        return estimate_of(self.accounts, spec, self._balance(spec.provider, spec.account, ask_gateway=True))
+
+    def _send(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None,
+              force: bool) -> JobHandle:
+        """The balance guard, then :meth:`_take`."""
+        if not force:
+            self._guard(spec)
         return self._take(spec, chunk_size, progress)
+
+    def _guard(self, spec: jobs.JobSpec) -> None:
+        """Raise ``InsufficientBalanceError`` if the job's segments exceed the account's known balance.
+
+        An OTP never waits for the gateway: it is checked against a cached balance only
+        (one Redis GET), and goes out unchecked when none is cached. A bulk job reads the
+        balance when none is cached. An unknown balance (no slot in the ``balance`` limit,
+        gateway down) lets the job through: a guard that fails must not stop sending.
+        A cached balance that looks short is read again (when the limit allows) before
+        refusing, so a top-up is seen without waiting for the cache to expire.
+        """
+        bulk = spec.meta["priority"] != "otp"
+        reading = self._balance(spec.provider, spec.account, ask_gateway=bulk)
+        estimate = estimate_of(self.accounts, spec, reading)
+        if shortfall(estimate) and reading.cached:
+            fresh = self._balance(spec.provider, spec.account, ask_gateway=True, fresh=True)
+            if fresh.remaining is not None:
+                estimate = estimate_of(self.accounts, spec, fresh)
+        if shortfall(estimate):
+            raise InsufficientBalanceError(account=f"{spec.provider}:{spec.account}", needed=estimate.segments,
+                                           available=estimate.balance or 0, age_s=estimate.balance_age_s or 0.0)
+        if estimate.balance is None and bulk:
+            log.warning("send.balance_unknown", provider=spec.provider, account=spec.account,
+                        segments=estimate.segments, reason=estimate.balance_note)
+
+    def _balance(self, provider: str, account: str, *, ask_gateway: bool, fresh: bool = False) -> BalanceReading:
+        """The account's balance as known (``fresh``: bypass any cache); unknown unless a subclass knows better."""
+        del provider, account, ask_gateway, fresh
+        return UNKNOWN
 
     def _take(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         """Do what the producer does with a valid job; returns its handle."""
@@ -231,6 +297,13 @@ class Dispatcher(Producer):
         self._enqueue = enqueue or self._enqueuer
         self.records = RecordReader(self.ledger)
         self._clock_ms = clock_ms
+        self._balances = BalanceCache(rt, clock_ms)
+
+    def _balance(self, provider: str, account: str, *, ask_gateway: bool, fresh: bool = False) -> BalanceReading:
+        """From the Redis cache, else the gateway within the ``balance`` limit (:mod:`dispatcher.balances`)."""
+        if fresh:
+            return self._balances.read(provider, account)
+        return self._balances.reading(provider, account, ask_gateway=ask_gateway)
 
     def _take(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         job_id = secrets.token_hex(8)

@@ -4,7 +4,9 @@ Like Django's locmem e-mail backend: nothing is stored in Redis, nothing is queu
 for Celery, nothing reaches a gateway. Each job the app sends is kept in
 :attr:`FakeDispatcher.outbox`, and the test decides what becomes of its recipients
 (:meth:`~FakeDispatcher.deliver`, :meth:`~FakeDispatcher.fail`, :meth:`~FakeDispatcher.reject`,
-…), after which ``status``, ``lookup`` and ``outcomes`` answer as the real producer does::
+…), after which ``status``, ``lookup`` and ``outcomes`` answer as the real producer does.
+``estimate`` counts as the real one does; set :attr:`FakeDispatcher.balances` to meet the
+balance guard::
 
     from dispatcher.testing import FakeDispatcher
 
@@ -36,6 +38,7 @@ from typing import Any
 from dispatcher import pauses
 from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.deliveries import STATES, TERMINAL, Delivery
+from dispatcher.estimates import BalanceReading
 from dispatcher.jobs import JobSpec
 from dispatcher.phones import normalise_mainland
 from dispatcher.producer import JobHandle, JobStatus, Producer
@@ -126,6 +129,10 @@ class FakeDispatcher(Producer):
         self._paused: dict[tuple[str, str], str] = {}
         self._cancelled: set[str] = set()
         self._uplinks: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: ``(provider, account) -> remaining messages`` a test sets to meet the balance guard: a
+        #: ``send_*`` needing more raises ``InsufficientBalanceError``; an account not listed has
+        #: an unknown balance and is not checked (as when the real one cannot read it).
+        self.balances: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
 
@@ -268,6 +275,14 @@ class FakeDispatcher(Producer):
             return self._job(job_id).sent
 
     # Internals --------------------------------------------------------------------------------------
+
+    def _balance(self, provider: str, account: str, *, ask_gateway: bool, fresh: bool = False) -> BalanceReading:
+        """The balance a test set in :attr:`balances`, as if just read; unknown otherwise."""
+        with self._lock:
+            remaining = self.balances.get((provider, account))
+        if remaining is None:
+            return BalanceReading(None, note="not set in FakeDispatcher.balances")
+        return BalanceReading(remaining, 0.0, note="set by the test")
 
     def _take(self, spec: JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         """Record a job that passed the checks in :attr:`outbox`, every recipient ``pending``."""

@@ -79,6 +79,10 @@ class Settings:
     #: How often beat checks the balance of paused accounts and resumes those
     #: with credit left (``workers.tasks.check_paused``).
     check_paused_every_s: float = 60.0
+    #: How long a balance read by a producer (the send guard, ``Dispatcher.estimate``) is
+    #: reused; each read spends a slot of the account's ``balance`` limit (opass: also its
+    #: 3/min query budget, shared with receipt polls). 0 = read every time the limit allows.
+    balance_cache_s: float = 300.0
     retry_base_s: float = 1.0
     retry_cap_s: float = 300.0
     max_attempts: int = 20

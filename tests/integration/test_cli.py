@@ -23,7 +23,7 @@ def test_send_from_csv_then_watch_the_funnel_to_the_end(pipeline_factory, tmp_pa
     csv_file.write_text("phone,name,amount\n" + "".join(f"{n},王五,{i}.50\n" for i, n in enumerate(numbers))
                         + "12345,坏号码,1\n")
     sent = _cli(p, "send", "opass", "demo", "--csv", str(csv_file), "--template", "1000000000000000003",
-                "--skip-invalid")
+                "--skip-invalid", "--yes")
     assert sent.returncode == 0, sent.stderr
     handle = json.loads(sent.stdout)
     assert (handle["recipients"], handle["invalid_skipped"]) == (3_000, 1)

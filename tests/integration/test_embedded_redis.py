@@ -55,7 +55,8 @@ def test_with_no_redis_url_the_cli_and_a_worker_share_one_embedded_redis_that_sh
     env |= {**FAST, "SMSD_DATA_DIR": str(data_dir), "SMSD_ACCOUNTS_FILE": str(accounts)}
     numbers = phones(5, seed=41)
 
-    sent = cli("send", "opass", "demo", "--phones", ",".join(numbers), "--template", "1000000000000000001", env=env)
+    sent = cli("send", "opass", "demo", "--phones", ",".join(numbers), "--template", "1000000000000000001", "--yes",
+               env=env)
     assert sent.returncode == 0, sent.stderr
     job_id = json.loads(sent.stdout)["job_id"]
     url = (data_dir / "redis" / "redis.url").read_text().strip()

@@ -93,7 +93,9 @@ def test_a_paused_account_is_resumed_by_beat_once_its_balance_is_topped_up(pipel
     p = pipeline_factory(env={"SMSD_CHECK_PAUSED_EVERY_S": "0.5"}, opass={"batch_max": CHUNK})
     _set_balance(p, {"行业短信": 2 * CHUNK, "会员短信": 0, "推广短信": 0})
     numbers = phones(5 * CHUNK, seed=32)
-    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["246801"])
+    # force: the producer's balance guard would refuse this job; the gateway's own refusal is under test.
+    job = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["246801"],
+                                     force=True)
     status = wait_for(lambda: p.dispatcher.status(job.job_id), ok=lambda s: s.paused is not None,
                         what="the account paused")
     assert "40002" in (status.paused or "")

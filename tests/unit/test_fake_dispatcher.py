@@ -19,7 +19,8 @@ OTP = "1000000000000000002"
 CONTENT = "【沙箱】会员日：全场八折。"
 #: The methods an app calls; the fake must have each with the real one's signature (those not yet
 #: on Dispatcher, pause/resume, are announced and checked as soon as they land).
-API = ("send_template", "send_content", "status", "lookup", "outcomes", "cancel", "pause", "resume", "uplinks")
+API = ("send_template", "send_content", "estimate", "status", "lookup", "outcomes", "cancel", "pause", "resume",
+       "uplinks")
 
 
 def ticking_clock() -> itertools.count[int]:
