@@ -8,6 +8,7 @@ carries them with the account's last known balance (:class:`BalanceReading`), an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from dispatcher.config.accounts import Accounts
@@ -75,22 +76,22 @@ class Estimate:
 
 
 def _template_segments(accounts: Accounts, spec: JobSpec) -> tuple[int, bool]:
-    """Segments of an opass job: 1 a recipient for now, marked inexact (the template's text is not known here).
-
-    PLUG POINT for declared opass templates (issue 10, "opass templates"): once the
-    accounts file may declare ``"templates": {code: text}`` and ``dispatcher.templates``
-    has ``render_template(text, params)``, this is the one place to change::
-
-        text = <the declared text of spec.meta["template_code"] for spec.account, or None>
-        if text is not None:
-            shared = json.loads(spec.meta["params"])
-            rows = spec.payloads if spec.payloads is not None else [shared] * len(spec.phones)
-            return sum(domestic_segments(render_template(text, p)).count for p in rows), True
-
-    (count each distinct row once, as :func:`_content_segments` does).
-    """
-    del accounts  # will hold the declared templates
-    return len(spec.phones), False
+    """Segments of an opass job: its declared template rendered per recipient (each distinct row
+    counted once), else 1 a recipient. Never exact: opass adds the signature set in its console,
+    which the accounts file does not hold, so a text near a segment's edge may take one more."""
+    template = accounts.get(spec.provider, spec.account).templates.get(spec.meta.get("template_code", "").strip())
+    if template is None:
+        return len(spec.phones), False
+    shared = json.loads(spec.meta.get("params") or "[]")
+    rows = spec.payloads if spec.payloads is not None else [shared] * len(spec.phones)
+    counts: dict[tuple[str, ...], int] = {}
+    total = 0
+    for row in rows:
+        key = tuple(str(v) for v in row)
+        if key not in counts:
+            counts[key] = domestic_segments(template.render(key)).count
+        total += counts[key]
+    return total, False
 
 
 def _content_segments(spec: JobSpec) -> tuple[int, bool]:

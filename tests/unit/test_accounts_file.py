@@ -36,7 +36,8 @@ def test_an_aiofish_account_takes_the_push_form_it_declares_or_else_the_one_it_s
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"push_variant": "signed"}, r"aiofish\[0\] \(aiofish:demo\)\.push_variant: 'signed' is not one of plain, phone, full"),
+    ({"push_variant": "signed"},
+     r"aiofish\[0\] \(aiofish:demo\)\.push_variant: 'signed' is not one of plain, phone, full"),
     ({"push_variant": "phone", "aes_key": None, "encryption": "plain"}, r"push_variant: phone pushes need aes_key"),
     ({"push_variant": "full", "app_secret": None, "encryption": "plain"}, r"push_variant: full pushes need app_secret"),
 ])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.demo import accounts_doc
 from dispatcher.errors import InsufficientBalanceError, ValidationError
 from dispatcher.estimates import Estimate
 from dispatcher.testing import FakeDispatcher
@@ -30,6 +32,17 @@ def test_an_undeclared_opass_template_counts_one_message_a_recipient_marked_inex
     est = FakeDispatcher().estimate("template", "demo", template_code="1000000000000000002", phones=PHONES,
                                     params=["493817"])
     assert (est.provider, est.recipients, est.segments, est.segments_exact) == ("opass", 3, 3, False)
+
+
+def test_a_declared_opass_template_is_rendered_per_recipient_and_billed_its_segments() -> None:
+    """A long declared template takes 2 messages for a long value and 1 for a short one; the signature
+    opass adds is not known, so the count stays marked inexact."""
+    doc = accounts_doc("http://127.0.0.1:9")
+    doc["opass"][0]["templates"] = {"1000000000000000009": "尊敬的客户" + "会" * 55 + "{名字,20}"}
+    fake = FakeDispatcher(parse_accounts(doc))
+    est = fake.estimate("template", "demo", template_code="1000000000000000009",
+                        recipients=[(PHONES[0], ["张" * 20]), (PHONES[1], ["李"]), (PHONES[2], ["张" * 20])])
+    assert (est.recipients, est.segments, est.segments_exact) == (3, 5, False)
 
 
 def test_estimate_takes_a_send_calls_arguments_and_checks_them_as_the_send_does() -> None:
