@@ -28,7 +28,12 @@ def sandbox(host: str, port: int, config_path: str | None, time_scale: float | N
 
     Demo credentials and the /_sandbox/ control API are in the README.
     """
-    from dispatcher.sandbox.__main__ import main as sandbox_main
+    try:
+        from dispatcher.sandbox.__main__ import main as sandbox_main
+    except ModuleNotFoundError as exc:
+        if exc.name != "aiohttp":
+            raise
+        raise click.ClickException("the sandbox needs aiohttp: pip install 'sms-dispatch[sandbox]'") from None
 
     argv = ["--host", host, "--port", str(port)]
     if config_path:

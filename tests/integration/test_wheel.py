@@ -116,6 +116,17 @@ def test_import_config_in_the_venv_gives_the_projects_own_config(venv: Venv, pro
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 
 
+def test_the_plain_install_carries_no_sandbox_server(venv: Venv, project: Path) -> None:
+    """aiohttp serves only the sandbox: a plain install (a worker or webhook image) is without it,
+    and ``sms-dispatch sandbox`` there says which extra to install instead of a traceback."""
+    done = venv.run(venv.python, "-P", "-c", "import importlib.util as u; print(bool(u.find_spec('aiohttp')))",
+                    cwd=project)
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
+    done = venv.run(str(venv.bin / "sms-dispatch"), "sandbox", "--port", "0", cwd=project)
+    assert done.returncode == 1 and "pip install 'sms-dispatch[sandbox]'" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
 def test_the_projects_own_tests_pass_with_the_fake_dispatcher(venv: Venv, project: Path) -> None:
     """``python manage.py test`` in the venv: the app's tests use FakeDispatcher, with no Redis anywhere."""
     done = venv.run(venv.python, "manage.py", "test", cwd=project)
