@@ -32,9 +32,8 @@ from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
-from dispatcher.providers.fields import whole_number
+from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
-from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import Balance, BalanceItem, PhoneFailure, Receipt, SendResult, Uplink
 
 PROVIDER = rq.PROVIDER

@@ -18,7 +18,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.providers.opass_codes import CodeInfo
+from dispatcher.providers.codes import CodeInfo
 
 AIOFISH_CODES: Mapping[str, CodeInfo] = {
     # --- SMS: numeric code and its subStat, both mapped (提交响应错误码) ---

@@ -40,8 +40,7 @@ from dispatcher.errors import PushVerificationError
 from dispatcher.phones import normalise_international, normalise_mainland
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish_crypto import DecryptionError, aes_decrypt_hex, verify_biz_sign
-from dispatcher.providers.fields import whole_number
-from dispatcher.providers.opass_push import text_field
+from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.validation import GATEWAY_TZ
 

@@ -34,9 +34,8 @@ from dispatcher.providers.aiofish_codes import AIOFISH_CODES
 from dispatcher.providers.aiofish_crypto import x_sign
 from dispatcher.providers.aiofish_requests import json_text, pairs
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
-from dispatcher.providers.fields import whole_number
+from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
-from dispatcher.providers.opass_push import text_field
 from dispatcher.providers.results import SendResult, TemplateStatus
 from dispatcher.redact import build_repr, keys_repr, phones_repr
 from dispatcher.validation import GATEWAY_TZ, SEND_TIME_FORMAT, Checker

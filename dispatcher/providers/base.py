@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from dispatcher.errors import AmbiguousError, RequestRejectedError, ThrottledError, TransientError
-from dispatcher.providers.opass_codes import CodeInfo
+from dispatcher.providers.codes import CodeInfo
 
 Clock = Callable[[], int]
 """Returns the current time in epoch milliseconds."""

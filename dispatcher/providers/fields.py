@@ -1,6 +1,9 @@
-"""Reading a number out of a gateway's JSON, whoever sent it: one rule for answers and pushes."""
+"""Reading fields out of a gateway's JSON, whoever sent it: one rule for answers and pushes, any gateway."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 #: No count, code or epoch-millisecond time a gateway sends has more digits. Longer text
 #: is no number the gateway can mean, and int() would spend quadratic time on it (or, past
@@ -26,4 +29,15 @@ def whole_number(value: object) -> int | None:
         digits = text[1:] if text.startswith("-") else text
         if digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS:
             return int(text)
+    return None
+
+
+def text_field(item: Mapping[str, Any], key: str) -> str | None:
+    """A field as stripped text (numbers accepted, as JSON writers differ); ``None`` when absent or empty."""
+    value = item.get(key)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | str):
+        text = str(value).strip()
+        return text or None
     return None

@@ -28,10 +28,10 @@ from dispatcher.errors import AmbiguousError, DispatchError, TransientError
 from dispatcher.phones import mask_in_text, normalise_mainland
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import Clock, raise_for_code, system_clock_ms
-from dispatcher.providers.fields import whole_number
+from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
 from dispatcher.providers.opass_codes import OPASS_CODES
-from dispatcher.providers.opass_push import receipt_from_item, text_field
+from dispatcher.providers.opass_push import receipt_from_item
 from dispatcher.providers.opass_requests import (
     BALANCE_PATH,
     CONTENT_TYPE,

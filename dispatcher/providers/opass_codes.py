@@ -7,25 +7,15 @@ sandbox answers from this same table, so the client and the sandbox cannot drift
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from dispatcher.errors import (
     AccountFatalError,
-    ProviderError,
     RecipientRejectedError,
     RequestRejectedError,
     ThrottledError,
     TransientError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CodeInfo:
-    """What a vendor code means: the error class (``None`` = success) and its text."""
-
-    error: type[ProviderError] | None
-    text: str
-
+from dispatcher.providers.codes import CodeInfo
 
 OPASS_CODES: Mapping[str, CodeInfo] = {
     "200": CodeInfo(None, "请求成功"),

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from dispatcher.errors import PushVerificationError
+from dispatcher.providers.fields import text_field
 from dispatcher.providers.results import Receipt, Uplink
 
 PROVIDER = "opass"
@@ -55,17 +56,6 @@ def _arrive_ms(value: str) -> int | None:
     except ValueError:
         return None
     return int(when.timestamp()) * 1000
-
-
-def text_field(item: Mapping[str, Any], key: str) -> str | None:
-    """A field as stripped text (numbers accepted, as JSON writers differ); ``None`` when absent or empty."""
-    value = item.get(key)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | str):
-        text = str(value).strip()
-        return text or None
-    return None
 
 
 def receipt_from_item(item: Mapping[str, Any], *, status_key: str) -> Receipt | None:
