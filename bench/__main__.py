@@ -1,7 +1,7 @@
 """``python -m bench [--quick]``: measure sms-dispatch against its ceiling and its peers; print one JSON object.
 
 Starts its own redis-server and sandbox (and, per section, the Celery workers,
-gunicorn webhook or naive baseline it needs) through :mod:`dispatcher.stack`,
+gunicorn webhook or naive baseline it needs) through :mod:`dispatcher.local.stack`,
 runs each section in turn on the same stack and prints every figure in one
 JSON object on stdout; progress goes to stderr. Sections (``--only a,b``):
 
@@ -42,7 +42,7 @@ from typing import Any
 import redis
 
 from bench.common import CONCURRENCY, WORKERS
-from dispatcher.stack import Stack
+from dispatcher.local.stack import Stack
 
 SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records")
 #: Sections that keep their own worker set: the limiter wants many processes

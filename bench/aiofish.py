@@ -28,8 +28,8 @@ from bench.common import (
     workers,
     write_accounts,
 )
-from dispatcher.demo import phones
-from dispatcher.stack import Stack, wait_for
+from dispatcher.local.demo import phones
+from dispatcher.local.stack import Stack, wait_for
 
 
 def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int = CONCURRENCY,

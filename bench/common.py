@@ -1,7 +1,7 @@
 """What several benchmark modules share: accounts file, worker sets, sandbox waits, standalone runs.
 
 Each benchmark module exposes ``run(stack, *, quick, **kw) -> dict`` and is
-called by ``python -m bench`` on a :class:`~dispatcher.stack.Stack` whose
+called by ``python -m bench`` on a :class:`~dispatcher.local.stack.Stack` whose
 redis-server and sandbox are already up; :func:`standalone` gives the same
 ``run`` its own stack so ``python -m bench.<module> [--quick]`` prints its JSON.
 """
@@ -25,10 +25,10 @@ import redis
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """``python -m bench.drills [--quick] [--only NAME]``: fault drills counted by the sandbox's ledger.
 
 Each drill gets its own redis-server (AOF on), sandbox, webhook, two Celery
-workers and beat (:func:`dispatcher.drill.start_rig`) and one opass job:
+workers and beat (:func:`dispatcher.local.drill.start_rig`) and one opass job:
 
 * ``kill9``: kill -9 a worker's whole process group five times during the job,
   restarting it each time (100,000 recipients; 20,000 with ``--quick``);
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dispatcher import drill, receipt_drill
+from dispatcher.local import drill, receipt_drill
 
 #: name -> (runner, chunks the job is cut into). Many chunks make every kill and
 #: the restart land with requests in flight; the slow sandbox paces the job.

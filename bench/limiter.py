@@ -40,11 +40,11 @@ from bench.common import (
     workers,
     write_accounts,
 )
-from dispatcher.demo import phones
 from dispatcher.keys import Keys
 from dispatcher.limiter import Limit
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 
 TEMPLATE = "1000000000000000002"
 SAMPLE_EVERY_S = 0.1

@@ -32,8 +32,8 @@ from bench.common import (
     workers,
     write_accounts,
 )
-from dispatcher.demo import phones
-from dispatcher.stack import Stack
+from dispatcher.local.demo import phones
+from dispatcher.local.stack import Stack
 
 
 def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int = CONCURRENCY,

@@ -44,12 +44,12 @@ from bench.common import (
     workers,
     write_accounts,
 )
-from dispatcher.demo import phones
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.opass import OpassClient
-from dispatcher.sandbox import demo as creds
-from dispatcher.stack import Stack, wait_for
 
 TEMPLATE = "1000000000000000002"
 

@@ -26,8 +26,8 @@ import time
 from typing import Any
 
 from bench.common import UNLIMITED_SEND, dispatcher_for, fresh_redis, reset_sandbox, standalone, write_accounts
-from dispatcher.demo import phones
-from dispatcher.stack import Stack, wait_for
+from dispatcher.local.demo import phones
+from dispatcher.local.stack import Stack, wait_for
 
 FULL_S = 3600.0
 QUICK_S = 300.0

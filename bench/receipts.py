@@ -35,18 +35,18 @@ from typing import Any
 import redis
 
 from bench.common import cpu_s, evalsha_us, main_of, redis_usec, write_accounts
-from dispatcher.demo import phones
 from dispatcher.keys import Keys, client_id
 from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox.defaults import DEFAULTS
+from dispatcher.local.sandbox.push_load import accepted_job, interleaved
+from dispatcher.local.sandbox.receipts import OutcomeMix
+from dispatcher.local.sandbox.timefmt import arrive_time
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.providers.opass import parse_receipts_answer
 from dispatcher.providers.results import Receipt
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import apply_receipts
-from dispatcher.sandbox.defaults import DEFAULTS
-from dispatcher.sandbox.push_load import accepted_job, interleaved
-from dispatcher.sandbox.receipts import OutcomeMix
-from dispatcher.sandbox.timefmt import arrive_time
-from dispatcher.stack import Stack, wait_for
 
 JOB_ID = "benchrcpt"
 CHUNK_SIZE = 1000

@@ -49,15 +49,15 @@ import redis
 from bench.common import dispatcher_for, evalsha_us, fresh_redis, main_of, percentile, write_accounts
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import phones
 from dispatcher.keys import DAY_MS, PHONE_BUCKETS, client_id
 from dispatcher.ledger import Ledger
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.sandbox.timefmt import arrive_time
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
 from dispatcher.providers.opass_push import parse_push
 from dispatcher.receipt_stream import StreamApplier, record
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox.timefmt import arrive_time
-from dispatcher.stack import Stack, wait_for
 
 TEMPLATE = "1000000000000000002"
 #: Chunks accepted per second while the job goes out (the pipeline's ~460k recipients/s).

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import requests
 
+from dispatcher.local.sandbox import demo
 from dispatcher.providers.opass_sign import new_nonce, signed_headers
-from dispatcher.sandbox import demo
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。
@@ -39,7 +39,8 @@ TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内
 def start_sandbox(config_path: str) -> tuple[subprocess.Popen[str], str]:
     """Start the sandbox on a free port; return the process and its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.sandbox", "--port", "0", "--config", config_path, "--log-level", "WARNING"],
+        [sys.executable, "-m", "dispatcher.local.sandbox", "--port", "0", "--config", config_path,
+         "--log-level", "WARNING"],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )
     assert proc.stdout is not None

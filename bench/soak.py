@@ -34,10 +34,10 @@ from bench.common import standalone
 from dispatcher import sweeps
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc, phones
+from dispatcher.local.demo import accounts_doc, phones
+from dispatcher.local.stack import Stack
 from dispatcher.producer import Dispatcher
 from dispatcher.runtime import Runtime
-from dispatcher.stack import Stack
 
 OTP_TEMPLATE = "1000000000000000002"
 LONG_LIVED = 100  # pending, and as many delivered

@@ -2,7 +2,7 @@
 receipts are applied.
 
 Starts the webhook under gunicorn (``stack.start_webhook``, as configured in
-:func:`dispatcher.stack.webhook_argv`) and ``appliers`` real Celery workers
+:func:`dispatcher.local.stack.webhook_argv`) and ``appliers`` real Celery workers
 whose applier threads apply the receipt stream, stores accepted chunks for
 every receipt it will push, then pushes open-loop at ``RATE_PER_S`` for 20 s
 (8 s with ``quick``): push ``i`` is due at ``start + i / RATE_PER_S`` whatever
@@ -16,7 +16,7 @@ every ``SENDERS``-th push; each reports how late it issued its pushes
 shows in the figures instead of passing for a slow webhook.
 
 What is pushed, built by the sandbox's vendor-side encoders
-(:mod:`dispatcher.sandbox.push_payloads`):
+(:mod:`dispatcher.local.sandbox.push_payloads`):
 
 * 4 in 5 pushes: an opass status push of ``OPASS_RECEIPTS_PER_PUSH`` (100)
   receipts, the sandbox's batch; receipts of 200 chunks shuffled together, so
@@ -50,11 +50,11 @@ from urllib.parse import urlsplit
 import redis
 
 from bench.common import cpu_s, main_of, percentile, redis_usec
-from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
-from dispatcher.sandbox.push_load import Push, build_pushes, check_applied
-from dispatcher.stack import Stack, wait_for
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.sandbox.push_load import Push, build_pushes, check_applied
+from dispatcher.local.stack import Stack, wait_for
 
 RATE_PER_S = 1000.0
 OPASS_RECEIPTS_PER_PUSH = 100
@@ -62,7 +62,7 @@ AIOFISH_EVERY = 5  # push i is an aiofish report when i % AIOFISH_EVERY == AIOFI
 SENDERS = 2
 CONNECTIONS = 128
 APPLIERS = 1
-#: gunicorn worker processes and threads of each (dispatcher.stack defaults: 2 x 16).
+#: gunicorn worker processes and threads of each (dispatcher.local.stack defaults: 2 x 16).
 HOOK_WORKERS = 2
 HOOK_THREADS = 16
 TIMEOUT_S = 10.0

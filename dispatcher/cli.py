@@ -29,7 +29,7 @@ def sandbox(host: str, port: int, config_path: str | None, time_scale: float | N
     Demo credentials and the /_sandbox/ control API are in the README.
     """
     try:
-        from dispatcher.sandbox.__main__ import main as sandbox_main
+        from dispatcher.local.sandbox.__main__ import main as sandbox_main
     except ModuleNotFoundError as exc:
         if exc.name != "aiohttp":
             raise
@@ -542,7 +542,7 @@ def webhook(bind: str, workers: int) -> None:
     """Serve the receipt webhook (WSGI) with gunicorn."""
     import os
 
-    from dispatcher.stack import webhook_argv
+    from dispatcher.local.stack import webhook_argv
 
     argv = webhook_argv(bind, workers, access_log=True)
     os.execvp(sys.executable, argv)  # noqa: S606 - become gunicorn; fixed argument list, no shell
@@ -557,7 +557,7 @@ def webhook(bind: str, workers: int) -> None:
               help="Where logs and data go (default: a temp dir).")
 def demo(recipients: int, otps: int, workers: int, concurrency: int, base_dir: str | None) -> None:
     """Run everything locally and send a campaign end to end; exit 1 if anything was lost or duplicated."""
-    from dispatcher.demo import run_demo
+    from dispatcher.local.demo import run_demo
 
     result = run_demo(recipients=recipients, otps=otps, workers=workers, concurrency=concurrency,
                       base_dir=base_dir, say=lambda line: click.echo(line))

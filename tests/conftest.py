@@ -9,9 +9,9 @@ import pytest
 import structlog
 
 import dispatcher.logs
+from dispatcher.local.sandbox import demo
+from dispatcher.local.stack import Stack
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
-from dispatcher.sandbox import demo
-from dispatcher.stack import Stack
 
 # Code run in process (the CLI under CliRunner, the log tests) calls dispatcher.logs.configure. With
 # structlog's cache on, a module logger first used after that would keep that configuration (say, a
@@ -45,7 +45,7 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def sandbox(sandbox_url: str):  # type: ignore[no-untyped-def]
     """A SandboxControl for the shared sandbox, reset to its defaults for this test."""
-    from dispatcher.sandbox.control import SandboxControl
+    from dispatcher.local.sandbox.control import SandboxControl
 
     control = SandboxControl(sandbox_url)
     control.reset()

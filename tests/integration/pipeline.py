@@ -12,12 +12,12 @@ import redis
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
-from dispatcher.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
+from dispatcher.local.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
+from dispatcher.local.drill import DRILL_ENV, DRILL_LIMITS, DRILL_SANDBOX
+from dispatcher.local.sandbox.config import deep_merge
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher, JobStatus
-from dispatcher.sandbox.config import deep_merge
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 
 #: Timings and limits shrunk so sweeps, pulls and reconciliation happen within a
 #: test's patience: the drills' (one definition for both).
@@ -100,7 +100,7 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
 
 
 def _push_to(hook: str) -> dict[str, Any]:
-    from dispatcher.sandbox import demo as creds
+    from dispatcher.local.sandbox import demo as creds
 
     return {
         "opass": {"accounts": {creds.OPASS_API_KEY: {"status_url": f"{hook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}"}}},

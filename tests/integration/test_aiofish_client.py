@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from dispatcher.errors import AccountFatalError, AmbiguousError, ThrottledError, TransientError
+from dispatcher.local.sandbox import demo
+from dispatcher.local.stack import wait_for
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish import AiofishClient
 from dispatcher.providers.aiofish_push import PUSH_OK_BODY, parse_sms_push
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.redis_server import free_port
-from dispatcher.sandbox import demo
-from dispatcher.stack import wait_for
 
 P1, P2, P3 = "13700000001", "13700000002", "13700000003"
 TEXT = '【沙箱】订单"A\\B"已发货\n谢谢😀 100% +1'

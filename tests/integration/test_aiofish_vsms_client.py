@@ -16,11 +16,11 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
+from dispatcher.local.sandbox import demo
+from dispatcher.local.stack import wait_for
 from dispatcher.providers.aiofish_push import TemplateAudit, parse_isms_push, parse_vsms_push
 from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from dispatcher.providers.results import Receipt
-from dispatcher.sandbox import demo
-from dispatcher.stack import wait_for
 from tests.integration.test_aiofish_client import ALL_DELIVERED, P1, P2, PushReceiver
 
 # vsms and isms do not depend on the SMS encryption variant: one account setting is enough.

@@ -20,12 +20,12 @@ import requests
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
 from dispatcher.errors import ConfigurationError, ValidationError
+from dispatcher.local.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.stack import Stack
 from dispatcher.producer import Dispatcher
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign
-from dispatcher.sandbox import demo as creds
-from dispatcher.stack import Stack
 
 OK = "13800000001"
 SIGNED = "【沙箱】您好"

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from dispatcher.cli import main
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import phones
 from dispatcher.errors import InsufficientBalanceError
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.sandbox.control import SandboxControl
 from dispatcher.producer import Dispatcher
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox.control import SandboxControl
 from tests.integration.pipeline import build_accounts
 
 AIOFISH_BALANCE_PATH = "/rest/sms/getBalance"

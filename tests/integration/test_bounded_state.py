@@ -10,12 +10,12 @@ import redis
 from dispatcher import sweeps
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import DAY_MS, chunk_member
 from dispatcher.ledger import JOB_HASH_GRACE_S, ChunkData
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.stack import wait_for
 from dispatcher.runtime import Runtime
-from dispatcher.stack import wait_for
 
 PHONES = [f"138{i:08d}" for i in range(3)]
 TTL_S = 3600

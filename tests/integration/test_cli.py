@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dispatcher.demo import phones
+from dispatcher.local.demo import phones
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 

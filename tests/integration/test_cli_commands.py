@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.demo import accounts_doc
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.stack import wait_for
 from dispatcher.redis_server import free_port
-from dispatcher.stack import wait_for
 from tests.integration.processes import SMS_DISPATCH, cli, group_gone, status_code, stop_group
 
 # Expected parts come from aiofish's manual (/work/shared/seeds/003_…, 短信内容长度计算规则):

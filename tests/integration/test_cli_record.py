@@ -20,7 +20,7 @@ import redis
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
 from dispatcher.delivery_view import local_time
-from dispatcher.demo import accounts_doc, phones
+from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.phones import mask
 from dispatcher.producer import Dispatcher
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dispatcher.demo import accounts_doc
+from dispatcher.local.demo import accounts_doc
 from tests.integration.processes import cli
 
 TEMPLATES = {"1000000000000000003": "{姓名,10}您好，您本次收入${金额,10}元。",

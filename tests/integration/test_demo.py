@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatcher.demo import run_demo
+from dispatcher.local.demo import run_demo
 
 
 def test_the_demo_at_small_size_ends_with_funnels_matching_the_ledger(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import redis
 
+from dispatcher.local.sandbox.control import SandboxControl
 from dispatcher.redis_server import free_port
-from dispatcher.sandbox.control import SandboxControl
 from tests.integration.pipeline import build_accounts
 from tests.integration.processes import cli
 

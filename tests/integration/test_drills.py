@@ -1,6 +1,6 @@
 """Fault drills at CI size, counted by the sandbox's ledger: kill -9, a Redis restart, a gateway fault mix.
 
-The drills are :mod:`dispatcher.drill`, the same code ``python -m bench.drills``
+The drills are :mod:`dispatcher.local.drill`, the same code ``python -m bench.drills``
 runs at full size. Each test asserts what an operator would check afterwards:
 every recipient final, none accepted twice, none never accepted; and that the
 harm really happened while the job ran.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_restart, start_rig
-from dispatcher.receipt_drill import run_applier_kill9, run_receipts_redis_restart
+from dispatcher.local.drill import FAULT_MIX, run_fault_mix, run_kill9, run_redis_restart, start_rig
+from dispatcher.local.receipt_drill import run_applier_kill9, run_receipts_redis_restart
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
 
 

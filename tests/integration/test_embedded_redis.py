@@ -18,10 +18,10 @@ import pytest
 import redis
 
 from dispatcher.config.settings import Settings
-from dispatcher.demo import phones
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.redis_connection import redis_answers, stop_embedded
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 from tests.integration.pipeline import FAST, FAST_LIMITS, build_accounts
 from tests.integration.processes import cli, process_gone
 

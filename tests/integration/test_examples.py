@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import redis
 
-from dispatcher.demo import accounts_doc
-from dispatcher.stack import wait_for
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.stack import wait_for
 from examples import common
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.local.stack import wait_for
 from dispatcher.redis_server import free_port
-from dispatcher.stack import wait_for
 from tests.conftest import REPO
 from tests.integration.processes import status_code, stop_group
 

@@ -23,12 +23,12 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
+from dispatcher.local.sandbox import demo
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
 from dispatcher.providers.opass import OpassClient
 from dispatcher.providers.opass_push import PUSH_ANSWER_BODY, PUSH_ANSWER_CONTENT_TYPE, parse_push
 from dispatcher.providers.opass_sign import new_nonce
 from dispatcher.providers.results import Receipt, Uplink
-from dispatcher.sandbox import demo
 
 FIXED = "1000000000000000001"  # 您有一个事务需要处理。
 CODE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。

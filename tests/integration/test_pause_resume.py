@@ -22,11 +22,11 @@ import redis
 from dispatcher import pauses
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc, phones
 from dispatcher.errors import ConfigurationError
 from dispatcher.ledger import as_text
+from dispatcher.local.demo import accounts_doc, phones
+from dispatcher.local.stack import wait_for
 from dispatcher.producer import Dispatcher
-from dispatcher.stack import wait_for
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 from tests.integration.processes import cli
 

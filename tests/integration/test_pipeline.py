@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 
-from dispatcher.demo import phones
-from dispatcher.drill import tally
 from dispatcher.ledger import PHONE_WIDTH, as_text
+from dispatcher.local.demo import phones
+from dispatcher.local.drill import tally
+from dispatcher.local.stack import wait_for
 from dispatcher.producer import JobStatus
 from dispatcher.sending import chunks_per_task
-from dispatcher.stack import wait_for
 from tests.integration.pipeline import FAST_LIMITS, Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 PER_PHONE_PARAMS = "1000000000000000003"

@@ -6,8 +6,8 @@ import redis
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc
 from dispatcher.keys import chunk_member
+from dispatcher.local.demo import accounts_doc
 from dispatcher.producer import Dispatcher
 from dispatcher.redis_server import free_port
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from dispatcher.demo import phones
 from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.local.demo import phones
 from dispatcher.providers.results import Receipt
 from dispatcher.receipts import MAX_RECEIPTS_PER_CALL, apply_receipts
 

@@ -15,11 +15,11 @@ import redis
 from dispatcher import sweeps
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
 from dispatcher.keys import Keys, chunk_member
 from dispatcher.ledger import ChunkData
 from dispatcher.limiter import Limit, RateLimiter
+from dispatcher.local.demo import accounts_doc
 from dispatcher.receipt_stream import StreamApplier
 from dispatcher.reconcile import Outcome, decide, reconcile_chunk
 from dispatcher.runtime import Runtime

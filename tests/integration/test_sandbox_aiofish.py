@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
+from dispatcher.local.sandbox import demo
+from dispatcher.local.stack import wait_for
 from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, password_md5
-from dispatcher.sandbox import demo
-from dispatcher.stack import wait_for
 from tests.integration.test_sandbox_support import (
     fish_envelope,
     fish_plain,

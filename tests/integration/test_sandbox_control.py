@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from dispatcher.sandbox import demo
-from dispatcher.sandbox.control import SandboxControl
+from dispatcher.local.sandbox import demo
+from dispatcher.local.sandbox.control import SandboxControl
 from tests.integration.test_sandbox_support import TPL_NO_VARS, fish_plain, opass
 
 
@@ -84,7 +84,7 @@ def _outside_address() -> str | None:
 
 def start(*extra: str) -> tuple[subprocess.Popen[str], str]:
     """Start a private sandbox process on a free port; return it and the port."""
-    argv = [sys.executable, "-m", "dispatcher.sandbox", "--port", "0", "--log-level", "WARNING", *extra]
+    argv = [sys.executable, "-m", "dispatcher.local.sandbox", "--port", "0", "--log-level", "WARNING", *extra]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -118,7 +118,7 @@ def test_process_contract_config_file_time_scale_and_clean_sigint(tmp_path: Path
 def test_a_bad_config_file_exits_with_an_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"receipt_mode": "nope"}))
-    done = subprocess.run([sys.executable, "-m", "dispatcher.sandbox", "--port", "0", "--config", str(config)],
+    done = subprocess.run([sys.executable, "-m", "dispatcher.local.sandbox", "--port", "0", "--config", str(config)],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2 and done.stdout == "" and "receipt_mode" in done.stderr
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from dispatcher.sandbox import demo
+from dispatcher.local.sandbox import demo
 from tests.integration.test_sandbox_support import now_ms
 from tests.unit.test_crypto_known_answers import AES_VECTORS, SANDBOX_PASSWORD_MD5, SANDBOX_X_SIGN
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from dispatcher.sandbox import demo
+from dispatcher.local.sandbox import demo
 from tests.integration.test_sandbox_support import TPL_CODE, TPL_TWO, opass
 
 KEY, SECRET = demo.OPASS_API_KEY, demo.OPASS_ACCESS_KEY

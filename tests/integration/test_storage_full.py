@@ -10,8 +10,8 @@ import redis
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc, phones
 from dispatcher.errors import DispatchError, StorageFullError
+from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.producer import Dispatcher
 from dispatcher.redis_checks import memory_warnings
 from dispatcher.redis_server import EmbeddedRedis

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from dispatcher.config.settings import Settings
-from dispatcher.demo import phones
 from dispatcher.ledger import PHONE_WIDTH
+from dispatcher.local.demo import phones
+from dispatcher.local.sandbox.demo import OPASS_API_KEY
+from dispatcher.local.stack import wait_for
 from dispatcher.producer import Dispatcher
 from dispatcher.redis_server import free_port
-from dispatcher.sandbox.demo import OPASS_API_KEY
-from dispatcher.stack import wait_for
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 ONE_PARAM = "1000000000000000002"

@@ -14,8 +14,8 @@ import redis
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ValidationError
+from dispatcher.local.demo import accounts_doc
 from dispatcher.producer import Dispatcher
 
 OTP = "1000000000000000002"

@@ -1,7 +1,7 @@
 """The webhook under gunicorn: real pushes land once; forged, misplaced or malformed ones change nothing.
 
 Pushes are built byte for byte by the sandbox's own vendor-side encoders
-(``dispatcher.sandbox.push_payloads``) and sent over real HTTP. The webhook
+(``dispatcher.local.sandbox.push_payloads``) and sent over real HTTP. The webhook
 only records them on the receipt stream; each test then applies the stream with
 a real :class:`~dispatcher.receipt_stream.StreamApplier` (what every Celery
 worker runs) and looks at the ledger.
@@ -22,16 +22,16 @@ import redis
 import requests
 import structlog
 
-from dispatcher.demo import accounts_doc
 from dispatcher.keys import Keys, client_id
 from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.sandbox import push_payloads
+from dispatcher.local.sandbox.config import initial_config, parse_config
+from dispatcher.local.sandbox.receipts import Receipt
+from dispatcher.local.stack import Stack
 from dispatcher.receipt_stream import StreamApplier
 from dispatcher.receipts import MAX_UPLINK_CHARS, read_uplinks
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox import push_payloads
-from dispatcher.sandbox.config import initial_config, parse_config
-from dispatcher.sandbox.receipts import Receipt
-from dispatcher.stack import Stack
 
 PHONES = ["13900000001", "13900000002", "13900000003"]
 VARIANTS = ("plain", "phone", "full")

@@ -28,10 +28,10 @@ import pytest
 import redis
 import requests
 
-from dispatcher.demo import accounts_doc
+from dispatcher.local.demo import accounts_doc
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.redis_server import free_port
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "djproject"

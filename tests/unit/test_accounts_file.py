@@ -16,8 +16,8 @@ from dispatcher.config.accounts import (
     load_accounts,
     parse_accounts,
 )
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError
+from dispatcher.local.demo import accounts_doc
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def test_an_aiofish_entry_cannot_declare_opass_templates() -> None:
 
 def test_the_example_file_declares_the_sandboxs_templates() -> None:
     """So a send the example accounts let through is one the sandbox (which checks the same texts) takes."""
-    from dispatcher.sandbox.demo import OPASS_TEMPLATES
+    from dispatcher.local.sandbox.demo import OPASS_TEMPLATES
 
     accounts = load_accounts(REPO / "config" / "accounts.example.json", env={})
     declared = accounts.get("opass", "demo").templates

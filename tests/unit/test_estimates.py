@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.config.accounts import parse_accounts
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import InsufficientBalanceError, ValidationError
 from dispatcher.estimates import Estimate
+from dispatcher.local.demo import accounts_doc
 from dispatcher.testing import FakeDispatcher
 
 #: 71 characters with its signature: two billable messages; 70 fit in one.

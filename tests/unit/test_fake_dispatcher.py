@@ -10,8 +10,8 @@ import pytest
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.deliveries import STATES, Delivery
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ConfigurationError, ValidationError
+from dispatcher.local.demo import accounts_doc
 from dispatcher.producer import Dispatcher, JobStatus
 from dispatcher.testing import FakeDispatcher
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from dispatcher.providers import registry
 
 ROOT = Path(__file__).resolve().parents[2] / "dispatcher"
-#: The local tooling: it simulates and drives the vendors, so it names them (to move apart, issue 10).
-LOCAL = {"sandbox", "demo.py", "drill.py", "receipt_drill.py", "stack.py"}
+#: The local tooling (dispatcher/local/): it simulates and drives the vendors, so it names them.
+LOCAL = {"local"}
 #: Channel APIs not yet served by their plugs (issue 10, open): the opass template and aiofish
 #: content job builders, the producer's account checks, the fake's outbox, the estimate's
 #: segment rule and the CLI's per-gateway commands.

@@ -26,11 +26,11 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from dispatcher.sandbox.aiofish_checks import AiofishReject, decrypt_mobiles, open_encrypted
-from dispatcher.sandbox.config import AiofishAccountConfig, OpassAccountConfig, parse_config
-from dispatcher.sandbox.defaults import DEFAULTS
-from dispatcher.sandbox.opass_auth import OpassReject, authenticate
-from dispatcher.sandbox.push_payloads import aiofish_push
+from dispatcher.local.sandbox.aiofish_checks import AiofishReject, decrypt_mobiles, open_encrypted
+from dispatcher.local.sandbox.config import AiofishAccountConfig, OpassAccountConfig, parse_config
+from dispatcher.local.sandbox.defaults import DEFAULTS
+from dispatcher.local.sandbox.opass_auth import OpassReject, authenticate
+from dispatcher.local.sandbox.push_payloads import aiofish_push
 from tests.unit.test_crypto_known_answers import AES_VECTORS, KEY, SANDBOX_PASSWORD_MD5
 from tests.unit.test_opass_sign import (
     API_KEY,

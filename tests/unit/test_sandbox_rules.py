@@ -6,13 +6,13 @@ from collections import Counter
 
 import pytest
 
-from dispatcher.sandbox.config import LimitSpec
-from dispatcher.sandbox.faults import FaultEngine, code_families, parse_rule, path_family
-from dispatcher.sandbox.limits import Limiter
-from dispatcher.sandbox.phone_check import all_mainland, check_items, check_text
-from dispatcher.sandbox.receipts import OutcomeMix
-from dispatcher.sandbox.templates import ParamError, parse_batch_params, parse_param_text, parse_template
-from dispatcher.sandbox.web_util import is_loopback
+from dispatcher.local.sandbox.config import LimitSpec
+from dispatcher.local.sandbox.faults import FaultEngine, code_families, parse_rule, path_family
+from dispatcher.local.sandbox.limits import Limiter
+from dispatcher.local.sandbox.phone_check import all_mainland, check_items, check_text
+from dispatcher.local.sandbox.receipts import OutcomeMix
+from dispatcher.local.sandbox.templates import ParamError, parse_batch_params, parse_param_text, parse_template
+from dispatcher.local.sandbox.web_util import is_loopback
 
 
 @pytest.mark.parametrize(

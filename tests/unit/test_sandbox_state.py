@@ -8,15 +8,15 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from dispatcher.local.sandbox import demo
+from dispatcher.local.sandbox.aiofish_checks import AiofishReject, decrypt_mobiles, open_encrypted
+from dispatcher.local.sandbox.config import deep_merge, initial_config, parse_config
+from dispatcher.local.sandbox.defaults import DEFAULTS
+from dispatcher.local.sandbox.messages import MessageLog, MessageRecord
+from dispatcher.local.sandbox.push_payloads import aiofish_push, aiofish_report, is_success, opass_status
+from dispatcher.local.sandbox.receipts import OutcomeMix, Receipt, ReceiptBatch, ReceiptStore
+from dispatcher.local.sandbox.state import LazyCounter, NonceStore, SandboxState
 from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, aes_encrypt_hex, biz_sign
-from dispatcher.sandbox import demo
-from dispatcher.sandbox.aiofish_checks import AiofishReject, decrypt_mobiles, open_encrypted
-from dispatcher.sandbox.config import deep_merge, initial_config, parse_config
-from dispatcher.sandbox.defaults import DEFAULTS
-from dispatcher.sandbox.messages import MessageLog, MessageRecord
-from dispatcher.sandbox.push_payloads import aiofish_push, aiofish_report, is_success, opass_status
-from dispatcher.sandbox.receipts import OutcomeMix, Receipt, ReceiptBatch, ReceiptStore
-from dispatcher.sandbox.state import LazyCounter, NonceStore, SandboxState
 
 ALL_DELIVERED = OutcomeMix.from_mapping({"DELIVRD": 1.0})
 

@@ -22,7 +22,7 @@ def _sleeps(path: Path) -> list[int]:
 
 
 def test_no_test_sleeps_to_synchronise() -> None:
-    """A test waits on a condition with a deadline (dispatcher.stack.wait_for), never a sleep: a sleep
+    """A test waits on a condition with a deadline (dispatcher.local.stack.wait_for), never a sleep: a sleep
     passes or fails with the machine's load, not with the behaviour. The few sleeps that are the
     behaviour under test (a slow peer, a client pacing itself) say so with ``# sleep-ok: why``."""
     offenders = []

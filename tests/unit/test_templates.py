@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from dispatcher.config.accounts import parse_accounts
-from dispatcher.demo import accounts_doc
 from dispatcher.errors import ValidationError
 from dispatcher.jobs import template_job
+from dispatcher.local.demo import accounts_doc
 from dispatcher.producer import template_spec
 from dispatcher.templates import TemplateSyntaxError, parse_template, render_template, template_variables
 from dispatcher.testing import FakeDispatcher

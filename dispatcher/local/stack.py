@@ -131,7 +131,7 @@ class Stack:
 
     def start_sandbox(self, config: Mapping[str, Any] | None = None, *, time_scale: float | None = None) -> str:
         """Start the sandbox on a free port (with ``config`` as its JSON config); return its URL."""
-        argv = [sys.executable, "-m", "dispatcher.sandbox", "--host", "127.0.0.1", "--port", "0"]
+        argv = [sys.executable, "-m", "dispatcher.local.sandbox", "--host", "127.0.0.1", "--port", "0"]
         if config:
             path = self.base_dir / "sandbox.json"
             path.write_text(json.dumps(config, ensure_ascii=False))

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.local.sandbox.config import AiofishAccountConfig
+from dispatcher.local.sandbox.timefmt import parse_send_time
 from dispatcher.providers.aiofish_crypto import DecryptionError, aes_decrypt_hex, aes_encrypt_hex, verify_biz_sign
-from dispatcher.sandbox.config import AiofishAccountConfig
-from dispatcher.sandbox.timefmt import parse_send_time
 
 MAX_MOBILES = 2000
 MAX_BATCH = 200

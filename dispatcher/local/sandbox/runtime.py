@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dispatcher.sandbox.listener import Listener
-from dispatcher.sandbox.push import PushSender
-from dispatcher.sandbox.state import SandboxState
+from dispatcher.local.sandbox.listener import Listener
+from dispatcher.local.sandbox.push import PushSender
+from dispatcher.local.sandbox.state import SandboxState
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dispatcher.local.sandbox.config import OpassAccountConfig
 from dispatcher.providers.opass_sign import SIGN_METHODS, verify_sign
-from dispatcher.sandbox.config import OpassAccountConfig
 
 
 class OpassReject(Exception):

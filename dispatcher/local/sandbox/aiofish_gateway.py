@@ -13,15 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatcher.local.sandbox import aiofish_checks as ck
+from dispatcher.local.sandbox.aiofish_checks import AiofishReject
+from dispatcher.local.sandbox.config import AiofishAccountConfig
+from dispatcher.local.sandbox.phone_check import check_items
+from dispatcher.local.sandbox.receipts import AIOFISH_PULL_STAT
+from dispatcher.local.sandbox.runtime import RUNTIME
+from dispatcher.local.sandbox.state import SandboxState
+from dispatcher.local.sandbox.web_util import json_response, read_json
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
-from dispatcher.sandbox import aiofish_checks as ck
-from dispatcher.sandbox.aiofish_checks import AiofishReject
-from dispatcher.sandbox.config import AiofishAccountConfig
-from dispatcher.sandbox.phone_check import check_items
-from dispatcher.sandbox.receipts import AIOFISH_PULL_STAT
-from dispatcher.sandbox.runtime import RUNTIME
-from dispatcher.sandbox.state import SandboxState
-from dispatcher.sandbox.web_util import json_response, read_json
 from dispatcher.segments import domestic_segments
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

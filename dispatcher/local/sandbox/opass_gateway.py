@@ -15,15 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatcher.local.sandbox.config import OpassAccountConfig
+from dispatcher.local.sandbox.opass_auth import OpassReject, authenticate
+from dispatcher.local.sandbox.phone_check import check_items, check_text
+from dispatcher.local.sandbox.runtime import RUNTIME
+from dispatcher.local.sandbox.state import SandboxState
+from dispatcher.local.sandbox.templates import ParamError, parse_batch_params, parse_param_text
+from dispatcher.local.sandbox.timefmt import arrive_time, parse_date
+from dispatcher.local.sandbox.web_util import json_response, read_json
 from dispatcher.providers.opass_codes import OPASS_CODES
-from dispatcher.sandbox.config import OpassAccountConfig
-from dispatcher.sandbox.opass_auth import OpassReject, authenticate
-from dispatcher.sandbox.phone_check import check_items, check_text
-from dispatcher.sandbox.runtime import RUNTIME
-from dispatcher.sandbox.state import SandboxState
-from dispatcher.sandbox.templates import ParamError, parse_batch_params, parse_param_text
-from dispatcher.sandbox.timefmt import arrive_time, parse_date
-from dispatcher.sandbox.web_util import json_response, read_json
 from dispatcher.segments import domestic_segments
 
 SEND_MAX_PHONES = 1000

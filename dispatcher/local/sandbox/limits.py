@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from dispatcher.sandbox.config import LimitSpec
+from dispatcher.local.sandbox.config import LimitSpec
 
 
 class SlidingWindow:

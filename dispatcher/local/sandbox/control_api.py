@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatcher.sandbox import push_payloads as pp
-from dispatcher.sandbox.faults import parse_rule
-from dispatcher.sandbox.runtime import RUNTIME, Runtime
-from dispatcher.sandbox.web_util import json_response, read_json
+from dispatcher.local.sandbox import push_payloads as pp
+from dispatcher.local.sandbox.faults import parse_rule
+from dispatcher.local.sandbox.runtime import RUNTIME, Runtime
+from dispatcher.local.sandbox.web_util import json_response, read_json
 
 PREFIX = "/_sandbox/"
 

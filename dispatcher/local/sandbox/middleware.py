@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from dispatcher.sandbox.aiofish_gateway import rev_answer, sms_answer
-from dispatcher.sandbox.control_api import PREFIX
-from dispatcher.sandbox.faults import AIOFISH, OPASS, aiofish_substat, code_families, path_family
-from dispatcher.sandbox.opass_gateway import answer as opass_answer
-from dispatcher.sandbox.runtime import RUNTIME, Runtime
-from dispatcher.sandbox.web_util import is_loopback, json_response, send_rst
+from dispatcher.local.sandbox.aiofish_gateway import rev_answer, sms_answer
+from dispatcher.local.sandbox.control_api import PREFIX
+from dispatcher.local.sandbox.faults import AIOFISH, OPASS, aiofish_substat, code_families, path_family
+from dispatcher.local.sandbox.opass_gateway import answer as opass_answer
+from dispatcher.local.sandbox.runtime import RUNTIME, Runtime
+from dispatcher.local.sandbox.web_util import is_loopback, json_response, send_rst
 
-log = structlog.get_logger("dispatcher.sandbox.faults")
+log = structlog.get_logger("dispatcher.local.sandbox.faults")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REV_PATHS = ("/rest/sms/getBalance", "/rest/sms/getReply")
 

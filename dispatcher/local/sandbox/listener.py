@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 import structlog
 
-from dispatcher.sandbox.faults import FaultRule
+from dispatcher.local.sandbox.faults import FaultRule
 
 #: A refuse rule without ``duration_ms`` closes for ``rate`` × this cycle …
 REFUSE_CYCLE_S = 0.2
 #: … but leaves at least this much open per cycle, so the control API stays reachable.
 MIN_OPEN_S = 0.02
-log = structlog.get_logger("dispatcher.sandbox.listener")
+log = structlog.get_logger("dispatcher.local.sandbox.listener")
 
 
 class Listener:

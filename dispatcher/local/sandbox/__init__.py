@@ -1,6 +1,6 @@
 """The sandbox: one real HTTP server that plays opass (经分助手) and aiofish (飞鱼短信).
 
-Run it with ``python -m dispatcher.sandbox [--host 127.0.0.1] [--port 8800]
+Run it with ``python -m dispatcher.local.sandbox [--host 127.0.0.1] [--port 8800]
 [--config FILE.json] [--time-scale F] [--log-level INFO]`` (or ``sms-dispatch
 sandbox`` with the same options). ``--port 0`` picks a free port. Once
 listening it prints exactly one stdout line, ``sandbox listening on
@@ -40,7 +40,7 @@ answer-time p50/p99/max per gateway, ``push_stopped``, limiter maxima per
 account and limit, pending receipts, balances). ``GET /_sandbox/messages?phone=``
 (what was accepted for a phone: gateway, text, message_id, client_id…).
 ``POST /_sandbox/uplink`` ``{gateway, account, phone, content, ext?}``. Bad
-input answers 400 ``{"error"}``. :class:`dispatcher.sandbox.control.SandboxControl`
+input answers 400 ``{"error"}``. :class:`dispatcher.local.sandbox.control.SandboxControl`
 wraps all of this and retries while the connection is refused.
 
 Fault rules: ``{"kind": "refuse"|"reset"|"drop"|"slow"|"code", "rate": 1.0,

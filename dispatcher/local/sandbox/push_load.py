@@ -1,10 +1,10 @@
 """Pushes as the vendors would send them, for receipts of accepted jobs stored straight in our ledger.
 
 Local tooling for the webhook benchmark (``bench/webhook.py``) and the receipt
-drills (:mod:`dispatcher.drill`): stores jobs whose chunks are claimed and
+drills (:mod:`dispatcher.local.drill`): stores jobs whose chunks are claimed and
 accepted as a worker records them, builds opass status pushes and aiofish
 reports of their receipts with the sandbox's own vendor-side encoders
-(:mod:`dispatcher.sandbox.push_payloads`), and checks afterwards that each
+(:mod:`dispatcher.local.sandbox.push_payloads`), and checks afterwards that each
 receipt changed the ledger once.
 """
 
@@ -14,13 +14,13 @@ import dataclasses
 import random
 from collections import Counter
 
-from dispatcher.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc, phones
 from dispatcher.keys import client_id, parse_client_id
 from dispatcher.ledger import PHONE_WIDTH, ChunkData, Ledger
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox import push_payloads
-from dispatcher.sandbox.config import initial_config, parse_config
-from dispatcher.sandbox.receipts import Receipt
+from dispatcher.local.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts_doc, phones
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.sandbox import push_payloads
+from dispatcher.local.sandbox.config import initial_config, parse_config
+from dispatcher.local.sandbox.receipts import Receipt
 
 OPASS_PATH = f"/hooks/opass/demo/{OPASS_HOOK_TOKEN}"
 AIOFISH_PATH = f"/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}"

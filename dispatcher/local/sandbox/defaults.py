@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.sandbox import demo
+from dispatcher.local.sandbox import demo
 
 DEFAULT_LIMITS: dict[str, dict[str, float] | None] = {
     "opass_send": {"max": 300, "window_s": 1.0},  # ~300 TPS (FAQ)

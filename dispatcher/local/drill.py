@@ -31,12 +31,12 @@ import requests
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
-from dispatcher.demo import accounts_doc, phones, sandbox_settings
 from dispatcher.ledger import PHONE_WIDTH, as_text
+from dispatcher.local.demo import accounts_doc, phones, sandbox_settings
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher, JobStatus
 from dispatcher.redis_connection import connect_url
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 
 #: Timings shrunk so the sweeps and reconciliation act within a drill's patience
 #: (the idea of tests/integration/pipeline.py's FAST): a chunk left ``sending`` by

@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import structlog
 
-from dispatcher.sandbox import push_payloads as pp
-from dispatcher.sandbox.state import SandboxState, VsmsTemplate
+from dispatcher.local.sandbox import push_payloads as pp
+from dispatcher.local.sandbox.state import SandboxState, VsmsTemplate
 
 PUMP_TICK_S = 0.02
-log = structlog.get_logger("dispatcher.sandbox.push")
+log = structlog.get_logger("dispatcher.local.sandbox.push")
 
 
 class PushSender:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.sandbox.config import SandboxConfig, deep_merge, parse_config
-from dispatcher.sandbox.faults import FaultEngine
-from dispatcher.sandbox.limits import Limiter
-from dispatcher.sandbox.messages import MessageLog, MessageRecord
-from dispatcher.sandbox.receipts import ReceiptBatch, ReceiptStore
-from dispatcher.sandbox.timefmt import send_date
+from dispatcher.local.sandbox.config import SandboxConfig, deep_merge, parse_config
+from dispatcher.local.sandbox.faults import FaultEngine
+from dispatcher.local.sandbox.limits import Limiter
+from dispatcher.local.sandbox.messages import MessageLog, MessageRecord
+from dispatcher.local.sandbox.receipts import ReceiptBatch, ReceiptStore
+from dispatcher.local.sandbox.timefmt import send_date
 
 GATEWAYS = ("opass", "aiofish", "aiofish-vsms", "aiofish-isms")
 OPASS_MSG_ID_BASE = 640_000_000_000_000_000  # 18 digits, like the manual's samples

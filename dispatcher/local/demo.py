@@ -21,10 +21,10 @@ from typing import Any
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
+from dispatcher.local.sandbox import demo as creds
+from dispatcher.local.sandbox.control import SandboxControl
+from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher, JobHandle
-from dispatcher.sandbox import demo as creds
-from dispatcher.sandbox.control import SandboxControl
-from dispatcher.stack import Stack, wait_for
 
 # Path tokens of the demo's local webhook: new random ones in every process that
 # writes an accounts file (a published token would be refused, and rightly).

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dispatcher.local.sandbox.defaults import DEFAULT_LIMITS, DEFAULTS
+from dispatcher.local.sandbox.receipts import OutcomeMix
+from dispatcher.local.sandbox.templates import OpassTemplate, parse_template
 from dispatcher.providers.aiofish_crypto import password_md5
-from dispatcher.sandbox.defaults import DEFAULT_LIMITS, DEFAULTS
-from dispatcher.sandbox.receipts import OutcomeMix
-from dispatcher.sandbox.templates import OpassTemplate, parse_template
 
 PUSH_MODES = ("plain", "phone", "full")
 RECEIPT_MODES = ("both", "pull", "push")

@@ -15,15 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatcher.local.sandbox.aiofish_gateway import unsupported_media
+from dispatcher.local.sandbox.config import AiofishAccountConfig
+from dispatcher.local.sandbox.phone_check import check_international, check_items
+from dispatcher.local.sandbox.runtime import RUNTIME
+from dispatcher.local.sandbox.state import SandboxState, VsmsTemplate
+from dispatcher.local.sandbox.timefmt import parse_send_time
+from dispatcher.local.sandbox.vsms_templates import VsmsReject, check_frames, file_size, render
+from dispatcher.local.sandbox.web_util import json_response, read_json
 from dispatcher.providers.aiofish_crypto import x_sign
-from dispatcher.sandbox.aiofish_gateway import unsupported_media
-from dispatcher.sandbox.config import AiofishAccountConfig
-from dispatcher.sandbox.phone_check import check_international, check_items
-from dispatcher.sandbox.runtime import RUNTIME
-from dispatcher.sandbox.state import SandboxState, VsmsTemplate
-from dispatcher.sandbox.timefmt import parse_send_time
-from dispatcher.sandbox.vsms_templates import VsmsReject, check_frames, file_size, render
-from dispatcher.sandbox.web_util import json_response, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_VARS, MAX_VAR_LEN = 5, 15

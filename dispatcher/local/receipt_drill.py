@@ -1,9 +1,9 @@
 """Receipt drills: pushes arrive without pause while an applier's worker or Redis is killed.
 
 Shared by ``python -m bench.drills`` (full size) and ``tests/integration/test_drills.py``
-(CI size). Each drill takes a running :class:`~dispatcher.drill.Rig` with two
+(CI size). Each drill takes a running :class:`~dispatcher.local.drill.Rig` with two
 workers (each with its applier thread) and the webhook, stores accepted jobs
-(:mod:`dispatcher.sandbox.push_load`) and pushes their receipts at a steady rate
+(:mod:`dispatcher.local.sandbox.push_load`) and pushes their receipts at a steady rate
 from threads that retry a push until it is answered 200, as the vendors retry a
 failed push. Then it does harm and counts, once the stream is drained::
 
@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 
 import redis
 
-from dispatcher.drill import Rig, Say
 from dispatcher.ledger import Ledger
+from dispatcher.local.drill import Rig, Say
+from dispatcher.local.sandbox.push_load import Push, Pushes, applied_once, build_pushes
+from dispatcher.local.stack import wait_for
 from dispatcher.receipt_stream import GROUP
-from dispatcher.sandbox.push_load import Push, Pushes, applied_once, build_pushes
-from dispatcher.stack import wait_for
 
 RETRY_S = 0.2
 KILL_TRIES = 5
@@ -130,7 +130,7 @@ def drained(client: redis.Redis, stream: str) -> bool:
 
 def count(ledger: Ledger, built: Pushes, ok: list[bool]) -> dict[str, int]:
     """``lost``: receipts of pushes answered 200 that their phone does not show; ``applied_twice``:
-    counters against per-phone states (see :func:`~dispatcher.sandbox.push_load.applied_once`)."""
+    counters against per-phone states (see :func:`~dispatcher.local.sandbox.push_load.applied_once`)."""
     wanted: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
     for push, answered in zip(built.pushes, ok, strict=True):
         if answered:

@@ -1,4 +1,4 @@
-"""``python -m dispatcher.sandbox``: run the sandbox of both gateways on one port.
+"""``python -m dispatcher.local.sandbox``: run the sandbox of both gateways on one port.
 
 Prints exactly one line on stdout once listening (``sandbox listening on URL``);
 everything else goes to stderr.
@@ -10,14 +10,14 @@ import argparse
 import asyncio
 import sys
 
+from dispatcher.local.sandbox.config import initial_config
+from dispatcher.local.sandbox.server import serve
 from dispatcher.logs import configure
-from dispatcher.sandbox.config import initial_config
-from dispatcher.sandbox.server import serve
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (same options as ``sms-dispatch sandbox``)."""
-    parser = argparse.ArgumentParser(prog="python -m dispatcher.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dispatcher.local.sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8800, help="port; 0 picks a free one (default 8800)")
     parser.add_argument("--config", help="JSON file merged over the defaults (see config/sandbox.example.json)")

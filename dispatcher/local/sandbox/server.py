@@ -10,17 +10,17 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from dispatcher.sandbox import aiofish_gateway, control_api, opass_gateway, vsms_gateway
-from dispatcher.sandbox.listener import Listener
-from dispatcher.sandbox.middleware import sandbox_middleware
-from dispatcher.sandbox.push import PushSender
-from dispatcher.sandbox.runtime import RUNTIME, Runtime
-from dispatcher.sandbox.state import SandboxState
+from dispatcher.local.sandbox import aiofish_gateway, control_api, opass_gateway, vsms_gateway
+from dispatcher.local.sandbox.listener import Listener
+from dispatcher.local.sandbox.middleware import sandbox_middleware
+from dispatcher.local.sandbox.push import PushSender
+from dispatcher.local.sandbox.runtime import RUNTIME, Runtime
+from dispatcher.local.sandbox.state import SandboxState
 
 #: Large enough for video-SMS attachments beyond the 2 MB limit, so the gateway
 #: can answer ``resource_limit`` itself instead of aiohttp answering 413.
 CLIENT_MAX_BYTES = 64 * 1024 * 1024
-log = structlog.get_logger("dispatcher.sandbox")
+log = structlog.get_logger("dispatcher.local.sandbox")
 
 
 def build_app(runtime: Runtime) -> web.Application:
