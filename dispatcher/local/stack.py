@@ -25,26 +25,13 @@ import requests
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
+from dispatcher.webhook import WEBHOOK_THREADS, webhook_argv
 
 T = TypeVar("T")
 
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
-#: gunicorn threads per webhook worker process.
-WEBHOOK_THREADS = 16
-
-
-def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, access_log: bool = False) -> list[str]:
-    """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
-    pushes cannot keep another vendor's answer past its 1 s limit (opass stops
-    pushing after three slow answers); the work is mostly waiting on Redis."""
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--backlog", "2048"]
-    if access_log:
-        # No request path: it carries the account's callback secret.
-        argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
-    return [*argv, "dispatcher.webhook:app"]
 
 
 def wait_for(check: Callable[[], T], *, what: str, timeout_s: float = 60.0, ok: Callable[[T], Any] = bool,
