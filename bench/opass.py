@@ -49,7 +49,7 @@ from dispatcher.local.sandbox import demo as creds
 from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
 from dispatcher.providers.accounts import OpassAccount
-from dispatcher.providers.opass import OpassClient
+from dispatcher.providers.opass.client import OpassClient
 
 TEMPLATE = "1000000000000000002"
 

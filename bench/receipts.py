@@ -43,7 +43,7 @@ from dispatcher.local.sandbox.push_load import accepted_job, interleaved
 from dispatcher.local.sandbox.receipts import OutcomeMix
 from dispatcher.local.sandbox.timefmt import arrive_time
 from dispatcher.local.stack import Stack, wait_for
-from dispatcher.providers.opass import parse_receipts_answer
+from dispatcher.providers.opass.client import parse_receipts_answer
 from dispatcher.providers.results import Receipt
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import apply_receipts

@@ -56,7 +56,7 @@ from dispatcher.local.sandbox import demo as creds
 from dispatcher.local.sandbox.timefmt import arrive_time
 from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
-from dispatcher.providers.opass_push import parse_push
+from dispatcher.providers.opass.push import parse_push
 from dispatcher.receipt_stream import StreamApplier, record
 
 TEMPLATE = "1000000000000000002"

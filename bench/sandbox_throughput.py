@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from dispatcher.local.sandbox import demo
-from dispatcher.providers.opass_sign import new_nonce, signed_headers
+from dispatcher.providers.opass.sign import new_nonce, signed_headers
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dispatcher.errors import ConfigurationError
-from dispatcher.providers.opass_sign import SIGN_METHODS
+from dispatcher.providers.opass.sign import SIGN_METHODS
 
 OPASS_DEFAULT_URL = "https://opassapi.infocloud.cc"
 AIOFISH_DEFAULT_URL = "https://api.aiofish.com"

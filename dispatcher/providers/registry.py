@@ -85,7 +85,8 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_plug, opass_plug
+        from dispatcher.providers import aiofish_plug
+        from dispatcher.providers.opass import plug as opass_plug
 
         register(opass_plug.PLUG)
         register(aiofish_plug.PLUG)

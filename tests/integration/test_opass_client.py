@@ -25,9 +25,9 @@ from dispatcher.errors import (
 )
 from dispatcher.local.sandbox import demo
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
-from dispatcher.providers.opass import OpassClient
-from dispatcher.providers.opass_push import PUSH_ANSWER_BODY, PUSH_ANSWER_CONTENT_TYPE, parse_push
-from dispatcher.providers.opass_sign import new_nonce
+from dispatcher.providers.opass.client import OpassClient
+from dispatcher.providers.opass.push import PUSH_ANSWER_BODY, PUSH_ANSWER_CONTENT_TYPE, parse_push
+from dispatcher.providers.opass.sign import new_nonce
 from dispatcher.providers.results import Receipt, Uplink
 
 FIXED = "1000000000000000001"  # 您有一个事务需要处理。

@@ -35,7 +35,7 @@ from dispatcher.local.demo import phones
 from dispatcher.local.sandbox.receipts import AIOFISH_PUSH_STAT, NO_RECEIPT, RECEIPT_STATES, OutcomeMix
 from dispatcher.local.stack import wait_for
 from dispatcher.producer import Dispatcher
-from dispatcher.providers.opass import FAIL_PHONES_CODE
+from dispatcher.providers.opass.client import FAIL_PHONES_CODE
 from tests.fixtures.event_app import EVENTS_KEY, TASK_NAME
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 from tests.integration.processes import cli

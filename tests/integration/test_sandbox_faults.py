@@ -10,7 +10,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from dispatcher.local.sandbox import demo
-from dispatcher.providers.opass_sign import new_nonce, signed_headers
+from dispatcher.providers.opass.sign import new_nonce, signed_headers
 from tests.integration.test_sandbox_support import TPL_NO_VARS, fish_plain, now_ms, opass, vsms_headers
 
 BODY = {"phones": "13700000001,13700000002", "templateCode": TPL_NO_VARS}

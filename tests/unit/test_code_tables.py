@@ -26,7 +26,7 @@ from dispatcher.errors import (
 )
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
 from dispatcher.providers.base import raise_for_code
-from dispatcher.providers.opass_codes import OPASS_CODES, OPASS_RECEIPT_STATES
+from dispatcher.providers.opass.codes import OPASS_CODES, OPASS_RECEIPT_STATES
 from tests.conftest import SHARED
 
 Outcome = type[ProviderError] | None

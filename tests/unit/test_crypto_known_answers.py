@@ -21,7 +21,7 @@ from dispatcher.providers.aiofish_crypto import (
     verify_biz_sign,
     x_sign,
 )
-from dispatcher.providers.opass_sign import sign_string
+from dispatcher.providers.opass.sign import sign_string
 
 KEY = "sandbox-aes-k128"
 OPENSSL = shutil.which("openssl")

@@ -24,8 +24,9 @@ from dispatcher.providers import aiofish as fish
 from dispatcher.providers import aiofish_push as fish_push
 from dispatcher.providers import aiofish_requests as fish_rq
 from dispatcher.providers import aiofish_vsms as vsms
-from dispatcher.providers import opass, opass_push
-from dispatcher.providers.opass_requests import plan_send
+from dispatcher.providers.opass import client as opass
+from dispatcher.providers.opass import push as opass_push
+from dispatcher.providers.opass.requests import plan_send
 from tests.unit.test_aiofish_requests import NOW_MS, make_account
 from tests.unit.test_opass_answers import ACCOUNT, PHONES
 

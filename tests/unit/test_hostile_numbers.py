@@ -15,8 +15,8 @@ import pytest
 from dispatcher.errors import TransientError
 from dispatcher.providers import aiofish as fish
 from dispatcher.providers import aiofish_vsms as vsms
-from dispatcher.providers import opass
 from dispatcher.providers.fields import MAX_DIGITS, whole_number
+from dispatcher.providers.opass import client as opass
 
 HUGE = "9" * 5000  # past int()'s 4300-digit limit for text
 

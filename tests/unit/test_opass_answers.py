@@ -16,14 +16,14 @@ from dispatcher.errors import (
     TransientError,
 )
 from dispatcher.providers.accounts import OpassAccount
-from dispatcher.providers.opass import (
+from dispatcher.providers.opass.client import (
     FAIL_PHONES_CODE,
     parse_balance_answer,
     parse_receipts_answer,
     parse_send_answer,
     parse_statistics_answer,
 )
-from dispatcher.providers.opass_requests import SendPlan, plan_send
+from dispatcher.providers.opass.requests import SendPlan, plan_send
 from tests.unit.test_code_tables import OPASS_CLASSES
 
 ACCOUNT = OpassAccount(name="unit", api_key="KEY", access_key="ACCESS")

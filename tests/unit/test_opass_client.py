@@ -17,7 +17,7 @@ import requests
 
 from dispatcher.errors import AmbiguousError, ThrottledError, TransientError, ValidationError
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
-from dispatcher.providers.opass import OpassClient
+from dispatcher.providers.opass.client import OpassClient
 from tests.unit.scripted import ScriptedAdapter
 
 BASE = "http://gateway.test"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dispatcher.errors import PushVerificationError
-from dispatcher.providers.opass_push import PUSH_ANSWER_BODY, parse_arrive_time, parse_push
+from dispatcher.providers.opass.push import PUSH_ANSWER_BODY, parse_arrive_time, parse_push
 from dispatcher.providers.results import Receipt, Uplink
 
 API_KEY = "8767fd835ca3a4eb6f69129d71971760"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from dispatcher.providers.accounts import OPASS_RECEIPT_PATH, OpassAccount
-from dispatcher.providers.opass_requests import (
+from dispatcher.providers.opass.requests import (
     BALANCE_PATH,
     SEND_BATCH_PATH,
     SEND_PATH,

@@ -1,7 +1,7 @@
 """opass request signing, as the manual's signing section and its vendor samples define it.
 
 Source: seeds/000_… (签名规则 / 签名生成 and the Python, PHP, C#, Postman samples). No
-expected value here is computed by ``dispatcher.providers.opass_sign``: sign strings are
+expected value here is computed by ``dispatcher.providers.opass.sign``: sign strings are
 written by hand from the manual's rules, HMACs are literals from the openssl CLI.
 
 The vector is the manual's own C# "简洁样例": its sign string and its key placeholder
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.providers.opass_sign import (
+from dispatcher.providers.opass.sign import (
     DEFAULT_SIGN_METHOD,
     candidate_sign_strings,
     hmac_hex,

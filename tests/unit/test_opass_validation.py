@@ -6,7 +6,7 @@ import pytest
 
 from dispatcher.errors import ValidationError
 from dispatcher.providers.accounts import OpassAccount
-from dispatcher.providers.opass_requests import plan_receipt_query, plan_send, plan_send_batch, plan_statistics
+from dispatcher.providers.opass.requests import plan_receipt_query, plan_send, plan_send_batch, plan_statistics
 from dispatcher.validation import MAX_BID_CHARS
 
 TEMPLATES = {

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
-from dispatcher.providers.opass_codes import OPASS_CODES
+from dispatcher.providers.opass.codes import OPASS_CODES
 
 KINDS = ("refuse", "reset", "drop", "slow", "code")
 OPASS, AIOFISH, VSMS = "opass", "aiofish", "vsms"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dispatcher.local.sandbox.config import OpassAccountConfig
-from dispatcher.providers.opass_sign import SIGN_METHODS, verify_sign
+from dispatcher.providers.opass.sign import SIGN_METHODS, verify_sign
 
 
 class OpassReject(Exception):

@@ -23,7 +23,7 @@ from dispatcher.local.sandbox.state import SandboxState
 from dispatcher.local.sandbox.templates import ParamError, parse_batch_params, parse_param_text
 from dispatcher.local.sandbox.timefmt import arrive_time, parse_date
 from dispatcher.local.sandbox.web_util import json_response, read_json
-from dispatcher.providers.opass_codes import OPASS_CODES
+from dispatcher.providers.opass.codes import OPASS_CODES
 from dispatcher.segments import domestic_segments
 
 SEND_MAX_PHONES = 1000

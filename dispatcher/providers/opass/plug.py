@@ -35,7 +35,7 @@ def _templates(fields: dict[str, Any], _gateway: Any, where: str) -> dict[str, A
 
 def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.opass.OpassClient` for ``account`` (an ``AccountConfig``)."""
-    from dispatcher.providers.opass import OpassClient
+    from dispatcher.providers.opass.client import OpassClient
 
     if not isinstance(account.gateway, OpassAccount):
         raise ConfigurationError(f"opass:{account.name} is not configured as an opass account")
@@ -56,7 +56,7 @@ def _send_batch(client: Any, job: Mapping[str, str], phones: Sequence[str], payl
 
 
 def _parse_push(account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    from dispatcher.providers import opass_push
+    from dispatcher.providers.opass import push as opass_push
 
     items = opass_push.parse_push(body, expected_api_key=account.gateway.api_key)
     return list(items), opass_push.PUSH_ANSWER_BODY, opass_push.PUSH_ANSWER_CONTENT_TYPE
@@ -80,7 +80,7 @@ PLUG = Gateway(
     parse_push=_parse_push,
     polls={"receipts": "pull_receipts"},
     query_by_client_id=True,
-    preload=("dispatcher.providers.opass", "dispatcher.providers.opass_push"),
+    preload=("dispatcher.providers.opass.client", "dispatcher.providers.opass.push"),
     identity=lambda gateway: gateway.api_key,
     raw_fields=("templates",),
     account_extras=_templates,

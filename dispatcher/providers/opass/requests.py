@@ -3,7 +3,7 @@
 Each endpoint has a ``plan_*`` function that checks the caller's input (collecting
 every problem into one :class:`~dispatcher.errors.ValidationError`) and returns the
 body fields to send; :func:`signed_request` adds the five ``x-*`` headers. Nothing
-here does I/O: :mod:`dispatcher.providers.opass` sends what these build and
+here does I/O: :mod:`dispatcher.providers.opass.client` sends what these build and
 parses what comes back.
 
 Empty optional fields are left out of the body entirely, so the body and the sign
@@ -21,7 +21,7 @@ from typing import Any
 
 from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import json_body
-from dispatcher.providers.opass_sign import signed_headers
+from dispatcher.providers.opass.sign import signed_headers
 from dispatcher.redact import build_repr, keys_repr, phones_repr
 from dispatcher.validation import MAX_BID_CHARS, MAX_CONTENT_CHARS, Checker
 

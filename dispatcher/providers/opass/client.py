@@ -1,13 +1,13 @@
 """opass (经分助手) client: a thin shell around pure request builders and answer parsers.
 
-:mod:`~dispatcher.providers.opass_requests` validates input and builds signed
+:mod:`~dispatcher.providers.opass.requests` validates input and builds signed
 requests; the ``parse_*`` functions here read the gateway's answers;
 :class:`~dispatcher.providers.http.HttpTransport` sends and translates transport
 failures. Every call is a signed JSON POST; only ``/health/info`` is unsigned.
 
 What a failure means for the caller:
 
-* a gateway code maps through :data:`~dispatcher.providers.opass_codes.OPASS_CODES`
+* a gateway code maps through :data:`~dispatcher.providers.opass.codes.OPASS_CODES`
   to one error class; throttles (6000) carry ``retry_after_s`` of 1 s for sends and
   20 s for queries (3 queries a minute per enterprise by default);
 * a send whose answer is lost or incomplete (no ``code``, or 200 without a
@@ -30,9 +30,9 @@ from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import Clock, raise_for_code, system_clock_ms
 from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
-from dispatcher.providers.opass_codes import OPASS_CODES
-from dispatcher.providers.opass_push import receipt_from_item
-from dispatcher.providers.opass_requests import (
+from dispatcher.providers.opass.codes import OPASS_CODES
+from dispatcher.providers.opass.push import receipt_from_item
+from dispatcher.providers.opass.requests import (
     BALANCE_PATH,
     CONTENT_TYPE,
     HEALTH_PATH,
@@ -45,7 +45,7 @@ from dispatcher.providers.opass_requests import (
     plan_statistics,
     signed_request,
 )
-from dispatcher.providers.opass_sign import new_nonce
+from dispatcher.providers.opass.sign import new_nonce
 from dispatcher.providers.results import (
     Balance,
     BalanceItem,
