@@ -89,10 +89,11 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_plug, opass_plug
+        from dispatcher.providers import aiofish_isms_plug, aiofish_plug, opass_plug
 
         register(opass_plug.PLUG)
         register(aiofish_plug.PLUG)
+        register(aiofish_isms_plug.PLUG)
 
 
 def gateways() -> Iterator[Gateway]:
