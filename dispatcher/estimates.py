@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dispatcher.config.accounts import Accounts
 from dispatcher.jobs import JobSpec
-from dispatcher.segments import domestic_segments
+from dispatcher.segments import domestic_segments, international_segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,10 @@ def _template_segments(accounts: Accounts, spec: JobSpec) -> tuple[int, bool]:
 
 
 def _content_segments(spec: JobSpec) -> tuple[int, bool]:
-    """Segments of an aiofish job: each recipient's text (signature included) by the domestic rules."""
+    """Segments of a content job: each recipient's text (signature included) by the domestic rules,
+    or an international job's text by the GSM-7 rules (160/153, else 70/67)."""
+    if spec.meta.get("segments") == "international":
+        return international_segments(spec.meta["content"]).count * len(spec.phones), True
     if spec.payloads is None:
         return domestic_segments(spec.meta["content"]).count * len(spec.phones), True
     # Per-phone texts often repeat (a few templates filled in): count each distinct text once.

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.errors import Problem, ValidationError
-from dispatcher.ledger import ChunkData
-from dispatcher.phones import all_unique_mainland, describe_bad, normalise_mainland
+from dispatcher.ledger import ChunkData, chunk_width
+from dispatcher.phones import all_unique_mainland, describe_bad, normalise_international, normalise_mainland
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
 from dispatcher.templates import Template
 from dispatcher.validation import MAX_BID_CHARS, MAX_PARAM_CHARS, MAX_SMS_ID_CHARS, Checker
@@ -45,6 +45,8 @@ class JobSpec:
     payloads: list[Any] | None = field(default=None, repr=False)
     duplicates: int = 0
     invalid: tuple[Problem, ...] = ()
+    #: Numbers with their country code (international SMS): chunks are stored at :func:`chunk_width`.
+    international: bool = False
 
     def __repr__(self) -> str:  # meta holds the content or params; phones and payloads are personal
         return build_repr(self, kind=repr(self.kind), account=repr(self.account), meta=keys_repr(self.meta),
@@ -55,7 +57,9 @@ class JobSpec:
         """The recipients cut into chunks of at most ``size``, in order."""
         for start in range(0, len(self.phones), size):
             end = start + size
-            yield ChunkData(self.phones[start:end], self.payloads[start:end] if self.payloads is not None else None)
+            phones = self.phones[start:end]
+            yield ChunkData(phones, self.payloads[start:end] if self.payloads is not None else None,
+                            chunk_width(phones) if self.international else None)
 
 
 def _recipients(
@@ -64,6 +68,7 @@ def _recipients(
     pairs: Iterable[tuple[Any, Any]] | None,
     payload_check: Any,
     skip_invalid: bool,
+    international: bool = False,
 ) -> tuple[list[str], list[Any] | None, int, list[Problem]]:
     """Normalise and de-duplicate recipients: ``(phones, payloads or None, duplicates, skipped)``.
 
@@ -76,7 +81,7 @@ def _recipients(
         return [], None, 0, []
     if phones is not None:
         given = phones if isinstance(phones, list) else list(phones)
-        if len(given) <= MAX_JOB_RECIPIENTS and all_unique_mainland(given):
+        if not international and len(given) <= MAX_JOB_RECIPIENTS and all_unique_mainland(given):
             return given, None, 0, []
         phones = given
     items: Iterable[Any] = ((p, None) for p in phones) if phones is not None else (pairs or ())
@@ -91,10 +96,12 @@ def _recipients(
             check.add(f"recipients[{i}]", "must be a (phone, value) pair")
             continue
         raw, payload = item
-        phone = normalise_mainland(raw)
+        phone = normalise_international(raw) if international else normalise_mainland(raw)
         where = f"{field_name}[{i}]" if phones is not None else f"recipients[{i}].phone"
         if phone is None:
-            problem = Problem(where, f"{describe_bad(raw)} (expected an 11-digit mainland mobile)")
+            expected = ("a number with its country code: 8 to 15 digits, +/00 allowed" if international
+                        else "an 11-digit mainland mobile")
+            problem = Problem(where, f"{describe_bad(raw)} (expected {expected})")
             if skip_invalid:
                 skipped.append(problem)
             else:
@@ -229,4 +236,37 @@ def content_job(
     return JobSpec(kind, "aiofish", account, meta, rows, payloads, dups, tuple(skipped))
 
 
-__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "template_job"]
+def international_job(
+    account: str,
+    *,
+    kind: str,
+    provider: str,
+    content: str | None,
+    phones: Iterable[Any] | None,
+    uuid: str | None = None,
+    priority: str = "bulk",
+    send_at_ms: int | None = None,
+    skip_invalid: bool = False,
+    uuid_max_chars: int = MAX_SMS_ID_CHARS,
+) -> JobSpec:
+    """Validate an international SMS job (``kind`` of gateway ``provider``): one text to numbers with
+    their country code (``+852…``, ``00852…`` or ``852…``, kept as digits); no 【signature】 needed.
+
+    The caller's ``uuid`` is kept as the job's tag. Raises ``ValidationError`` naming
+    ``phones[i]``, ``content``, ``uuid``… (``skip_invalid``: bad numbers listed, not refused).
+    """
+    check = Checker()
+    text = check.text(content, field="content")
+    check.client_id(uuid, field="uuid", max_chars=uuid_max_chars)
+    meta = _common(check, priority, send_at_ms)
+    if phones is None:
+        check.add("phones", "give the numbers to send to")
+    rows, _, dups, skipped = _recipients(check, phones if phones is not None else [], None, None, skip_invalid,
+                                         international=True)
+    check.done()
+    meta.update(kind=kind, provider=provider, account=account, content=text, tag=uuid or "",
+                segments="international")
+    return JobSpec(kind, provider, account, meta, rows, None, dups, tuple(skipped), international=True)
+
+
+__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "international_job", "template_job"]

@@ -25,6 +25,11 @@ from dispatcher.redact import build_repr, phones_repr, size_repr
 COUNTERS = STATES
 PHONE_STATES = STATE_BYTES
 PHONE_WIDTH = 11
+#: Width of a chunk holding a number that is not 11 digits long (international SMS): E.164's
+#: longest, each number left-padded with zeros. No valid number starts with 0, so every
+#: reader strips them (:func:`split_phones`) and a receipt's number is padded to the chunk's
+#: width before it is compared. A chunk of 11-digit numbers is stored as before, unpadded.
+WIDE_PHONE_WIDTH = 15
 #: Default of ``SMSD_OUTCOME_FEED_MAX``: outcome feed entries kept (one per chunk and change).
 OUTCOME_FEED_MAX = 100_000
 #: Chunks cancelled per script call (each call holds Redis for ~0.1 ms a chunk).
@@ -63,12 +68,43 @@ class Claim:
                           phones=phones_repr(self.phones), payloads=size_repr(self.payloads), wait_s=str(self.wait_s))
 
 
+def chunk_width(phones: Sequence[str]) -> int:
+    """The width a chunk of these (valid, normalised) numbers is stored at. Pure."""
+    return PHONE_WIDTH if all(len(p) == PHONE_WIDTH for p in phones) else WIDE_PHONE_WIDTH
+
+
+def join_phones(phones: Sequence[str], width: int) -> str:
+    """A chunk's numbers as stored: fixed ``width``, left-padded with zeros when wider than a number. Pure."""
+    return "".join(phones) if width == PHONE_WIDTH else "".join(p.zfill(width) for p in phones)
+
+
+def split_phones(text: str, width: int) -> tuple[str, ...]:
+    """A chunk's stored numbers back as numbers (padding stripped). Pure."""
+    if width == PHONE_WIDTH:
+        return tuple(text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH))
+    return tuple(text[i : i + width].lstrip("0") for i in range(0, len(text), width))
+
+
+def stored_forms(phone: str) -> list[str]:
+    """The forms a normalised number may be stored under (unpadded in an 11-wide chunk, padded in a
+    wide one): what a lookup by phone searches. Pure."""
+    forms = [phone] if len(phone) == PHONE_WIDTH else []
+    if len(phone) <= WIDE_PHONE_WIDTH:
+        forms.append(phone.zfill(WIDE_PHONE_WIDTH))
+    return forms
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkData:
-    """What the producer stores for one chunk: its phones and optional per-phone payloads."""
+    """What the producer stores for one chunk: its phones and optional per-phone payloads.
+
+    ``width`` is the stored width of its numbers (``None``: :data:`PHONE_WIDTH`, the
+    mainland numbers every SMS job holds; an international job passes :func:`chunk_width`).
+    """
 
     phones: Sequence[str]
     payloads: Sequence[Any] | None = None
+    width: int | None = None
 
     def __repr__(self) -> str:
         return build_repr(self, phones=phones_repr(self.phones), payloads=size_repr(self.payloads))
@@ -138,12 +174,13 @@ class Ledger:
         n = -1
         try:
             for n, chunk in enumerate(chunks):
+                width = chunk.width or PHONE_WIDTH
                 fields: dict[Any, Any] = {
                     "state": "pending",
                     "size": len(chunk.phones),
                     "attempt": 0,
-                    "phones": "".join(chunk.phones),
-                    "w": PHONE_WIDTH,
+                    "phones": join_phones(chunk.phones, width),
+                    "w": width,
                     "since": now_ms,
                 }
                 if chunk.payloads is not None:
@@ -155,7 +192,7 @@ class Ledger:
                 self._index_phones(
                     keys=[keys.phone_jobs(day), keys.phone_days()],
                     args=[index_until_ms // 1000, index_until_ms, day, job_no, job_id,
-                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], PHONE_WIDTH,
+                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], width,
                           bucket_prefix, PHONE_BUCKETS],
                     client=pipe)
                 total += len(chunk.phones)
@@ -213,15 +250,16 @@ class Ledger:
         """Take chunks ``ns`` of a job out of the day's phone index (their phones read from the chunks)."""
         pipe = self.r.pipeline(transaction=False)
         for n in ns:
-            pipe.hget(self.keys.chunk(job_id, n), "phones")
-        for raw in pipe.execute():
+            pipe.hmget(self.keys.chunk(job_id, n), ["phones", "w"])
+        for raw, raw_width in pipe.execute():
             text = as_text(raw or b"")
             if not text:
                 continue
-            buckets = [self.keys.phone_bucket(day, phone_bucket_of(text[i : i + PHONE_WIDTH]))
-                       for i in range(0, len(text), PHONE_WIDTH)]
+            width = int(as_text(raw_width or b"") or PHONE_WIDTH)
+            buckets = [self.keys.phone_bucket(day, phone_bucket_of(text[i : i + width]))
+                       for i in range(0, len(text), width)]
             self._unindex_phones(keys=[self.keys.phone_jobs(day), *buckets],
-                                 args=[job_no, job_no.to_bytes(4, "big"), text, PHONE_WIDTH])
+                                 args=[job_no, job_no.to_bytes(4, "big"), text, width])
 
     # -- state changes --------------------------------------------------------------
 
@@ -258,8 +296,8 @@ class Ledger:
         if status != "ok":
             return Claim(status, detail=detail)
         text, payloads = as_text(reply[2]), reply[3]
-        return Claim("ok", attempt=int(detail),
-                     phones=tuple(text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH)),
+        width = int(as_text(reply[5])) if len(reply) > 5 and reply[5] else PHONE_WIDTH
+        return Claim("ok", attempt=int(detail), phones=split_phones(text, width),
                      payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0)
 
     def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:

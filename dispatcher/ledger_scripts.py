@@ -20,7 +20,9 @@ Every script that makes a recipient final also appends it to the outcome feed
 indexes, two bytes each, or ``*`` for all) and checks whether its job has just
 been fully submitted or finished; each event is queued once (``ev:s`` / ``ev:f``
 in the job hash) for the app's task.
-Phones are stored fixed-width (11 digits, no separator); APPLY_RECEIPTS finds a
+Phones are stored fixed-width (the chunk's ``w``: 11 digits, or 15 left-padded with zeros
+in a chunk of international numbers; no separator); APPLY_RECEIPTS pads a receipt's number to
+the chunk's width and finds a
 phone's index through the chunk's ``ix`` hash table (built on the first receipt,
 every hit checked against the stored phones), else with one plain ``string.find``.
 
@@ -40,12 +42,12 @@ from dispatcher.limiter_scripts import TAKE_SLOT
 # ARGV: now_ms, member, then (with limits only) reserve_ms, interval1_ms, burst1, …, and last the
 # claimer (worker node name and process id), kept in 'by' so an operator, or a
 # drill after a kill -9, can tell whose chunks were in flight.
-# Returns {'ok', attempt, phones, payloads or '', wait_ms} | {'wait', wait_ms}
+# Returns {'ok', attempt, phones, payloads or '', wait_ms, width} | {'wait', wait_ms}
 #       | {'paused', reason} | {'skip', state} | {'cancelled', ''}
 CLAIM = TAKE_SLOT + """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
-local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads')
+local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads', 'w')
 if c[1] ~= 'pending' then return {'skip', c[1] or 'missing'} end
 -- A cancelled job's chunk the cancel has not reached yet: the caller cancels it.
 if redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then return {'cancelled', ''} end
@@ -62,7 +64,7 @@ redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
-return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait)}
+return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait), c[5] or '11'}
 """
 
 
@@ -363,8 +365,14 @@ local function build_ix(phones, width)
   for i = 1, 2 * m, 256 do parts[#parts + 1] = string.char(unpack(bytes, i, math.min(i + 255, 2 * m))) end
   return table.concat(parts)
 end
+-- a receipt's number as a chunk of this width stores it (wide chunks pad with zeros)
+local function padded(phone, width)
+  if #phone < width and width ~= 11 then return string.rep('0', width - #phone) .. phone end
+  return phone
+end
 local function names_a_phone(list, phones, width)
   for phone in string.gmatch(list, '[^,]+') do
+    phone = padded(phone, width)
     if #phone == width and find_index(phones, width, phone) then return true end
   end
   return false
@@ -455,7 +463,7 @@ for c = 0, (#KEYS - 8) / 5 - 1 do
       local done, applied, from, cfrom, tfrom, changed = {}, 0, 1, 1, 1, {}
       for r = 1, count do
         local stop = string.find(list, ',', from, true)
-        local phone = string.sub(list, from, (stop or 0) - 1)
+        local phone = padded(string.sub(list, from, (stop or 0) - 1), width)
         local byte = string.sub(bytes, r, r)
         if stop then from = stop + 1 end
         local cstop = string.find(code_list, '\\n', cfrom, true)

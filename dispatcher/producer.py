@@ -25,6 +25,7 @@ from dispatcher.enqueue import Enqueuer
 from dispatcher.errors import InsufficientBalanceError, Problem, ValidationError
 from dispatcher.estimates import UNKNOWN, BalanceReading, Estimate, estimate_of, shortfall
 from dispatcher.ledger import COUNTERS, as_text
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
 from dispatcher.records import RecordReader, lookup_records
@@ -143,9 +144,32 @@ def content_spec(
     return spec, jobs.CHUNK_LIMITS[spec.kind]
 
 
+def international_spec(
+    accounts: Accounts,
+    account: str,
+    *,
+    content: str | None = None,
+    phones: Iterable[Any] | None = None,
+    uuid: str | None = None,
+    priority: str = "bulk",
+    send_at: dt.datetime | int | None = None,
+    skip_invalid: bool = False,
+) -> tuple[jobs.JobSpec, int]:
+    """What ``send_international`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
+    from dispatcher.providers.aiofish_isms_plug import KIND, NAME
+    from dispatcher.providers.aiofish_vsms import MAX_UUID_CHARS
+
+    accounts.get(NAME, account)
+    spec = jobs.international_job(account, kind=KIND, provider=NAME, content=content, phones=phones, uuid=uuid,
+                                  priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
+                                  uuid_max_chars=MAX_UUID_CHARS)
+    return spec, registry.job_kind(KIND).chunk_limit
+
+
 #: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
 #: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
 SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {"template": template_spec, "content": content_spec}
+SEND_CHECKS["international"] = international_spec
 #: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
 _SEND_ONLY = ("force", "progress")
 
@@ -215,6 +239,34 @@ class Producer:
         spec, chunk_size = content_spec(
             self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
             sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
+        )
+        return self._send(spec, chunk_size, progress, force)
+
+    def send_international(
+        self,
+        account: str,
+        *,
+        content: str,
+        phones: Iterable[Any],
+        uuid: str | None = None,
+        priority: str = "bulk",
+        send_at: dt.datetime | int | None = None,
+        skip_invalid: bool = False,
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> JobHandle:
+        """Queue aiofish international SMS (isms): ``content`` to numbers with their country code.
+
+        Numbers may be written ``+85291234567``, ``0085291234567`` or ``85291234567``
+        (kept as digits); the text needs no 【signature】 and is billed by the GSM-7 rules
+        (160/153 a part, else 70/67). ``uuid`` is kept as the job's tag. Sent in calls of
+        up to 1000 numbers. Raises ``ValidationError`` naming ``phones[i]`` (nothing stored),
+        ``InsufficientBalanceError`` (unless ``force=True``), ``StorageFullError`` or
+        ``ConfigurationError`` (an account without ``app_key``/``app_secret`` fails at send).
+        """
+        spec, chunk_size = international_spec(
+            self.accounts, account, content=content, phones=phones, uuid=uuid, priority=priority,
+            send_at=send_at, skip_invalid=skip_invalid,
         )
         return self._send(spec, chunk_size, progress, force)
 

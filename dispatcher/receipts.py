@@ -11,6 +11,7 @@ receipts reach :func:`apply_receipts` through :mod:`dispatcher.receipt_stream`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from typing import Any
 import redis
 import structlog
 
-from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
-from dispatcher.ledger import Ledger, Packed, pack_receipts
+from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_chunk_member, parse_client_id
+from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 
 log = structlog.get_logger("dispatcher.receipts")
@@ -68,6 +69,35 @@ def group_receipts(receipts: Iterable[Receipt]) -> tuple[list[Group], int]:
             group = groups[cid] = (*parsed, [])
         group[3].append(receipt)
     return list(groups.values()), unmatched
+
+
+def name_attempts(client: redis.Redis, keys: Keys, provider: str,
+                  receipts: Sequence[Receipt]) -> tuple[list[Receipt], int]:
+    """Receipts that echo no id of ours but carry the vendor's message id (an isms status push
+    has only the ``msgId`` its send answered) given the client id of the chunk attempt that
+    message id was answered to, found through the ledger's message index (``P:mid:``, set when
+    the answer was recorded). Returns the receipts and how many named a message id not (yet)
+    known. Two round trips, only when such receipts came. Raises ``redis.RedisError``.
+    """
+    lost = [i for i, r in enumerate(receipts) if not r.client_id and r.message_id]
+    if not lost:
+        return list(receipts), 0
+    members = client.mget([keys.message(provider, receipts[i].message_id or "") for i in lost])
+    chunks = [parse_chunk_member(as_text(m)) if m else None for m in members]
+    pipe = client.pipeline(transaction=False)
+    for found in chunks:
+        if found is not None:
+            pipe.hget(keys.chunk(*found), "attempt")
+    attempts = iter(pipe.execute())
+    out, unknown = list(receipts), 0
+    for i, found in zip(lost, chunks, strict=True):
+        attempt = int(as_text(next(attempts) or b"0")) if found is not None else 0
+        if found is None or attempt < 1:
+            unknown += 1
+            continue
+        # The attempt the message id was answered to is the chunk's current one: an accepted chunk is never resent.
+        out[i] = dataclasses.replace(receipts[i], client_id=client_id(found[0], found[1], attempt))
+    return out, unknown
 
 
 def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> list[list[Group]]:

@@ -30,7 +30,8 @@ from dispatcher.deliveries import (
     read_record,
 )
 from dispatcher.keys import parse_chunk_member, phone_bucket_of
-from dispatcher.ledger import PHONE_WIDTH, Ledger, as_text
+from dispatcher.ledger import PHONE_WIDTH, Ledger, as_text, stored_forms
+from dispatcher.phones import describe_bad, normalise_international, normalise_mainland
 from dispatcher.providers import registry
 from dispatcher.validation import Checker
 
@@ -69,9 +70,14 @@ def deliveries_of(meta: dict[str, str], read: ChunkRead, indexes: Iterable[int] 
         entry = table[ci - 1] if 0 < ci <= len(table) else None
         out.append(Delivery(
             job_id=read.job_id, provider=meta.get("provider", ""), account=meta.get("account", ""),
-            phone=phones[i * w : (i + 1) * w], state=phone_state, code=entry.code if entry else "",
+            phone=_number(phones[i * w : (i + 1) * w], w), state=phone_state, code=entry.code if entry else "",
             detail=entry.detail if entry else "", message_id=mid, at_ms=at_ms, tag=meta.get("tag", "")))
     return out
+
+
+def _number(stored: str, width: int) -> str:
+    """A stored number without the zeros a wide chunk pads it with (see :data:`~dispatcher.ledger.WIDE_PHONE_WIDTH`)."""
+    return stored if width == PHONE_WIDTH else stored.lstrip("0")
 
 
 def newest_indexes(read: ChunkRead, limit: int) -> list[int] | None:
@@ -142,11 +148,21 @@ class RecordReader:
         """Records of a phone in every job still kept, newest first (one round trip, and one per job
         whose meta this process has not read yet)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        flat = self._lookup_phone(keys=[self.keys.phone_days()],
-                                  args=[phone, now_ms, self.keys.phone_index_head(), phone_bucket_of(phone),
-                                        *self.keys.chunk_parts()])
         found: list[Delivery] = []
         seen: set[tuple[str, int]] = set()
+        # A number is stored as itself in a chunk of 11-digit numbers and zero-padded in a wide
+        # one (international SMS): one search per form (same bucket: the same number).
+        for form in stored_forms(phone):
+            flat = self._lookup_phone(keys=[self.keys.phone_days()],
+                                      args=[form, now_ms, self.keys.phone_index_head(), phone_bucket_of(form),
+                                            *self.keys.chunk_parts()])
+            found += self._phone_records(flat, form, provider, seen)
+        return _newest_first(found, limit)
+
+    def _phone_records(self, flat: list[Any], form: str, provider: str | None,
+                       seen: set[tuple[str, int]]) -> list[Delivery]:
+        """The records LOOKUP_PHONE returned for one stored form of a number (chunks in ``seen`` skipped)."""
+        found: list[Delivery] = []
         for i in range(0, len(flat), 11):
             job_id, n = as_text(flat[i]), int(flat[i + 1])
             meta = self.ledger.job_meta(job_id)
@@ -155,10 +171,10 @@ class RecordReader:
             seen.add((job_id, n))
             state, since, t0, mid, codes, width = flat[i + 2 : i + 8]
             # The chunk as far as this phone goes: its own state byte and record, at index 0.
-            read = ChunkRead(job_id, n, [state, since, t0, mid, codes, phone.encode(), width],
+            read = ChunkRead(job_id, n, [state, since, t0, mid, codes, form.encode(), width],
                              flat[i + 8] or b"", flat[i + 9] or b"")
             found += deliveries_of(meta, read, [0])
-        return _newest_first(found, limit)
+        return found
 
     def feed(self, cursor: str, *, limit: int, block_ms: int | None) -> tuple[list[Delivery], str]:
         """Final outcomes after ``cursor`` (see :func:`parse_cursor`), oldest first, and the next cursor."""
@@ -213,7 +229,12 @@ def check_lookup(*, message_id: object, phone: object, provider: object) -> tupl
         check.add("lookup", "give message_id or phone (exactly one)")
     if provider is not None and provider not in registry.names():
         check.add("provider", f"unknown provider {provider!r}; one of {', '.join(registry.names())}")
-    normal = check.phone(phone, field="phone") if phone is not None else None
+    normal = None
+    if phone is not None:
+        # A mainland mobile (its +86 forms too), else a number with its country code (isms).
+        normal = normalise_mainland(phone) or normalise_international(phone)
+        if normal is None:
+            check.add("phone", f"{describe_bad(phone)} (expected a mainland mobile or a number with its country code)")
     mid = clean_id(message_id) if message_id is not None else None
     if message_id is not None and not mid:
         check.add("message_id", "is empty")

@@ -4,6 +4,7 @@ Routes (``TOKEN`` is the account's ``callback_secret``, compared in constant tim
 
     POST /hooks/opass/{account}/{TOKEN}            status and uplink pushes (JSON)
     POST /hooks/aiofish/{account}/{TOKEN}          reports and uplinks, in the account's push_variant
+    POST /hooks/aiofish-isms/{account}/{TOKEN}     international SMS status pushes (JSON)
     GET  /healthz                                  readiness (accounts loaded and servable, Redis up)
 
 What is checked before anything is kept: the path token (an account whose
@@ -21,7 +22,8 @@ for good after three answers slower than 1 s.
 Answers: 200 with the vendor's success body for every push recorded (whether
 or not its receipts will prove anything, so probing learns nothing); 404 for an
 unknown hook or token; 400/413 for a body that is malformed or fails
-verification; 503 only when Redis cannot take the push, so the vendor retries.
+verification; 503 when Redis cannot take the push, or when a push that names only the
+vendor's message id (isms) names one the ledger does not know yet, so the vendor retries.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipt_stream import record
-from dispatcher.receipts import store_uplinks
+from dispatcher.receipts import name_attempts, store_uplinks
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
 from dispatcher.runtime import LazyRuntime, Runtime
 
@@ -113,6 +115,11 @@ def handle_push(
     uplinks = [i for i in items if isinstance(i, Uplink)]
     recorded = 0
     if receipts:
+        receipts, unknown = name_attempts(rt.redis, rt.keys, provider, receipts)
+        if unknown:
+            # A push for a message id the ledger does not know yet: most likely it raced the
+            # worker recording the send's answer. Refused, so the vendor pushes it again.
+            raise _Reject("503 Service Unavailable", "message id not known (yet)")
         recorded = record(rt.redis, rt.keys.receipt_stream(), provider, name, receipts, source="push",
                           now_ms=system_clock_ms())
     if uplinks:

@@ -162,6 +162,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
     by_key: dict[tuple[str, str], AccountConfig] = {}
     for plug in registry.gateways():
         provider = plug.name
+        if plug.accounts_of is not None:
+            continue  # a channel of another gateway's accounts: added below
         for i, raw in enumerate(doc.get(provider, [])):
             where = f"{provider}[{i}]"
             item = dict(raw)
@@ -190,7 +192,21 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s, **extras)
+    _add_channels(by_key)
     return Accounts(by_key)
+
+
+def _add_channels(by_key: dict[tuple[str, str], AccountConfig]) -> None:
+    """Each account of a gateway that other plugs are channels of (``Gateway.accounts_of``) becomes
+    an account of those channels too: same name, settings, callback secret and reconcile window
+    (so its hook and its receipts' owner ``channel:name`` work); limits are the channel plug's."""
+    for plug in registry.gateways():
+        if plug.accounts_of is None:
+            continue
+        for (provider, name), account in list(by_key.items()):
+            if provider == plug.accounts_of:
+                by_key[(plug.name, name)] = AccountConfig(plug.name, account.gateway, account.callback_secret,
+                                                          reconcile_window_s=account.reconcile_window_s)
 
 
 def load_accounts(path: str | Path, env: Mapping[str, str] | None = None) -> Accounts:

@@ -65,6 +65,10 @@ class Gateway:
     #: ... and turned into ``AccountConfig`` extras: ``(fields, client settings, where) -> kwargs``;
     #: raises ``ConfigurationError`` naming ``where``.
     account_extras: Callable[[dict[str, Any], Any, str], dict[str, Any]] = lambda _fields, _gateway, _where: {}
+    #: A channel of another gateway's accounts (e.g. ``"aiofish"``): the accounts file has no
+    #: entries under this plug's name; each account of that gateway is also an account of this
+    #: channel, with the same settings and callback secret (its own limits are the plug's).
+    accounts_of: str | None = None
 
 
 _GATEWAYS: dict[str, Gateway] = {}
@@ -85,11 +89,12 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_plug
+        from dispatcher.providers import aiofish_isms_plug, aiofish_plug
         from dispatcher.providers.opass import plug as opass_plug
 
         register(opass_plug.PLUG)
         register(aiofish_plug.PLUG)
+        register(aiofish_isms_plug.PLUG)
 
 
 def gateways() -> Iterator[Gateway]:

@@ -149,3 +149,14 @@ def test_the_example_file_declares_the_sandboxs_templates() -> None:
     accounts = load_accounts(REPO / "config" / "accounts.example.json", env={})
     declared = accounts.get("opass", "demo").templates
     assert {code: t.text for code, t in declared.items()} == dict(OPASS_TEMPLATES)
+
+
+def test_each_aiofish_account_is_also_an_account_of_its_isms_channel() -> None:
+    """The accounts file has no ``aiofish-isms`` entries: each aiofish account is the isms channel's
+    too, with the same settings and callback secret (its hook and receipts' owner work)."""
+    from dispatcher.config.accounts import parse_accounts
+    from dispatcher.local.demo import AIOFISH_HOOK_TOKEN, accounts_doc
+
+    accounts = parse_accounts(accounts_doc("http://127.0.0.1:1"))
+    sms, isms = accounts.get("aiofish", "demo"), accounts.get("aiofish-isms", "demo")
+    assert (isms.provider, isms.gateway, isms.callback_secret) == ("aiofish-isms", sms.gateway, AIOFISH_HOOK_TOKEN)

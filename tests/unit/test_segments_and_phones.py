@@ -125,3 +125,31 @@ def test_domestic_units_are_the_billed_total() -> None:
     """units is the sum of the parts: 150 characters and one emoji bill 152 units in 67 + 67 + 18."""
     seg = domestic_segments("字" * 150 + "😀")
     assert (seg.encoding, seg.units, seg.parts, seg.count) == ("ucs2", 152, (67, 67, 18), 3)
+
+
+def test_an_international_gsm7_text_past_160_is_billed_in_parts_of_153() -> None:
+    """International GSM-7: 160 characters is one part, 161 two (153 a part), an extension character
+    (€) counts 2; a text with one non-GSM character falls to UCS-2 (70, then 67 a part)."""
+    from dispatcher.segments import international_segments
+
+    assert international_segments("a" * 160).count == 1
+    assert international_segments("a" * 161).count == 2
+    assert international_segments("a" * 306).count == 2
+    assert international_segments("a" * 307).count == 3
+    assert international_segments("€" * 80).count == 1
+    assert international_segments("€" * 81).count == 2
+    assert international_segments("你" * 70).count == 1
+    assert international_segments("a" * 100 + "你").count == 2
+    assert international_segments("a" * 134 + "你").count == 3
+
+
+def test_an_isms_estimate_counts_gsm7_segments_per_number() -> None:
+    """``estimate("international", …)`` bills each number the GSM-7 parts of the text, on the
+    aiofish account's isms channel, with the numbers given in any written form."""
+    from dispatcher.config.accounts import parse_accounts
+    from dispatcher.local.demo import accounts_doc
+    from dispatcher.testing import FakeDispatcher
+
+    fake = FakeDispatcher(accounts=parse_accounts(accounts_doc("http://127.0.0.1:1")))
+    est = fake.estimate("international", "demo", content="a" * 161, phones=["+85291234567", "004477123456789"])
+    assert (est.provider, est.recipients, est.segments, est.segments_exact) == ("aiofish-isms", 2, 4, True)

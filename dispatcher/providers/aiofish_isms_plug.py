@@ -1,0 +1,60 @@
+"""aiofish international SMS (isms) as a gateway channel plug (see :mod:`.registry`).
+
+It uses the aiofish accounts (``accounts_of``): an account's ``app_key``/``app_secret``
+sign its calls, its ``callback_secret`` guards its hook ``/hooks/aiofish-isms/{account}/{token}``.
+The status push carries only the ``msgId`` the send answered (no id of ours): the
+webhook finds the chunk through the ledger's message index (``P:mid:``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dispatcher.errors import ConfigurationError
+from dispatcher.limits import Limit
+from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish_vsms import ISMS, MAX_MOBILES
+from dispatcher.providers.registry import Gateway, JobKind
+
+NAME = ISMS
+KIND = f"{ISMS}.send"
+
+
+def make_client(account: Any) -> Any:
+    """An :class:`~dispatcher.providers.aiofish_vsms.AiofishIsmsClient` for ``account`` (an ``AccountConfig``)."""
+    from dispatcher.providers.aiofish_vsms import AiofishIsmsClient
+
+    if not isinstance(account.gateway, AiofishAccount):
+        raise ConfigurationError(f"{NAME}:{account.name} is not configured as an aiofish account")
+    return AiofishIsmsClient(account.gateway)
+
+
+def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,
+          cid: str) -> Any:
+    # Our chunk attempt's id goes as the call's uuid (the manual's 用户端消息ID); the caller's is the job's tag.
+    return client.send(job["content"], list(phones), uuid=cid)
+
+
+def _parse_push(_account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
+    from dispatcher.providers import aiofish_push
+
+    return [aiofish_push.parse_isms_push(body)], aiofish_push.PUSH_OK_BODY.encode(), "text/plain"
+
+
+#: The manual documents no isms rate (only a ``request_limit`` answer): 20 calls/s
+#: (20,000 numbers/s in calls of 1000) is our assumption, there so a request_limit
+#: answer has something to slow down (the aiofish entry's ``limits`` are its SMS's, not
+#: this channel's). isms has no balance
+#: or receipt query API: nothing to poll, and an ambiguous chunk waits for pushes.
+PLUG = Gateway(
+    name=NAME,
+    account_class=AiofishAccount,
+    client=make_client,
+    kinds=(JobKind(KIND, MAX_MOBILES, _send),),
+    limits={"send": (Limit("send", 20, 1.0),)},
+    parse_push=_parse_push,
+    preload=("dispatcher.providers.aiofish_vsms", "dispatcher.providers.aiofish_push"),
+    identity=lambda gateway: gateway.account,
+    accounts_of="aiofish",
+)
