@@ -624,17 +624,20 @@ return 1
 # keys.py gives (``Keys.chunk_parts``): the refs name chunks no caller knows yet.
 # The live days come from the days index in the same call (one round trip in all:
 # on a VM's loopback each one costs ~0.5 ms), their keys from ``Keys.phone_index_head``.
-# KEYS: days   ARGV: phone, now_ms, phone index head, bucket, chunk key head, chunk key middle
-# Returns a flat list, 11 items a record, newest day and newest ref first:
-#   job id, chunk number, state, since, t0, mid, codes, width, state byte, record (5 bytes), index
+# A number has one form per chunk width it can be stored at (as itself, or zero-padded
+# in a wide chunk of international numbers); all are looked for in the same call.
+# KEYS: days   ARGV: now_ms, phone index head, bucket, chunk key head, chunk key middle, forms…
+# Returns a flat list, 12 items a record, newest day and newest ref first:
+#   job id, chunk number, state, since, t0, mid, codes, width, state byte, record (5 bytes), index, form
 LOOKUP_PHONE = """
 local out = {}
-local phone = ARGV[1]
-local days = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')
+local days = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
 table.sort(days, function(x, y) return tonumber(x) > tonumber(y) end)
 for _, day in ipairs(days) do
-  local jobs_key = ARGV[3] .. day .. ':jobs'
-  local refs = redis.call('HGET', ARGV[3] .. day .. ':' .. ARGV[4], phone)
+ local jobs_key = ARGV[2] .. day .. ':jobs'
+ for a = 6, #ARGV do
+  local phone = ARGV[a]
+  local refs = redis.call('HGET', ARGV[2] .. day .. ':' .. ARGV[3], phone)
   if refs then
     for r = #refs - 6, 1, -7 do  -- newest ref last: walk backwards
       local b1, b2, b3, b4, c1, c2, c3 = string.byte(refs, r, r + 6)
@@ -642,7 +645,7 @@ for _, day in ipairs(days) do
       local job_id = redis.call('HGET', jobs_key, tostring(no))
       if job_id then
         local n = tostring((c1 * 256 + c2) * 256 + c3)
-        local chunk = ARGV[5] .. job_id .. ARGV[6] .. n
+        local chunk = ARGV[4] .. job_id .. ARGV[5] .. n
         local f = redis.call('HMGET', chunk, 'state', 'since', 't0', 'mid', 'codes', 'phones', 'w')
         if f[6] then
           local width = tonumber(f[7] or '11')
@@ -657,7 +660,7 @@ for _, day in ipairs(days) do
             local st = redis.call('GETRANGE', chunk .. ':st', idx, idx)
             local rec = redis.call('GETRANGE', chunk .. ':rec', idx * 5, idx * 5 + 4)
             for _, v in ipairs({job_id, n, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '',
-                                tostring(width), st, rec, tostring(idx)}) do
+                                tostring(width), st, rec, tostring(idx), phone}) do
               out[#out + 1] = v
             end
           end
@@ -665,6 +668,7 @@ for _, day in ipairs(days) do
       end
     end
   end
+ end
 end
 return out
 """

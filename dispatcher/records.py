@@ -152,18 +152,20 @@ class RecordReader:
         seen: set[tuple[str, int]] = set()
         # A number is stored as itself in a chunk of 11-digit numbers and zero-padded in a wide
         # one (international SMS): one search per form (same bucket: the same number).
-        for form in stored_forms(phone):
-            flat = self._lookup_phone(keys=[self.keys.phone_days()],
-                                      args=[form, now_ms, self.keys.phone_index_head(), phone_bucket_of(form),
-                                            *self.keys.chunk_parts()])
-            found += self._phone_records(flat, form, provider, seen)
+        forms = stored_forms(phone)
+        if not forms:
+            return []
+        flat = self._lookup_phone(keys=[self.keys.phone_days()],
+                                  args=[now_ms, self.keys.phone_index_head(), phone_bucket_of(forms[0]),
+                                        *self.keys.chunk_parts(), *forms])
+        found += self._phone_records(flat, provider, seen)
         return _newest_first(found, limit)
 
-    def _phone_records(self, flat: list[Any], form: str, provider: str | None,
-                       seen: set[tuple[str, int]]) -> list[Delivery]:
-        """The records LOOKUP_PHONE returned for one stored form of a number (chunks in ``seen`` skipped)."""
+    def _phone_records(self, flat: list[Any], provider: str | None, seen: set[tuple[str, int]]) -> list[Delivery]:
+        """The records LOOKUP_PHONE returned (chunks in ``seen`` skipped)."""
         found: list[Delivery] = []
-        for i in range(0, len(flat), 11):
+        for i in range(0, len(flat), 12):
+            form = as_text(flat[i + 11])
             job_id, n = as_text(flat[i]), int(flat[i + 1])
             meta = self.ledger.job_meta(job_id)
             if (job_id, n) in seen or not meta or (provider is not None and meta.get("provider") != provider):
