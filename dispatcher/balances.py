@@ -16,6 +16,7 @@ import structlog
 
 from dispatcher.estimates import BalanceReading
 from dispatcher.ledger import as_text
+from dispatcher.providers import registry
 from dispatcher.runtime import Runtime
 
 log = structlog.get_logger("dispatcher.balances")
@@ -40,6 +41,8 @@ class BalanceCache:
     def read(self, provider: str, account: str) -> BalanceReading:
         """Ask the gateway now if the ``balance`` limit allows it, and cache the answer; else an unknown reading."""
         rt = self._rt
+        if not registry.gateway(provider).has_balance:
+            return BalanceReading(None, note=f"{provider} has no balance query")
         wait_ms = rt.limiter.try_acquire(provider, account, "balance")
         if wait_ms:
             return BalanceReading(None, note=f"balance query budget in use, next slot in {wait_ms / 1000:.0f} s")

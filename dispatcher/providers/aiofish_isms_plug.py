@@ -57,4 +57,5 @@ PLUG = Gateway(
     preload=("dispatcher.providers.aiofish_vsms", "dispatcher.providers.aiofish_push"),
     identity=lambda gateway: gateway.account,
     accounts_of="aiofish",
+    has_balance=False,  # the isms API has no balance call: its sends are not guarded
 )

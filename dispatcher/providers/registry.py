@@ -55,6 +55,8 @@ class Gateway:
     #: Whether its receipt query filters by our client id: an ambiguous chunk is
     #: then asked about before it is resent (else it waits for pushes and polls).
     query_by_client_id: bool = False
+    #: Whether its client can ask for the account's balance (the balance guard's source).
+    has_balance: bool = True
     #: Modules a worker imports up front, so forked pool processes share them.
     preload: tuple[str, ...] = ()
     #: What names an account at the vendor (two entries naming one vendor account are refused).
