@@ -113,7 +113,7 @@ def _content_segments(spec: JobSpec) -> tuple[int, bool]:
 
 def count_segments(accounts: Accounts, spec: JobSpec) -> tuple[int, bool]:
     """``(segments, exact)`` of a validated job: the messages its recipients will be billed."""
-    if spec.provider == "opass":
+    if spec.meta.get("template_code"):  # a job sending a console template the gateway fills in
         return _template_segments(accounts, spec)
     return _content_segments(spec)
 
