@@ -42,7 +42,7 @@ from dispatcher.estimates import BalanceReading
 from dispatcher.jobs import JobSpec
 from dispatcher.phones import normalise_mainland
 from dispatcher.producer import JobHandle, JobStatus, Producer
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.records import check_lookup
 from dispatcher.redact import build_repr, phones_repr, size_repr
@@ -60,13 +60,9 @@ class AnyAccounts(Accounts):
         super().__init__({})
 
     def get(self, provider: str, name: str) -> AccountConfig:
-        """A placeholder account ``provider:name``; never refuses."""
-        gateway: OpassAccount | AiofishAccount
-        if provider == "opass":
-            gateway = OpassAccount(name=name, api_key="fake", access_key="fake")
-        else:
-            gateway = AiofishAccount(name=name, account="fake", password="fake")  # noqa: S106 - never sent
-        return AccountConfig(provider, gateway)
+        """A placeholder account ``provider:name`` (its plug's :attr:`~registry.Gateway.placeholder`);
+        refuses only a gateway nobody registered (``ConfigurationError``)."""
+        return AccountConfig(provider, registry.gateway(provider).placeholder(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +100,7 @@ class SentJob:
         """What ``phone`` is sent: the template params (opass) or the content (aiofish)."""
         if self.per_phone is not None:
             return self.per_phone[phone]
-        return self.params if self.provider == "opass" else self.content
+        return self.params if self.params is not None else self.content
 
 
 @dataclass(slots=True)
@@ -288,7 +284,7 @@ class FakeDispatcher(Producer):
         """Record a job that passed the checks in :attr:`outbox`, every recipient ``pending``."""
         meta = spec.meta
         tag = meta.get("tag", "")
-        params = spec.provider == "opass" and spec.payloads is None
+        params = "params" in meta and spec.payloads is None  # a template filled in the same for all
         send_at = int(meta["send_at_ms"]) or None
         with self._lock:
             job_id = f"{next(self._ids):016x}"
@@ -297,7 +293,7 @@ class FakeDispatcher(Producer):
                 job_id, spec.provider, spec.account, spec.kind, list(spec.phones), meta["priority"], tag, send_at,
                 template_code=meta.get("template_code", ""),
                 params=json.loads(meta["params"]) if params else None,
-                content=meta["content"] if spec.provider == "aiofish" and payloads is None else None,
+                content=meta.get("content") if payloads is None else None,
                 per_phone=dict(zip(spec.phones, payloads, strict=True)) if payloads is not None else None,
                 extend_code=meta.get("extend_code", ""), sub_code=meta.get("sub_code", ""),
             )

@@ -56,6 +56,7 @@ PLUG = Gateway(
     parse_push=_parse_push,
     preload=("dispatcher.providers.aiofish_vsms", "dispatcher.providers.aiofish_push"),
     identity=lambda gateway: gateway.account,
+    placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     accounts_of="aiofish",
     has_balance=False,  # the isms API has no balance call: its sends are not guarded
 )

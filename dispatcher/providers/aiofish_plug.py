@@ -77,6 +77,7 @@ PLUG = Gateway(
     polls={"receipts": "pull_receipts", "replies": "pull_replies"},
     preload=("dispatcher.providers.aiofish", "dispatcher.providers.aiofish_push"),
     identity=lambda gateway: gateway.account,
+    placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     raw_fields=("push_variant",),
     account_extras=_push_variant,
 )

@@ -55,6 +55,8 @@ class Gateway:
     #: Whether its receipt query filters by our client id: an ambiguous chunk is
     #: then asked about before it is resent (else it waits for pushes and polls).
     query_by_client_id: bool = False
+    #: An account of this gateway with placeholder credentials, for ``FakeDispatcher`` (never sent anywhere).
+    placeholder: Callable[[str], Any] = lambda name: None
     #: Whether its client can ask for the account's balance (the balance guard's source).
     has_balance: bool = True
     #: Modules a worker imports up front, so forked pool processes share them.

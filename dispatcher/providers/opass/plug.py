@@ -82,6 +82,7 @@ PLUG = Gateway(
     query_by_client_id=True,
     preload=("dispatcher.providers.opass.client", "dispatcher.providers.opass.push"),
     identity=lambda gateway: gateway.api_key,
+    placeholder=lambda name: OpassAccount(name=name, api_key="fake", access_key="fake"),
     raw_fields=("templates",),
     account_extras=_templates,
 )
