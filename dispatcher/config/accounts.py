@@ -23,7 +23,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
     env = os.environ if env is None else env
     by_key: dict[tuple[str, str], AccountConfig] = {}
     for plug in registry.gateways():
+        if plug.accounts_of is not None:
+            continue  # its accounts are another gateway's: added below, once all entries are read
         provider = plug.name
         for i, raw in enumerate(doc.get(provider, [])):
             where = f"{provider}[{i}]"
@@ -190,7 +192,23 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s, **extras)
+    _add_borrowed(by_key)
     return Accounts(by_key)
+
+
+def _add_borrowed(by_key: dict[tuple[str, str], AccountConfig]) -> None:
+    """Give each channel that uses another gateway's accounts (``Gateway.accounts_of``) those accounts.
+
+    Same name, gateway settings and callback secret (its hook is
+    ``/hooks/{channel}/{account}/{secret}``); the limit overrides stay the entry's
+    gateway's, the channel keeps its documented limits.
+    """
+    for plug in registry.gateways():
+        if plug.accounts_of is None:
+            continue
+        for (provider, name), account in list(by_key.items()):
+            if provider == plug.accounts_of:
+                by_key[(plug.name, name)] = replace(account, provider=plug.name, limits={})
 
 
 def load_accounts(path: str | Path, env: Mapping[str, str] | None = None) -> Accounts:

@@ -65,6 +65,11 @@ class Gateway:
     #: ... and turned into ``AccountConfig`` extras: ``(fields, client settings, where) -> kwargs``;
     #: raises ``ConfigurationError`` naming ``where``.
     account_extras: Callable[[dict[str, Any], Any, str], dict[str, Any]] = lambda _fields, _gateway, _where: {}
+    #: A channel that sends through another gateway's accounts (aiofish video SMS through the
+    #: ``aiofish`` entries): the accounts file has no entries of its own under ``name``; each
+    #: account of gateway ``accounts_of`` is also an account of this one, same name, settings and
+    #: callback secret (its limits are this channel's documented ones, not the entry's overrides).
+    accounts_of: str | None = None
 
 
 _GATEWAYS: dict[str, Gateway] = {}
