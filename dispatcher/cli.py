@@ -404,6 +404,50 @@ def templates(as_json: bool) -> None:
             click.echo(f"{account['account']} {t['code']}  {variables}\n    {t['text']}")
 
 
+@main.group()
+def vsms() -> None:
+    """aiofish video SMS templates: submit one for audit, ask its audit state."""
+
+
+@vsms.command("submit")
+@click.argument("account")
+@click.option("--title", required=True, help="The template's title (at most 100 characters).")
+@click.option("--frame", "frames", multiple=True, required=True,
+              help='One frame, in order: text:"TEXT" (may hold #p_1#..#p_5#) or file:PATH (an image, video…).')
+def vsms_submit(account: str, title: str, frames: tuple[str, ...]) -> None:
+    """Submit a video SMS template of aiofish account ACCOUNT for audit; print its id.
+
+    Sends are refused while it is pending; the audit push (or ``vsms status``) records the result.
+    """
+    from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
+    from dispatcher.video import frames_of, submit_template
+
+    d = _dispatcher()
+    try:
+        items, files = frames_of(frames)
+        click.echo(submit_template(d.runtime, account, title, items, files))
+    except (ValidationError, ConfigurationError, ProviderError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@vsms.command("status")
+@click.argument("account")
+@click.argument("tpl_id")
+def vsms_status(account: str, tpl_id: str) -> None:
+    """Ask the gateway for template TPL_ID's audit state, keep it, print it (100 pending, 200, 400)."""
+    from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
+    from dispatcher.template_audits import APPROVED, PENDING
+    from dispatcher.video import query_template
+
+    d = _dispatcher()
+    try:
+        audit = query_template(d.runtime, account, tpl_id)
+    except (ValidationError, ConfigurationError, ProviderError) as exc:
+        raise click.ClickException(str(exc)) from None
+    word = {PENDING: "pending", APPROVED: "approved"}.get(audit.state, "rejected")
+    click.echo(f"{audit.tpl_id} {audit.state} {word}" + (f": {audit.reason}" if audit.reason else ""))
+
+
 @main.command()
 def balance() -> None:
     """Remaining balance of every configured account (within the gateways' query limits)."""

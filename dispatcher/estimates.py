@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from dispatcher.config.accounts import Accounts
-from dispatcher.jobs import JobSpec
+from dispatcher.jobs import VSMS, JobSpec
 from dispatcher.segments import domestic_segments
 
 
@@ -112,6 +112,8 @@ def count_segments(accounts: Accounts, spec: JobSpec) -> tuple[int, bool]:
     """``(segments, exact)`` of a validated job: the messages its recipients will be billed."""
     if spec.provider == "opass":
         return _template_segments(accounts, spec)
+    if spec.provider == VSMS:  # a video SMS is one message to each recipient, whatever its frames hold
+        return len(spec.phones), True
     return _content_segments(spec)
 
 

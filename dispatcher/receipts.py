@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 import structlog
 
-from dispatcher.keys import MO_MAX_ITEMS, Keys, parse_client_id
-from dispatcher.ledger import Ledger, Packed, pack_receipts
+from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_client_id
+from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 
 log = structlog.get_logger("dispatcher.receipts")
@@ -68,6 +68,37 @@ def group_receipts(receipts: Iterable[Receipt]) -> tuple[list[Group], int]:
             group = groups[cid] = (*parsed, [])
         group[3].append(receipt)
     return list(groups.values()), unmatched
+
+
+def resolve_by_message_id(client: redis.Redis, keys: Keys,
+                          receipts: Sequence[Receipt]) -> tuple[list[Receipt], list[Receipt]]:
+    """Receipts that echo none of our ids (vsms and isms pushes carry only the vendor's msgId)
+    given the chunk attempt their message id names; ``(resolved, not yet known)``.
+
+    The message-id index (``P:mid:…``) is written when the send's answer is recorded,
+    and a chunk takes no attempt after it is accepted, so the chunk's current attempt
+    is the one that message went out as. A receipt whose id is not (yet) indexed —
+    its push overtook the answer's recording, or the job expired — is returned as
+    not known. Two round trips for any number of receipts. Raises ``redis.RedisError``.
+    """
+    if not receipts:
+        return [], []
+    members = client.mget([keys.message(r.provider, r.message_id) for r in receipts])
+    chunks = sorted({as_text(m) for m in members if m is not None})
+    pipe = client.pipeline(transaction=False)
+    for chunk in chunks:
+        job, _, number = chunk.rpartition(":")
+        pipe.hget(keys.chunk(job, int(number)), "attempt")
+    attempts = {chunk: as_text(a) for chunk, a in zip(chunks, pipe.execute(), strict=True) if a is not None}
+    resolved, unknown = [], []
+    for receipt, member in zip(receipts, members, strict=True):
+        chunk = as_text(member) if member is not None else ""
+        if chunk not in attempts:
+            unknown.append(receipt)
+            continue
+        job, _, number = chunk.rpartition(":")
+        resolved.append(replace(receipt, client_id=client_id(job, int(number), int(attempts[chunk]))))
+    return resolved, unknown
 
 
 def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> list[list[Group]]:

@@ -70,6 +70,9 @@ class Gateway:
     #: account of gateway ``accounts_of`` is also an account of this one, same name, settings and
     #: callback secret (its limits are this channel's documented ones, not the entry's overrides).
     accounts_of: str | None = None
+    #: Keeps what its pushes carry besides receipts and uplinks (a template audit):
+    #: ``(runtime, account config, items) -> None``; raises ``redis.RedisError`` (answered 503).
+    keep_items: Callable[[Any, Any, list[Any]], None] | None = None
 
 
 _GATEWAYS: dict[str, Gateway] = {}
@@ -90,10 +93,11 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_plug, opass_plug
+        from dispatcher.providers import aiofish_plug, aiofish_vsms_plug, opass_plug
 
         register(opass_plug.PLUG)
         register(aiofish_plug.PLUG)
+        register(aiofish_vsms_plug.PLUG)
 
 
 def gateways() -> Iterator[Gateway]:
