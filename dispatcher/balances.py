@@ -47,7 +47,10 @@ class BalanceCache:
         if wait_ms:
             return BalanceReading(None, note=f"balance query budget in use, next slot in {wait_ms / 1000:.0f} s")
         try:
-            remaining = rt.client(provider, account).balance().total
+            client = rt.client(provider, account)
+            if not hasattr(client, "balance"):  # vsms: the manual has no balance query
+                return BalanceReading(None, note=f"{provider} has no balance query")
+            remaining = client.balance().total
         except Exception as exc:  # noqa: BLE001 - any failure means "unknown": the guard never blocks a send on it
             log.warning("balance.unreadable", provider=provider, account=account, error=type(exc).__name__)
             return BalanceReading(None, note=f"balance query failed: {type(exc).__name__}")

@@ -409,6 +409,50 @@ def templates(as_json: bool) -> None:
             click.echo(f"{account['account']} {t['code']}  {variables}\n    {t['text']}")
 
 
+@main.group()
+def vsms() -> None:
+    """aiofish video SMS templates: submit one for audit, ask its audit state."""
+
+
+@vsms.command("submit")
+@click.argument("account")
+@click.option("--title", required=True, help="The template's title (at most 100 characters).")
+@click.option("--frame", "frames", multiple=True, required=True,
+              help='One frame, in order: text:"TEXT" (may hold #p_1#..#p_5#) or file:PATH (an image, video…).')
+def vsms_submit(account: str, title: str, frames: tuple[str, ...]) -> None:
+    """Submit a video SMS template of aiofish account ACCOUNT for audit; print its id.
+
+    Sends are refused while it is pending; the audit push (or ``vsms status``) records the result.
+    """
+    from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
+    from dispatcher.video import frames_of, submit_template
+
+    d = _dispatcher()
+    try:
+        items, files = frames_of(frames)
+        click.echo(submit_template(d.runtime, account, title, items, files))
+    except (ValidationError, ConfigurationError, ProviderError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@vsms.command("status")
+@click.argument("account")
+@click.argument("tpl_id")
+def vsms_status(account: str, tpl_id: str) -> None:
+    """Ask the gateway for template TPL_ID's audit state, keep it, print it (100 pending, 200, 400)."""
+    from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
+    from dispatcher.template_audits import APPROVED, PENDING
+    from dispatcher.video import query_template
+
+    d = _dispatcher()
+    try:
+        audit = query_template(d.runtime, account, tpl_id)
+    except (ValidationError, ConfigurationError, ProviderError) as exc:
+        raise click.ClickException(str(exc)) from None
+    word = {PENDING: "pending", APPROVED: "approved"}.get(audit.state, "rejected")
+    click.echo(f"{audit.tpl_id} {audit.state} {word}" + (f": {audit.reason}" if audit.reason else ""))
+
+
 @main.command()
 def balance() -> None:
     """Remaining balance of every configured account (within the gateways' query limits)."""
@@ -416,6 +460,8 @@ def balance() -> None:
 
     rt = get_runtime()
     for acct in rt.accounts:
+        if not _has_balance(rt, acct):
+            continue
         waited = rt.limiter.acquire(acct.provider, acct.name, "balance", max_wait_s=30.0)
         if waited < 0:
             click.echo(f"{acct.provider}:{acct.name}: rate limit, try again in {-waited:.0f} s")
@@ -511,7 +557,9 @@ def doctor() -> None:
             checks.append(("clock", abs(skew) < 50, f"skew {skew:+.1f} s (gateway allows ±60 s)"))
         except Exception as exc:  # noqa: BLE001 - reported to the operator
             checks.append(("reachable", False, f"{base}: {type(exc).__name__}"))
-        if rt.limiter.acquire(acct.provider, acct.name, "balance", max_wait_s=20.0) < 0:
+        if not _has_balance(rt, acct):
+            pass  # a channel without a balance query (vsms): its account's credentials are checked as SMS's
+        elif rt.limiter.acquire(acct.provider, acct.name, "balance", max_wait_s=20.0) < 0:
             checks.append(("credentials", False, "balance query budget used up; retry in a minute"))
         else:
             try:
@@ -524,6 +572,14 @@ def doctor() -> None:
             click.echo(f"{'ok ' if ok else 'BAD'} {name} {what}: {detail}")
     click.echo(_receipts_line(rt))
     sys.exit(1 if failed else 0)
+
+
+def _has_balance(rt: Any, acct: Any) -> bool:
+    """Whether the account's channel has a balance query (its plug says; video and international SMS have none)."""
+    del rt
+    from dispatcher.providers import registry
+
+    return registry.gateway(acct.provider).has_balance
 
 
 def _receipts_line(rt: Any) -> str:

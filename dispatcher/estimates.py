@@ -115,6 +115,8 @@ def count_segments(accounts: Accounts, spec: JobSpec) -> tuple[int, bool]:
     """``(segments, exact)`` of a validated job: the messages its recipients will be billed."""
     if spec.meta.get("template_code"):  # a job sending a console template the gateway fills in
         return _template_segments(accounts, spec)
+    if spec.meta.get("template_id"):  # a video SMS: one message to each recipient, whatever its frames hold
+        return len(spec.phones), True
     return _content_segments(spec)
 
 

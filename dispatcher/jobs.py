@@ -9,6 +9,10 @@ opass.send      one template, the same params for everyone   /message/send
 opass.batch     one template, params per phone              /message/sendBatch
 aiofish.send    the same content for everyone                sendSms (variant)
 aiofish.batch   content per phone                            batchSendSms
+aiofish-vsms.   one video template to everyone               /rest/vsms/v1/message
+ message
+aiofish-vsms.   one video template, #p_1#..#p_5# per phone   /rest/vsms/v1/message/vars
+ vars
 ==============  ==========================================  ================
 """
 
@@ -269,4 +273,48 @@ def international_job(
     return JobSpec(kind, provider, account, meta, rows, None, dups, tuple(skipped), international=True)
 
 
-__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "international_job", "template_job"]
+
+
+#: vsms: a template id, the caller's uuid (kept as the job's tag), values per phone.
+VSMS, MAX_VSMS_UUID_CHARS, MAX_VSMS_VARS, MAX_VSMS_VAR_CHARS = "aiofish-vsms", 64, 5, 15
+
+
+def video_job(
+    account: str,
+    *,
+    template_id: str,
+    phones: Iterable[Any] | None = None,
+    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+    uuid: str | None = None,
+    priority: str = "bulk",
+    send_at_ms: int | None = None,
+    skip_invalid: bool = False,
+) -> JobSpec:
+    """Validate an aiofish video SMS job; raises ``ValidationError`` listing every problem.
+
+    ``phones`` get the template as it is; ``recipients`` are ``(phone, [value, …])`` filling
+    ``#p_1#``..: at most 5 values of at most 15 characters, every phone the same number.
+    """
+    check = Checker()
+    if not isinstance(template_id, str) or not template_id.strip() or template_id != template_id.strip():
+        check.add("template_id", "must be the audited template's id, without spaces")
+    check.client_id(uuid, field="uuid", max_chars=MAX_VSMS_UUID_CHARS)
+    meta = _common(check, priority, send_at_ms)
+    widths: dict[int, int] = {}
+
+    def per_phone(values: Any, where: str) -> list[str]:
+        got = check.params(values, field=f"{where}.vars", max_count=MAX_VSMS_VARS, max_chars=MAX_VSMS_VAR_CHARS)
+        widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
+        return got
+
+    rows, payloads, dups, skipped = _recipients(
+        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
+    check.same_length_seen(widths, field="recipients")
+    check.done()
+    kind = f"{VSMS}.vars" if recipients is not None else f"{VSMS}.message"
+    meta.update(kind=kind, provider=VSMS, account=account, template_id=template_id, tag=uuid or "")
+    return JobSpec(kind, VSMS, account, meta, rows, payloads, dups, tuple(skipped))
+
+
+__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "international_job", "template_job",
+           "video_job"]

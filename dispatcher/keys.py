@@ -33,6 +33,9 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:rl:{provider}:{name}:{kind}     STRING GCRA theoretical arrival time (TTL = one period)
     P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
+    P:tpl:{provider}:{name}:{tpl}     STRING JSON {state, reason, at_ms}: a template's audit result as last
+                                      pushed or queried (vsms: 100 pending, 200 approved, 400 rejected;
+                                      TTL ``TEMPLATE_AUDIT_TTL_S``, renewed by each push or query)
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
     P:rx                        STREAM receipts recorded by the webhook and the polls, waiting to be
                                       applied (consumer group ``apply``); an entry is deleted in
@@ -101,6 +104,10 @@ class Keys:
     def message(self, provider: str, message_id: str) -> str:
         """The chunk a vendor message id names."""
         return f"{self.prefix}:mid:{provider}:{message_id}"
+
+    def template_audit(self, provider: str, account: str, tpl_id: str) -> str:
+        """A template's audit result as last pushed or queried."""
+        return f"{self.prefix}:tpl:{provider}:{account}:{tpl_id}"
 
     def phone_bucket(self, day: int, bucket: int) -> str:
         """One bucket of a day's phone index (phones hashed into ``PHONE_BUCKETS``)."""

@@ -30,6 +30,7 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
 from dispatcher.records import RecordReader, lookup_records
 from dispatcher.runtime import Runtime
+from dispatcher.template_audits import Audit, read_audit
 
 log = structlog.get_logger("dispatcher.producer")
 
@@ -168,8 +169,33 @@ def international_spec(
 
 #: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
 #: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
+def video_spec(
+    accounts: Accounts,
+    account: str,
+    *,
+    template_id: str,
+    phones: Iterable[Any] | None = None,
+    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+    uuid: str | None = None,
+    priority: str = "bulk",
+    send_at: dt.datetime | int | None = None,
+    skip_invalid: bool = False,
+) -> tuple[jobs.JobSpec, int]:
+    """What ``send_video`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
+
+    The template's known audit state is checked by :meth:`Producer.send_video` (it needs Redis).
+    """
+    accounts.get(jobs.VSMS, account)
+    spec = jobs.video_job(account, template_id=template_id, phones=phones, recipients=recipients, uuid=uuid,
+                          priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid)
+    return spec, registry.job_kind(spec.kind).chunk_limit
+
+
+#: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
+#: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
 SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {"template": template_spec, "content": content_spec}
 SEND_CHECKS["international"] = international_spec
+SEND_CHECKS["video"] = video_spec
 #: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
 _SEND_ONLY = ("force", "progress")
 
@@ -270,10 +296,47 @@ class Producer:
         )
         return self._send(spec, chunk_size, progress, force)
 
+    def send_video(
+        self,
+        account: str,
+        *,
+        template_id: str,
+        phones: Iterable[Any] | None = None,
+        recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+        uuid: str | None = None,
+        priority: str = "bulk",
+        send_at: dt.datetime | int | None = None,
+        skip_invalid: bool = False,
+        progress: Callable[[int], None] | None = None,
+        force: bool = False,
+    ) -> JobHandle:
+        """Queue aiofish video SMS of an audited template: ``phones`` (the template as it is) or
+        ``recipients`` ``[(phone, [value, …]), …]`` filling ``#p_1#``..``#p_5#`` (≤ 15 characters each).
+
+        ``uuid`` is kept as the job's tag (each chunk goes out with its own id, which
+        receipts are matched by). Raises ``ValidationError`` naming ``template_id`` when
+        the template is known to be pending or rejected in audit (an audit push or
+        ``sms-dispatch vsms status`` told us; a template never seen goes out and the
+        gateway decides), and as :meth:`send_content` does; nothing is stored or queued then.
+        """
+        spec, chunk_size = video_spec(
+            self.accounts, account, template_id=template_id, phones=phones, recipients=recipients, uuid=uuid,
+            priority=priority, send_at=send_at, skip_invalid=skip_invalid,
+        )
+        audit = self._template_audit(spec.provider, account, template_id)
+        if audit is not None and audit.refusal:
+            raise ValidationError([Problem("template_id", audit.refusal)])
+        return self._send(spec, chunk_size, progress, force)
+
+    def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
+        """The template's last known audit result; none known unless a subclass knows better."""
+        del provider, account, tpl_id
+        return None
+
     def estimate(self, send: str, account: str, **arguments: Any) -> Estimate:
         """What ``send_<send>(account, **arguments)`` would cost, without storing or queueing anything.
 
-        ``send`` is ``"template"`` or ``"content"`` (see :data:`SEND_CHECKS`); ``arguments`` are
+        ``send`` is ``"template"``, ``"content"`` or ``"video"`` (see :data:`SEND_CHECKS`); ``arguments`` are
         that call's keyword arguments (``force`` and ``progress`` are ignored), checked as it
         checks them (``ValidationError``, ``ConfigurationError``). Returns recipients, billable
         segments and the account's last known balance (read from the gateway if none is
@@ -356,6 +419,15 @@ class Dispatcher(Producer):
         if fresh:
             return self._balances.read(provider, account)
         return self._balances.reading(provider, account, ask_gateway=ask_gateway)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime this dispatcher sends through (its accounts, Redis, gateway clients)."""
+        return self._rt
+
+    def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
+        """From Redis, where audit pushes and ``sms-dispatch vsms status`` keep it."""
+        return read_audit(self.redis, self.keys, provider, account, tpl_id)
 
     def _take(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         job_id = secrets.token_hex(8)

@@ -11,16 +11,15 @@ receipts reach :func:`apply_receipts` through :mod:`dispatcher.receipt_stream`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 import structlog
 
-from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_chunk_member, parse_client_id
+from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_client_id
 from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 
@@ -71,33 +70,36 @@ def group_receipts(receipts: Iterable[Receipt]) -> tuple[list[Group], int]:
     return list(groups.values()), unmatched
 
 
-def name_attempts(client: redis.Redis, keys: Keys, provider: str,
-                  receipts: Sequence[Receipt]) -> tuple[list[Receipt], int]:
-    """Receipts that echo no id of ours but carry the vendor's message id (an isms status push
-    has only the ``msgId`` its send answered) given the client id of the chunk attempt that
-    message id was answered to, found through the ledger's message index (``P:mid:``, set when
-    the answer was recorded). Returns the receipts and how many named a message id not (yet)
-    known. Two round trips, only when such receipts came. Raises ``redis.RedisError``.
+def resolve_by_message_id(client: redis.Redis, keys: Keys, provider: str,
+                          receipts: Sequence[Receipt]) -> tuple[list[Receipt], list[Receipt]]:
+    """Receipts that echo none of our ids (vsms and isms pushes carry only the vendor's msgId)
+    given the chunk attempt their message id names in ``provider``'s index (the channel whose
+    hook they came through); ``(resolved, not yet known)``.
+
+    The message-id index (``P:mid:…``) is written when the send's answer is recorded,
+    and a chunk takes no attempt after it is accepted, so the chunk's current attempt
+    is the one that message went out as. A receipt whose id is not (yet) indexed —
+    its push overtook the answer's recording, or the job expired — is returned as
+    not known. Two round trips for any number of receipts. Raises ``redis.RedisError``.
     """
-    lost = [i for i, r in enumerate(receipts) if not r.client_id and r.message_id]
-    if not lost:
-        return list(receipts), 0
-    members = client.mget([keys.message(provider, receipts[i].message_id or "") for i in lost])
-    chunks = [parse_chunk_member(as_text(m)) if m else None for m in members]
+    if not receipts:
+        return [], []
+    members = client.mget([keys.message(provider, r.message_id) for r in receipts])
+    chunks = sorted({as_text(m) for m in members if m is not None})
     pipe = client.pipeline(transaction=False)
-    for found in chunks:
-        if found is not None:
-            pipe.hget(keys.chunk(*found), "attempt")
-    attempts = iter(pipe.execute())
-    out, unknown = list(receipts), 0
-    for i, found in zip(lost, chunks, strict=True):
-        attempt = int(as_text(next(attempts) or b"0")) if found is not None else 0
-        if found is None or attempt < 1:
-            unknown += 1
+    for chunk in chunks:
+        job, _, number = chunk.rpartition(":")
+        pipe.hget(keys.chunk(job, int(number)), "attempt")
+    attempts = {chunk: as_text(a) for chunk, a in zip(chunks, pipe.execute(), strict=True) if a is not None}
+    resolved, unknown = [], []
+    for receipt, member in zip(receipts, members, strict=True):
+        chunk = as_text(member) if member is not None else ""
+        if chunk not in attempts:
+            unknown.append(receipt)
             continue
-        # The attempt the message id was answered to is the chunk's current one: an accepted chunk is never resent.
-        out[i] = dataclasses.replace(receipts[i], client_id=client_id(found[0], found[1], attempt))
-    return out, unknown
+        job, _, number = chunk.rpartition(":")
+        resolved.append(replace(receipt, client_id=client_id(job, int(number), int(attempts[chunk]))))
+    return resolved, unknown
 
 
 def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> list[list[Group]]:

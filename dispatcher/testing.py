@@ -46,6 +46,7 @@ from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.records import check_lookup
 from dispatcher.redact import build_repr, phones_repr, size_repr
+from dispatcher.template_audits import Audit
 
 #: Default vendor codes a test's :meth:`FakeDispatcher.deliver` / ``fail`` / ``reject`` record.
 DELIVERED_CODE = "DELIVRD"
@@ -71,8 +72,9 @@ class SentJob:
 
     ``params`` (opass, same for everyone) or ``content`` (aiofish, same for everyone) is
     set for the shared kinds; ``per_phone`` maps each phone to its params or content for
-    the per-phone kinds (``recipients=``). ``tag`` is the caller's ``bid`` / ``sms_id``;
-    ``send_at`` is epoch ms, or ``None`` for now.
+    the per-phone kinds (``recipients=``; a video SMS: its values). ``tag`` is the caller's
+    ``bid`` / ``sms_id`` / ``uuid``; ``template_code`` is the opass code or the video SMS
+    template id; ``send_at`` is epoch ms, or ``None`` for now.
     """
 
     job_id: str
@@ -121,6 +123,7 @@ class FakeDispatcher(Producer):
         self.outbox: list[SentJob] = []
         self._clock_ms = clock_ms
         self._jobs: dict[str, _Job] = {}
+        self._audits: dict[tuple[str, str], Audit] = {}
         self._feed: list[Delivery] = []
         self._paused: dict[tuple[str, str], str] = {}
         self._cancelled: set[str] = set()
@@ -280,6 +283,16 @@ class FakeDispatcher(Producer):
             return BalanceReading(None, note="not set in FakeDispatcher.balances")
         return BalanceReading(remaining, 0.0, note="set by the test")
 
+    def set_template_audit(self, account: str, tpl_id: str, state: int, reason: str = "") -> None:
+        """Make a video SMS template's audit known (100 pending, 200 approved, 400 rejected), as an audit
+        push would: ``send_video`` naming it then refuses it if pending or rejected, as production does."""
+        with self._lock:
+            self._audits[(account, tpl_id)] = Audit(tpl_id, state, reason, self._clock_ms())
+
+    def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
+        with self._lock:
+            return self._audits.get((account, tpl_id))
+
     def _take(self, spec: JobSpec, chunk_size: int, progress: Callable[[int], None] | None) -> JobHandle:
         """Record a job that passed the checks in :attr:`outbox`, every recipient ``pending``."""
         meta = spec.meta
@@ -291,7 +304,7 @@ class FakeDispatcher(Producer):
             payloads = spec.payloads
             sent = SentJob(
                 job_id, spec.provider, spec.account, spec.kind, list(spec.phones), meta["priority"], tag, send_at,
-                template_code=meta.get("template_code", ""),
+                template_code=meta.get("template_code") or meta.get("template_id", ""),
                 params=json.loads(meta["params"]) if params else None,
                 content=meta.get("content") if payloads is None else None,
                 per_phone=dict(zip(spec.phones, payloads, strict=True)) if payloads is not None else None,

@@ -44,7 +44,7 @@ from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipt_stream import record
-from dispatcher.receipts import name_attempts, store_uplinks
+from dispatcher.receipts import resolve_by_message_id, store_uplinks
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
 from dispatcher.runtime import LazyRuntime, Runtime
 
@@ -113,17 +113,24 @@ def handle_push(
     items, answer, content_type = _parse(provider, account, body, environ)
     receipts = [i for i in items if isinstance(i, Receipt)]
     uplinks = [i for i in items if isinstance(i, Uplink)]
+    others = [i for i in items if not isinstance(i, Receipt | Uplink)]
+    # A receipt that echoes none of our ids names its chunk by the vendor's message id.
+    resolved, unknown = resolve_by_message_id(rt.redis, rt.keys, provider,
+                                              [r for r in receipts if r.client_id is None])
+    receipts = [r for r in receipts if r.client_id is not None] + resolved
     recorded = 0
     if receipts:
-        receipts, unknown = name_attempts(rt.redis, rt.keys, provider, receipts)
-        if unknown:
-            # A push for a message id the ledger does not know yet: most likely it raced the
-            # worker recording the send's answer. Refused, so the vendor pushes it again.
-            raise _Reject("503 Service Unavailable", "message id not known (yet)")
         recorded = record(rt.redis, rt.keys.receipt_stream(), provider, name, receipts, source="push",
                           now_ms=system_clock_ms())
     if uplinks:
         store_uplinks(rt.redis, rt.keys, provider, name, uplinks)
+    keep = registry.gateway(provider).keep_items
+    if others and keep is not None:
+        keep(rt, account, others)
+    if unknown:
+        # Its push overtook the recording of the send's answer: not kept, so the vendor
+        # pushes it again later (the rest of this push is recorded; applying is idempotent).
+        raise _Reject("503 Service Unavailable", "message id not known yet")
     return answer, content_type, {"receipts": recorded, "uplinks": len(uplinks)}
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
     env = os.environ if env is None else env
     by_key: dict[tuple[str, str], AccountConfig] = {}
     for plug in registry.gateways():
+        if plug.accounts_of is not None:
+            continue  # its accounts are another gateway's: added below, once all entries are read
         provider = plug.name
         if plug.accounts_of is not None:
             continue  # a channel of another gateway's accounts: added below
@@ -205,8 +207,7 @@ def _add_channels(by_key: dict[tuple[str, str], AccountConfig]) -> None:
             continue
         for (provider, name), account in list(by_key.items()):
             if provider == plug.accounts_of:
-                by_key[(plug.name, name)] = AccountConfig(plug.name, account.gateway, account.callback_secret,
-                                                          reconcile_window_s=account.reconcile_window_s)
+                by_key[(plug.name, name)] = replace(account, provider=plug.name, limits={})
 
 
 def load_accounts(path: str | Path, env: Mapping[str, str] | None = None) -> Accounts:

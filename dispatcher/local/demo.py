@@ -2,7 +2,8 @@
 
 Starts a redis-server (AOF on), the sandbox (pushing receipts to the webhook),
 the webhook under gunicorn, Celery workers and beat; sends a campaign split over
-both gateways plus OTPs while it runs; shows progress; prints each job's funnel
+both gateways plus OTPs and a small video SMS (vsms) job while it runs (its template
+submitted and approved by the sandbox's audit push first); shows progress; prints each job's funnel
 and checks it against the sandbox's ledger (0 lost, 0 duplicated); stops
 everything it started.
 """
@@ -72,13 +73,17 @@ def run_demo(
     *,
     recipients: int = 100_000,
     otps: int = 5,
+    videos: int | None = None,
     workers: int = 2,
     concurrency: int = 4,
     base_dir: str | Path | None = None,
     say: Callable[[str], None] = print,
     timeout_s: float = 900.0,
 ) -> DemoResult:
-    """Run the demo; return what it measured. Everything started is stopped on return."""
+    """Run the demo; return what it measured. Everything started is stopped on return.
+
+    ``videos`` is the size of the video SMS job (default :data:`VIDEO_RECIPIENTS`).
+    """
     started = time.monotonic()
     base = Path(base_dir or tempfile.mkdtemp(prefix="smsd-demo-"))
     result = DemoResult()
@@ -102,8 +107,10 @@ def run_demo(
 
         settings = Settings.from_env(stack.env)
         dispatcher = Dispatcher(settings, accounts=parse_accounts(accounts_doc(sandbox_url)))
+        template = submit_video_template(dispatcher, say)
         handles = send_campaign(dispatcher, recipients, say)
         result.otp_latency_ms = send_otps(dispatcher, otps, say)
+        handles.append(send_video(dispatcher, template, VIDEO_RECIPIENTS if videos is None else videos, say))
         watch(dispatcher, handles, say, timeout_s=timeout_s)
         check(dispatcher, control, handles, result, say)
     result.elapsed_s = time.monotonic() - started
@@ -126,8 +133,40 @@ def sandbox_settings(webhook: str) -> dict[str, Any]:
             "reply_url": f"{webhook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}",
             "push_mode": "full",
             "isms_status_url": f"{webhook}/hooks/aiofish-isms/demo/{AIOFISH_HOOK_TOKEN}",
+            "vsms_status_url": f"{webhook}/hooks/aiofish-vsms/demo/{AIOFISH_HOOK_TOKEN}",
+            "vsms_audit_url": f"{webhook}/hooks/aiofish-vsms/demo/{AIOFISH_HOOK_TOKEN}",
         }}},
+        "vsms_audit_delay_s": 1.0,
     }
+
+
+#: Recipients of the demo's video SMS job: two calls of 1000 and one of 500.
+VIDEO_RECIPIENTS = 2_500
+
+
+def submit_video_template(d: Dispatcher, say: Callable[[str], None]) -> str:
+    """Submit a two-frame video SMS template (text with a variable, a picture); its audit is pushed later."""
+    from dispatcher.providers.aiofish_vsms import Frame
+    from dispatcher.video import submit_template
+
+    frames = [Frame.of_text(1, 1, "#p_1#，您的会员礼包已到账。"), Frame.of_file(2, 1, "gift.png")]
+    tpl_id = submit_template(d.runtime, "demo", "会员礼包", frames, {"gift.png": b"\x89PNG demo picture"})
+    say(f"[demo] video SMS template {tpl_id} submitted; waiting for its audit push")
+    return tpl_id
+
+
+def send_video(d: Dispatcher, tpl_id: str, count: int, say: Callable[[str], None]) -> JobHandle:
+    """Once the audit push has approved the template, queue a per-phone video SMS job."""
+    from dispatcher.jobs import VSMS
+    from dispatcher.template_audits import APPROVED, read_audit
+
+    wait_for(lambda: read_audit(d.redis, d.keys, VSMS, "demo", tpl_id),
+             ok=lambda a: a is not None and a.state == APPROVED, timeout_s=60, what="the audit push")
+    job = d.send_video("demo", template_id=tpl_id, uuid="demo-video",
+                       recipients=[(p, [f"会员{i:04d}"]) for i, p in enumerate(phones(count, seed=4, prefix="17"))])
+    say(f"[demo] template {tpl_id} approved by its audit push; video SMS job {job.job_id} "
+        f"({job.total}, {job.chunks} chunks)")
+    return job
 
 
 def send_campaign(d: Dispatcher, recipients: int, say: Callable[[str], None]) -> list[JobHandle]:
@@ -200,7 +239,7 @@ def check(d: Dispatcher, control: SandboxControl, handles: list[JobHandle], resu
         st = d.status(h.job_id, phones=True)
         result.funnels[h.job_id] = st.counts
         accepted_here = {d.phone for d in st.phones or [] if d.state in ("accepted", "delivered", "failed", "unknown")}
-        at_gateway = ledger[h.provider]  # the sandbox counts per gateway name: opass, aiofish, aiofish-isms
+        at_gateway = ledger[h.provider]  # the sandbox counts per gateway name: opass, aiofish, aiofish-isms…
         lost = sum(1 for p in accepted_here if at_gateway.get(p, 0) == 0)
         dup = sum(1 for d in st.phones or [] if at_gateway.get(d.phone, 0) > 1)
         result.lost += lost

@@ -73,6 +73,9 @@ class Gateway:
     #: entries under this plug's name; each account of that gateway is also an account of this
     #: channel, with the same settings and callback secret (its own limits are the plug's).
     accounts_of: str | None = None
+    #: Keeps what its pushes carry besides receipts and uplinks (a template audit):
+    #: ``(runtime, account config, items) -> None``; raises ``redis.RedisError`` (answered 503).
+    keep_items: Callable[[Any, Any, list[Any]], None] | None = None
 
 
 _GATEWAYS: dict[str, Gateway] = {}
@@ -93,11 +96,12 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_isms_plug, aiofish_plug
+        from dispatcher.providers import aiofish_isms_plug, aiofish_plug, aiofish_vsms_plug
         from dispatcher.providers.opass import plug as opass_plug
 
         register(opass_plug.PLUG)
         register(aiofish_plug.PLUG)
+        register(aiofish_vsms_plug.PLUG)
         register(aiofish_isms_plug.PLUG)
 
 

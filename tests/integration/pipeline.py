@@ -106,5 +106,7 @@ def _push_to(hook: str) -> dict[str, Any]:
         "opass": {"accounts": {creds.OPASS_API_KEY: {"status_url": f"{hook}/hooks/opass/demo/{OPASS_HOOK_TOKEN}"}}},
         "aiofish": {"accounts": {creds.AIOFISH_ACCOUNT: {
             "report_url": f"{hook}/hooks/aiofish/demo/{AIOFISH_HOOK_TOKEN}", "push_mode": "full",
-            "isms_status_url": f"{hook}/hooks/aiofish-isms/demo/{AIOFISH_HOOK_TOKEN}"}}},
+            "isms_status_url": f"{hook}/hooks/aiofish-isms/demo/{AIOFISH_HOOK_TOKEN}",
+            "vsms_status_url": f"{hook}/hooks/aiofish-vsms/demo/{AIOFISH_HOOK_TOKEN}",
+            "vsms_audit_url": f"{hook}/hooks/aiofish-vsms/demo/{AIOFISH_HOOK_TOKEN}"}}},
     }

@@ -8,16 +8,18 @@ from dispatcher.local.demo import ISMS_RECIPIENTS, run_demo
 
 
 def test_the_demo_at_small_size_ends_with_funnels_matching_the_ledger(tmp_path: Path) -> None:
-    """The SMS campaign (opass and aiofish) and the international SMS job beside it all end final,
-    each funnel matching what the sandbox's ledger accepted (none lost, none twice)."""
+    """The SMS campaign over both gateways, the international SMS job and the video SMS job (template
+    approved by its audit push first) each end final, and each funnel agrees with what the sandbox accepted."""
     lines: list[str] = []
-    result = run_demo(recipients=3_000, otps=2, workers=1, concurrency=2, base_dir=tmp_path, say=lines.append,
-                      timeout_s=240)
+    result = run_demo(recipients=3_000, otps=2, videos=1_200, workers=1, concurrency=2, base_dir=tmp_path,
+                      say=lines.append, timeout_s=240)
     assert result.ok, "\n".join(lines[-10:])
-    assert len(result.funnels) == 3  # opass, aiofish and the isms job
+    assert len(result.funnels) == 4  # opass, aiofish, the isms job and the vsms job
     for counts in result.funnels.values():
         assert counts["pending"] == counts["sending"] == counts["accepted"] == 0
-    assert sum(sum(c.values()) for c in result.funnels.values()) == 3_000 + ISMS_RECIPIENTS
+    assert sum(sum(c.values()) for c in result.funnels.values()) == 3_000 + ISMS_RECIPIENTS + 1_200
+    video = [line for line in lines if line.startswith("[demo] aiofish-vsms job")]
+    assert len(video) == 1 and "1200 recipients" in video[0] and "lost 0, duplicated 0" in video[0], video
     assert len(result.otp_latency_ms) == 2
     assert sum("sandbox ledger: lost 0, duplicated 0" in line for line in lines) == 3
     assert any(line.startswith("[demo] aiofish-isms job") for line in lines)

@@ -341,3 +341,41 @@ def test_a_webhook_whose_accounts_cannot_be_loaded_answers_503_so_the_vendor_ret
         answer = _post(push)
         assert (answer.status_code, answer.text) == (503, "not ready")
         assert "webhook.misconfigured" in stack.log_text("webhook")
+
+
+def _vsms_push(stack: Stack, msg_id: str, phone: str = PHONES[2], account: str = "full") -> requests.Response:
+    """A vsms status push as the vendor sends it: the msgId its answer gave, no uuid."""
+    push = push_payloads.vsms_status(creds.AIOFISH_APP_KEY, Receipt(msg_id, phone, "DELIVRD", time.time(), None),
+                                     f"{stack.webhook_url}/hooks/aiofish-vsms/{account}/{TOKENS[f'aiofish:{account}']}")
+    return _post(push)
+
+
+def test_a_vsms_status_push_is_matched_by_its_msgid_and_one_that_overtook_the_answer_is_pushed_again(
+    hook,  # type: ignore[no-untyped-def]
+) -> None:
+    """vsms pushes echo no uuid: the msgId names the chunk. Before the send's answer (and its msgId)
+    is recorded the push is answered 503, so the vendor pushes again; after, it is applied once."""
+    stack, ledger = hook
+    ledger.create_job("v1", {"provider": "aiofish-vsms", "account": "full"}, [ChunkData(PHONES)], now_ms=1)
+    ledger.claim("v1", 0, provider="aiofish-vsms", account="full", now_ms=2)
+    early = _vsms_push(stack, "vsms-msg-1")
+    assert (early.status_code, early.text) == (503, "message id not known yet")
+    ledger.accept("v1", 0, attempt=1, message_id="vsms-msg-1", failed_indexes=[], now_ms=3)
+    again = _vsms_push(stack, "vsms-msg-1")
+    assert (again.status_code, again.text) == (200, "0")
+    _apply(ledger)
+    counts = ledger.counts("v1")
+    assert (counts["delivered"], counts["accepted"]) == (1, 2)
+
+
+def test_a_vsms_status_push_through_another_accounts_hook_is_not_evidence(hook) -> None:  # type: ignore[no-untyped-def]
+    """The msgId resolves to a chunk of aiofish-vsms:full; pushed through the hook of account plain
+    it is kept out of the job (the owner check), as for SMS receipts."""
+    stack, ledger = hook
+    ledger.create_job("v2", {"provider": "aiofish-vsms", "account": "full"}, [ChunkData(PHONES)], now_ms=1)
+    ledger.claim("v2", 0, provider="aiofish-vsms", account="full", now_ms=2)
+    ledger.accept("v2", 0, attempt=1, message_id="vsms-msg-2", failed_indexes=[], now_ms=3)
+    assert _vsms_push(stack, "vsms-msg-2", account="plain").status_code == 200
+    _apply(ledger)
+    assert ledger.counts("v2")["delivered"] == 0
+    assert _stats(ledger.r)["receipts_foreign"] == 1

@@ -160,3 +160,29 @@ def test_each_aiofish_account_is_also_an_account_of_its_isms_channel() -> None:
     accounts = parse_accounts(accounts_doc("http://127.0.0.1:1"))
     sms, isms = accounts.get("aiofish", "demo"), accounts.get("aiofish-isms", "demo")
     assert (isms.provider, isms.gateway, isms.callback_secret) == ("aiofish-isms", sms.gateway, AIOFISH_HOOK_TOKEN)
+
+
+@pytest.fixture
+def borrowing_channel() -> Any:
+    """A toy channel registered for one test that sends through the aiofish accounts."""
+    from dispatcher.providers import registry
+    from dispatcher.providers.accounts import AiofishAccount
+
+    registry.gateways()  # the built-in plugs first, so the toy does not stand in for them
+    plug = registry.Gateway(name="toy-borrower", account_class=AiofishAccount, client=lambda account: account,
+                            kinds=(), accounts_of="aiofish")
+    registry.register(plug)
+    yield plug
+    registry.unregister(plug.name)
+
+
+def test_a_channel_on_another_gateways_accounts_gets_each_of_them_with_its_hook_secret(borrowing_channel: Any) -> None:
+    """``accounts_of``: every aiofish entry is also an account of the channel (same settings and
+    callback secret, so its hook is served), and without the entry's SMS limit overrides."""
+    doc = _doc(limits={"send": [{"kind": "send", "count": 5, "window_s": 1}]})
+    accounts = parse_accounts(doc)
+    sms, borrowed = accounts.get("aiofish", "demo"), accounts.get("toy-borrower", "demo")
+    assert (borrowed.provider, borrowed.gateway, borrowed.callback_secret) == (
+        "toy-borrower", sms.gateway, sms.callback_secret)
+    assert sms.limits and not borrowed.limits
+    assert ("toy-borrower", "demo", "send") not in accounts.limit_overrides()

@@ -54,7 +54,7 @@ def test_estimate_takes_a_send_calls_arguments_and_checks_them_as_the_send_does(
         fake.estimate("content", "demo", content=ONE_PART, phones=["138000"])
     assert bad.value.fields == ("phones[0]",)
     with pytest.raises(ValidationError) as unknown:
-        fake.estimate("video", "demo", template_id="1")
+        fake.estimate("fax", "demo", template_id="1")
     assert unknown.value.fields == ("send",)
     assert fake.outbox == []
 
