@@ -21,7 +21,7 @@ def test_the_demo_at_small_size_ends_with_funnels_matching_the_ledger(tmp_path: 
     video = [line for line in lines if line.startswith("[demo] aiofish-vsms job")]
     assert len(video) == 1 and "1200 recipients" in video[0] and "lost 0, duplicated 0" in video[0], video
     assert len(result.otp_latency_ms) == 2
-    assert sum("sandbox ledger: lost 0, duplicated 0" in line for line in lines) == 3
+    assert sum("sandbox ledger: lost 0, duplicated 0" in line for line in lines) == 4
     assert any(line.startswith("[demo] aiofish-isms job") for line in lines)
     # it stopped everything it started: no log keeps growing and no child is left
     assert "stopped everything" in lines[-1]
