@@ -157,8 +157,8 @@ def international_spec(
     skip_invalid: bool = False,
 ) -> tuple[jobs.JobSpec, int]:
     """What ``send_international`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
-    from dispatcher.providers.aiofish_isms_plug import KIND, NAME
-    from dispatcher.providers.aiofish_vsms import MAX_UUID_CHARS
+    from dispatcher.providers.aiofish.isms_plug import KIND, NAME
+    from dispatcher.providers.aiofish.vsms import MAX_UUID_CHARS
 
     accounts.get(NAME, account)
     spec = jobs.international_job(account, kind=KIND, provider=NAME, content=content, phones=phones, uuid=uuid,

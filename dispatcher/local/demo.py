@@ -146,7 +146,7 @@ VIDEO_RECIPIENTS = 2_500
 
 def submit_video_template(d: Dispatcher, say: Callable[[str], None]) -> str:
     """Submit a two-frame video SMS template (text with a variable, a picture); its audit is pushed later."""
-    from dispatcher.providers.aiofish_vsms import Frame
+    from dispatcher.providers.aiofish.vsms import Frame
     from dispatcher.video import submit_template
 
     frames = [Frame.of_text(1, 1, "#p_1#，您的会员礼包已到账。"), Frame.of_file(2, 1, "gift.png")]

@@ -96,7 +96,9 @@ def unregister(name: str) -> None:
 
 def _builtin() -> None:
     if not _GATEWAYS:
-        from dispatcher.providers import aiofish_isms_plug, aiofish_plug, aiofish_vsms_plug
+        from dispatcher.providers.aiofish import isms_plug as aiofish_isms_plug
+        from dispatcher.providers.aiofish import plug as aiofish_plug
+        from dispatcher.providers.aiofish import vsms_plug as aiofish_vsms_plug
         from dispatcher.providers.opass import plug as opass_plug
 
         register(opass_plug.PLUG)

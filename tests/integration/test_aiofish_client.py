@@ -19,8 +19,8 @@ from dispatcher.errors import AccountFatalError, AmbiguousError, ThrottledError,
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import wait_for
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish import AiofishClient
-from dispatcher.providers.aiofish_push import PUSH_OK_BODY, parse_sms_push
+from dispatcher.providers.aiofish.client import AiofishClient
+from dispatcher.providers.aiofish.push import PUSH_OK_BODY, parse_sms_push
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.redis_server import free_port
 

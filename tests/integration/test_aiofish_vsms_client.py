@@ -18,8 +18,8 @@ from dispatcher.errors import (
 )
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import wait_for
-from dispatcher.providers.aiofish_push import TemplateAudit, parse_isms_push, parse_vsms_push
-from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
+from dispatcher.providers.aiofish.push import TemplateAudit, parse_isms_push, parse_vsms_push
+from dispatcher.providers.aiofish.vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from dispatcher.providers.results import Receipt
 from tests.integration.test_aiofish_client import ALL_DELIVERED, P1, P2, PushReceiver
 

@@ -25,7 +25,7 @@ from dispatcher.local.demo import AIOFISH_HOOK_TOKEN, OPASS_HOOK_TOKEN, accounts
 from dispatcher.local.sandbox import demo as creds
 from dispatcher.local.stack import Stack
 from dispatcher.producer import Dispatcher
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign
 
 OK = "13800000001"
 SIGNED = "【沙箱】您好"

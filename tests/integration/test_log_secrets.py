@@ -11,8 +11,8 @@ import structlog
 
 from dispatcher.logs import configure
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish import AiofishClient
-from dispatcher.providers.aiofish_crypto import password_md5
+from dispatcher.providers.aiofish.client import AiofishClient
+from dispatcher.providers.aiofish.crypto import password_md5
 
 
 @pytest.fixture

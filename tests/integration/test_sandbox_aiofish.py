@@ -10,7 +10,7 @@ import requests
 
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import wait_for
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, password_md5
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, password_md5
 from tests.integration.test_sandbox_support import (
     fish_envelope,
     fish_plain,

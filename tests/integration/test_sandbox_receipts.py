@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import requests
 
 from dispatcher.local.sandbox import demo
-from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, password_md5, verify_biz_sign
+from dispatcher.providers.aiofish.crypto import aes_decrypt_hex, password_md5, verify_biz_sign
 from tests.integration.test_sandbox_support import (
     TPL_NO_VARS,
     Receiver,

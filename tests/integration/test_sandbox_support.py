@@ -19,7 +19,7 @@ import requests
 
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import wait_for
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign, password_md5, x_sign
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign, password_md5, x_sign
 from dispatcher.providers.opass.sign import new_nonce, signed_headers
 
 TPL_NO_VARS = "1000000000000000001"  # 您有一个事务需要处理。

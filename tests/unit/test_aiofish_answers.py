@@ -16,11 +16,11 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.providers import aiofish as fish
-from dispatcher.providers import aiofish_requests as rq
-from dispatcher.providers import aiofish_vsms as mv
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex
-from dispatcher.providers.aiofish_vsms import AiofishVsmsClient
+from dispatcher.providers.aiofish import client as fish
+from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish import vsms as mv
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex
+from dispatcher.providers.aiofish.vsms import AiofishVsmsClient
 from tests.unit.test_aiofish_requests import AES_KEY, NOW_MS, answer, client, make_account, recording_session
 from tests.unit.test_code_tables import AIOFISH_CLASSES, AIOFISH_PAIRS
 

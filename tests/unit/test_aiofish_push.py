@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import pytest
 
 from dispatcher.errors import PushVerificationError
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign
-from dispatcher.providers.aiofish_push import (
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign
+from dispatcher.providers.aiofish.push import (
     DEFAULT_MAX_AGE_S,
     PUSH_OK_BODY,
     TemplateAudit,

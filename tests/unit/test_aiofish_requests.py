@@ -16,10 +16,10 @@ import pytest
 import requests
 
 from dispatcher.errors import ConfigurationError, ValidationError
-from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish import AiofishClient
-from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, password_md5, verify_biz_sign
+from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish.client import AiofishClient
+from dispatcher.providers.aiofish.crypto import aes_decrypt_hex, password_md5, verify_biz_sign
 from tests.unit.scripted import ScriptedAdapter
 
 BASE = "http://aiofish.test"

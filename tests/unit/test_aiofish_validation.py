@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from dispatcher.errors import ValidationError
-from dispatcher.providers import aiofish_requests as rq
-from dispatcher.providers import aiofish_vsms as mv
-from dispatcher.providers.aiofish import AiofishClient
-from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
+from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish import vsms as mv
+from dispatcher.providers.aiofish.client import AiofishClient
+from dispatcher.providers.aiofish.vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from tests.unit.test_aiofish_requests import NOW_MS, make_account, recording_session
 
 OK = "【沙箱】您好"

@@ -13,8 +13,8 @@ import requests
 
 from dispatcher.errors import AmbiguousError, ConfigurationError, TransientError
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_crypto import x_sign
-from dispatcher.providers.aiofish_vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
+from dispatcher.providers.aiofish.crypto import x_sign
+from dispatcher.providers.aiofish.vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from tests.unit.scripted import ScriptedAdapter
 from tests.unit.test_aiofish_requests import BASE, NOW_MS, SECRET, answer, make_account, recording_session
 

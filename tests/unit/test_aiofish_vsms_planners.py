@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from dispatcher.errors import AmbiguousError, RecipientRejectedError, ThrottledError, TransientError, ValidationError
-from dispatcher.providers import aiofish_vsms as mv
-from dispatcher.providers.aiofish_vsms import Frame
+from dispatcher.providers.aiofish import vsms as mv
+from dispatcher.providers.aiofish.vsms import Frame
 
 NOW_MS = 1_700_000_000_000  # 2023-11-15 06:13:20 China time
 P1, P2 = "13812345678", "13987654321"

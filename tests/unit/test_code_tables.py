@@ -24,7 +24,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
 from dispatcher.providers.base import raise_for_code
 from dispatcher.providers.opass.codes import OPASS_CODES, OPASS_RECEIPT_STATES
 from tests.conftest import SHARED

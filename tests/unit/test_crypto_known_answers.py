@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import ConfigurationError
-from dispatcher.providers import aiofish_crypto
-from dispatcher.providers.aiofish_crypto import (
+from dispatcher.providers.aiofish import crypto as aiofish_crypto
+from dispatcher.providers.aiofish.crypto import (
     DecryptionError,
     aes_decrypt_hex,
     aes_encrypt_hex,
@@ -192,7 +192,7 @@ try:
     hashlib.md5(b"")
     print("md5 allowed")
 except ValueError:
-    from dispatcher.providers.aiofish_crypto import password_md5, x_sign
+    from dispatcher.providers.aiofish.crypto import password_md5, x_sign
     print(password_md5("sandbox-password"))
     print(x_sign(app_key="sandbox-app-key", ts="1638805414651", app_secret="sandbox-app-secret"))
 """

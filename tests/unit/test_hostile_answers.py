@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dispatcher.errors import DispatchError
-from dispatcher.providers import aiofish as fish
-from dispatcher.providers import aiofish_push as fish_push
-from dispatcher.providers import aiofish_requests as fish_rq
-from dispatcher.providers import aiofish_vsms as vsms
+from dispatcher.providers.aiofish import client as fish
+from dispatcher.providers.aiofish import push as fish_push
+from dispatcher.providers.aiofish import requests as fish_rq
+from dispatcher.providers.aiofish import vsms as vsms
 from dispatcher.providers.opass import client as opass
 from dispatcher.providers.opass import push as opass_push
 from dispatcher.providers.opass.requests import plan_send

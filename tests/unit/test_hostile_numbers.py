@@ -13,8 +13,8 @@ import json
 import pytest
 
 from dispatcher.errors import TransientError
-from dispatcher.providers import aiofish as fish
-from dispatcher.providers import aiofish_vsms as vsms
+from dispatcher.providers.aiofish import client as fish
+from dispatcher.providers.aiofish import vsms as vsms
 from dispatcher.providers.fields import MAX_DIGITS, whole_number
 from dispatcher.providers.opass import client as opass
 

@@ -8,9 +8,10 @@ from dispatcher import jobs
 from dispatcher.config.accounts import AccountConfig
 from dispatcher.config.settings import Settings
 from dispatcher.ledger import ChunkData, Claim
-from dispatcher.providers import aiofish_requests, aiofish_vsms
 from dispatcher.providers.accounts import AiofishAccount, OpassAccount
-from dispatcher.providers.aiofish_crypto import password_md5
+from dispatcher.providers.aiofish import requests as aiofish_requests
+from dispatcher.providers.aiofish import vsms as aiofish_vsms
+from dispatcher.providers.aiofish.crypto import password_md5
 from dispatcher.providers.opass import requests as opass_requests
 from dispatcher.providers.results import PhoneFailure, Receipt, SendResult, Uplink
 from dispatcher.validation import Checker

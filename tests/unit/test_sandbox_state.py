@@ -16,7 +16,7 @@ from dispatcher.local.sandbox.messages import MessageLog, MessageRecord
 from dispatcher.local.sandbox.push_payloads import aiofish_push, aiofish_report, is_success, opass_status
 from dispatcher.local.sandbox.receipts import OutcomeMix, Receipt, ReceiptBatch, ReceiptStore
 from dispatcher.local.sandbox.state import LazyCounter, NonceStore, SandboxState
-from dispatcher.providers.aiofish_crypto import aes_decrypt_hex, aes_encrypt_hex, biz_sign
+from dispatcher.providers.aiofish.crypto import aes_decrypt_hex, aes_encrypt_hex, biz_sign
 
 ALL_DELIVERED = OutcomeMix.from_mapping({"DELIVRD": 1.0})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import ValidationError
-from dispatcher.providers.aiofish_vsms import EXT_FILE, EXT_TEXT
+from dispatcher.providers.aiofish.vsms import EXT_FILE, EXT_TEXT
 from dispatcher.template_audits import APPROVED, PENDING, REJECTED
 from dispatcher.testing import FakeDispatcher
 from dispatcher.video import frames_of

@@ -13,7 +13,7 @@ from typing import Any
 
 from dispatcher.local.sandbox.config import AiofishAccountConfig
 from dispatcher.local.sandbox.timefmt import parse_send_time
-from dispatcher.providers.aiofish_crypto import DecryptionError, aes_decrypt_hex, aes_encrypt_hex, verify_biz_sign
+from dispatcher.providers.aiofish.crypto import DecryptionError, aes_decrypt_hex, aes_encrypt_hex, verify_biz_sign
 
 MAX_MOBILES = 2000
 MAX_BATCH = 200

@@ -21,7 +21,7 @@ from dispatcher.local.sandbox.receipts import AIOFISH_PULL_STAT
 from dispatcher.local.sandbox.runtime import RUNTIME
 from dispatcher.local.sandbox.state import SandboxState
 from dispatcher.local.sandbox.web_util import json_response, read_json
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
 from dispatcher.segments import domestic_segments
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -17,7 +17,7 @@ from typing import Any
 from dispatcher.local.sandbox.defaults import DEFAULT_LIMITS, DEFAULTS
 from dispatcher.local.sandbox.receipts import OutcomeMix
 from dispatcher.local.sandbox.templates import OpassTemplate, parse_template
-from dispatcher.providers.aiofish_crypto import password_md5
+from dispatcher.providers.aiofish.crypto import password_md5
 
 PUSH_MODES = ("plain", "phone", "full")
 RECEIPT_MODES = ("both", "pull", "push")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES, AIOFISH_SUBSTAT_HTTP_CODE
 from dispatcher.providers.opass.codes import OPASS_CODES
 
 KINDS = ("refuse", "reset", "drop", "slow", "code")

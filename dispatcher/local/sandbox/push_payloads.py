@@ -16,7 +16,7 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.local.sandbox.config import AiofishAccountConfig
 from dispatcher.local.sandbox.receipts import AIOFISH_PUSH_STAT, Receipt
 from dispatcher.local.sandbox.timefmt import arrive_time, isms_time, vsms_time
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign
 
 #: Unscaled retry delays after a failed push (multiplied by ``time_scale``).
 RETRY_OPASS_S = (300.0, 600.0, 3600.0)

@@ -23,7 +23,7 @@ from dispatcher.local.sandbox.state import SandboxState, VsmsTemplate
 from dispatcher.local.sandbox.timefmt import parse_send_time
 from dispatcher.local.sandbox.vsms_templates import VsmsReject, check_frames, file_size, render
 from dispatcher.local.sandbox.web_util import json_response, read_json
-from dispatcher.providers.aiofish_crypto import x_sign
+from dispatcher.providers.aiofish.crypto import x_sign
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_VARS, MAX_VAR_LEN = 5, 15

@@ -32,7 +32,7 @@ def _push_variant(fields: dict[str, Any], gateway: Any, where: str) -> dict[str,
 
 def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.AiofishClient` for ``account`` (an ``AccountConfig``)."""
-    from dispatcher.providers.aiofish import AiofishClient
+    from dispatcher.providers.aiofish.client import AiofishClient
 
     if not isinstance(account.gateway, AiofishAccount):
         raise ConfigurationError(f"aiofish:{account.name} is not configured as an aiofish account")
@@ -51,7 +51,7 @@ def _send_batch(client: Any, job: Mapping[str, str], phones: Sequence[str], payl
 
 
 def _parse_push(account: Any, body: bytes, environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    from dispatcher.providers import aiofish_push
+    from dispatcher.providers.aiofish import push as aiofish_push
 
     item = aiofish_push.parse_sms_push(body, environ.get("CONTENT_TYPE", ""), account.gateway,
                                        now_ms=system_clock_ms(), variant=account.push_variant)
@@ -75,7 +75,7 @@ PLUG = Gateway(
     },
     parse_push=_parse_push,
     polls={"receipts": "pull_receipts", "replies": "pull_replies"},
-    preload=("dispatcher.providers.aiofish", "dispatcher.providers.aiofish_push"),
+    preload=("dispatcher.providers.aiofish.client", "dispatcher.providers.aiofish.push"),
     identity=lambda gateway: gateway.account,
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     raw_fields=("push_variant",),

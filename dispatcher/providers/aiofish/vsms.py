@@ -3,7 +3,7 @@
 Both products authenticate every request with the header ``x-sign`` = MD5 hex of
 ``appKey,ts,appSecret`` (``ts`` in epoch milliseconds, also sent in the body or
 query) and answer string codes (``success``, ``invalid_mobile``…) from the same
-:data:`~dispatcher.providers.aiofish_codes.AIOFISH_CODES` table.
+:data:`~dispatcher.providers.aiofish.codes.AIOFISH_CODES` table.
 
 Figures the manual leaves open, and what we chose:
 
@@ -30,9 +30,9 @@ import requests
 from dispatcher.errors import AmbiguousError, ConfigurationError, TransientError
 from dispatcher.phones import mask_in_text
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES
-from dispatcher.providers.aiofish_crypto import x_sign
-from dispatcher.providers.aiofish_requests import json_text, pairs
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES
+from dispatcher.providers.aiofish.crypto import x_sign
+from dispatcher.providers.aiofish.requests import json_text, pairs
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
 from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport

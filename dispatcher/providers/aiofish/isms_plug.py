@@ -14,7 +14,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_vsms import ISMS, MAX_MOBILES
+from dispatcher.providers.aiofish.vsms import ISMS, MAX_MOBILES
 from dispatcher.providers.registry import Gateway, JobKind
 
 NAME = ISMS
@@ -22,8 +22,8 @@ KIND = f"{ISMS}.send"
 
 
 def make_client(account: Any) -> Any:
-    """An :class:`~dispatcher.providers.aiofish_vsms.AiofishIsmsClient` for ``account`` (an ``AccountConfig``)."""
-    from dispatcher.providers.aiofish_vsms import AiofishIsmsClient
+    """An :class:`~dispatcher.providers.aiofish.vsms.AiofishIsmsClient` for ``account`` (an ``AccountConfig``)."""
+    from dispatcher.providers.aiofish.vsms import AiofishIsmsClient
 
     if not isinstance(account.gateway, AiofishAccount):
         raise ConfigurationError(f"{NAME}:{account.name} is not configured as an aiofish account")
@@ -37,7 +37,7 @@ def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads:
 
 
 def _parse_push(_account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    from dispatcher.providers import aiofish_push
+    from dispatcher.providers.aiofish import push as aiofish_push
 
     return [aiofish_push.parse_isms_push(body)], aiofish_push.PUSH_OK_BODY.encode(), "text/plain"
 
@@ -54,7 +54,7 @@ PLUG = Gateway(
     kinds=(JobKind(KIND, MAX_MOBILES, _send),),
     limits={"send": (Limit("send", 20, 1.0),)},
     parse_push=_parse_push,
-    preload=("dispatcher.providers.aiofish_vsms", "dispatcher.providers.aiofish_push"),
+    preload=("dispatcher.providers.aiofish.vsms", "dispatcher.providers.aiofish.push"),
     identity=lambda gateway: gateway.account,
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     accounts_of="aiofish",

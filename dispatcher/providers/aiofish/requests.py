@@ -2,7 +2,7 @@
 
 Each ``plan_*`` function checks the caller's input (every problem collected into one
 :class:`~dispatcher.errors.ValidationError`) and builds the JSON body; the clock
-is passed in. Nothing here does I/O: :mod:`dispatcher.providers.aiofish` sends
+is passed in. Nothing here does I/O: :mod:`dispatcher.providers.aiofish.client` sends
 what these build and parses what comes back.
 
 Send variants, picked by ``AiofishAccount.encryption``:
@@ -30,7 +30,7 @@ from typing import Any
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_crypto import aes_encrypt_hex, biz_sign, password_md5
+from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign, password_md5
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
 from dispatcher.validation import MAX_SMS_ID_CHARS, Checker
 

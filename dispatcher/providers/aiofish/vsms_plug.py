@@ -21,7 +21,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_vsms import MAX_MOBILES, VSMS
+from dispatcher.providers.aiofish.vsms import MAX_MOBILES, VSMS
 from dispatcher.providers.registry import Gateway, JobKind
 
 NAME = VSMS
@@ -31,8 +31,8 @@ PUSH_OK_BODY = b"0"
 
 
 def make_client(account: Any) -> Any:
-    """An :class:`~dispatcher.providers.aiofish_vsms.AiofishVsmsClient` for ``account`` (an ``AccountConfig``)."""
-    from dispatcher.providers.aiofish_vsms import AiofishVsmsClient
+    """An :class:`~dispatcher.providers.aiofish.vsms.AiofishVsmsClient` for ``account`` (an ``AccountConfig``)."""
+    from dispatcher.providers.aiofish.vsms import AiofishVsmsClient
 
     if not isinstance(account.gateway, AiofishAccount):
         raise ConfigurationError(f"{NAME}:{account.name} is not configured as an aiofish account")
@@ -50,14 +50,14 @@ def _send_vars(client: Any, job: Mapping[str, str], phones: Sequence[str], paylo
 
 
 def _parse_push(_account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[list[Any], bytes, str]:
-    from dispatcher.providers import aiofish_push
+    from dispatcher.providers.aiofish import push as aiofish_push
 
     return [aiofish_push.parse_vsms_push(body)], PUSH_OK_BODY, "text/plain"
 
 
 def _keep_audits(rt: Any, account: Any, items: list[Any]) -> None:
     """Keep each template audit push (``TemplateAudit``) as the template's known state."""
-    from dispatcher.providers.aiofish_push import TemplateAudit
+    from dispatcher.providers.aiofish.push import TemplateAudit
     from dispatcher.providers.base import system_clock_ms
     from dispatcher.template_audits import Audit, store_audit
 
@@ -76,7 +76,7 @@ PLUG = Gateway(
     kinds=(JobKind(MESSAGE, MAX_MOBILES, _send), JobKind(VARS, MAX_MOBILES, _send_vars)),
     limits={"send": (Limit("send", 200, 1.0),)},
     parse_push=_parse_push,
-    preload=("dispatcher.providers.aiofish_vsms", "dispatcher.providers.aiofish_push"),
+    preload=("dispatcher.providers.aiofish.vsms", "dispatcher.providers.aiofish.push"),
     identity=lambda gateway: gateway.app_key or gateway.account,
     accounts_of="aiofish",
     keep_items=_keep_audits,

@@ -1,6 +1,6 @@
 """aiofish (飞鱼) SMS client: a thin shell around pure request builders and answer parsers.
 
-:mod:`~dispatcher.providers.aiofish_requests` validates input and builds bodies;
+:mod:`~dispatcher.providers.aiofish.requests` validates input and builds bodies;
 the ``parse_*`` functions here read the gateway's answers;
 :class:`~dispatcher.providers.http.HttpTransport` sends and translates transport
 failures.
@@ -9,7 +9,7 @@ What a failure means for the caller:
 
 * success is ``code`` 200 (number or text) **and** ``subStat``/``revStat``
   ``r:000``; otherwise the finer of the two (the ``p:0xx`` status, else the
-  numeric code) maps through :data:`~dispatcher.providers.aiofish_codes.AIOFISH_CODES`
+  numeric code) maps through :data:`~dispatcher.providers.aiofish.codes.AIOFISH_CODES`
   to one error class. Throttles (p:010) carry ``retry_after_s``;
 * a send whose answer is lost or incomplete (no code, or success without
   ``smsId``) is :class:`~dispatcher.errors.AmbiguousError`; the same for a GET
@@ -28,9 +28,9 @@ import requests
 
 from dispatcher.errors import AmbiguousError, TransientError
 from dispatcher.phones import mask_in_text, normalise_mainland
-from dispatcher.providers import aiofish_requests as rq
 from dispatcher.providers.accounts import AiofishAccount
-from dispatcher.providers.aiofish_codes import AIOFISH_CODES
+from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
 from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
