@@ -78,6 +78,14 @@ class Gateway:
     keep_items: Callable[[Any, Any, list[Any]], None] | None = None
 
 
+def settings_of(account: Any, cls: type, channel: str) -> Any:
+    """``account.gateway`` if it is a ``cls`` (what a plug's client factory needs); raises
+    ``ConfigurationError`` naming the channel and the account otherwise."""
+    if not isinstance(account.gateway, cls):
+        raise ConfigurationError(f"{channel}:{account.name} is not configured as a {cls.__name__}")
+    return account.gateway
+
+
 _GATEWAYS: dict[str, Gateway] = {}
 
 

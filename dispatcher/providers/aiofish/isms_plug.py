@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish.vsms import ISMS, MAX_MOBILES
-from dispatcher.providers.registry import Gateway, JobKind
+from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = ISMS
 KIND = f"{ISMS}.send"
@@ -25,9 +24,7 @@ def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.vsms.AiofishIsmsClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.aiofish.vsms import AiofishIsmsClient
 
-    if not isinstance(account.gateway, AiofishAccount):
-        raise ConfigurationError(f"{NAME}:{account.name} is not configured as an aiofish account")
-    return AiofishIsmsClient(account.gateway)
+    return AiofishIsmsClient(settings_of(account, AiofishAccount, NAME))
 
 
 def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,

@@ -9,7 +9,7 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.base import system_clock_ms
-from dispatcher.providers.registry import Gateway, JobKind
+from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = "aiofish"
 #: The forms an aiofish console can push in (its 推送方式): plain form, form with an
@@ -34,9 +34,7 @@ def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.AiofishClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.aiofish.client import AiofishClient
 
-    if not isinstance(account.gateway, AiofishAccount):
-        raise ConfigurationError(f"aiofish:{account.name} is not configured as an aiofish account")
-    return AiofishClient(account.gateway)
+    return AiofishClient(settings_of(account, AiofishAccount, NAME))
 
 
 def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,

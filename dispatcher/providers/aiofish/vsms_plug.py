@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish.vsms import MAX_MOBILES, VSMS
-from dispatcher.providers.registry import Gateway, JobKind
+from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = VSMS
 MESSAGE, VARS = f"{NAME}.message", f"{NAME}.vars"
@@ -34,9 +33,7 @@ def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.vsms.AiofishVsmsClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.aiofish.vsms import AiofishVsmsClient
 
-    if not isinstance(account.gateway, AiofishAccount):
-        raise ConfigurationError(f"{NAME}:{account.name} is not configured as an aiofish account")
-    return AiofishVsmsClient(account.gateway)
+    return AiofishVsmsClient(settings_of(account, AiofishAccount, NAME))
 
 
 def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,

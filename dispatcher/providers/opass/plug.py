@@ -9,7 +9,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.accounts import OpassAccount
-from dispatcher.providers.registry import Gateway, JobKind
+from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = "opass"
 
@@ -37,9 +37,7 @@ def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.opass.OpassClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.opass.client import OpassClient
 
-    if not isinstance(account.gateway, OpassAccount):
-        raise ConfigurationError(f"opass:{account.name} is not configured as an opass account")
-    return OpassClient(account.gateway)
+    return OpassClient(settings_of(account, OpassAccount, NAME))
 
 
 def _send(client: Any, job: Mapping[str, str], phones: Sequence[str], _payloads: Sequence[Any] | None,
