@@ -365,8 +365,11 @@ class Producer:
         balance when none is cached. An unknown balance (no slot in the ``balance`` limit,
         gateway down) lets the job through: a guard that fails must not stop sending.
         A cached balance that looks short is read again (when the limit allows) before
-        refusing, so a top-up is seen without waiting for the cache to expire.
+        refusing, so a top-up is seen without waiting for the cache to expire. A channel
+        whose plug has no balance query is not checked.
         """
+        if not registry.gateway(spec.provider).has_balance:
+            return  # nothing to check against (video and international SMS): not worth a warning each send
         bulk = spec.meta["priority"] != "otp"
         reading = self._balance(spec.provider, spec.account, ask_gateway=bulk)
         estimate = estimate_of(self.accounts, spec, reading)

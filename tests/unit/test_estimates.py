@@ -92,3 +92,16 @@ def test_the_printed_estimate_names_a_shortfall_and_an_unknown_balance() -> None
     unknown = Estimate("opass", "demo", "opass.send", 3, 3, False, balance_note="gateway down")
     assert "segments:   3 (assumed: 1 per recipient, template text not declared)" in unknown.lines()
     assert any("unknown (gateway down)" in line for line in unknown.lines())
+
+
+def test_a_channel_without_a_balance_query_is_sent_unchecked_and_without_a_warning() -> None:
+    """International SMS has no balance call: nothing to check its sends against, nothing to warn about."""
+    from structlog.testing import capture_logs
+
+    fake = FakeDispatcher()
+    with capture_logs() as logs:
+        fake.send_international("demo", content="Your code is 123456.", phones=["+85291234567"])
+    assert [e for e in logs if e["event"] == "send.balance_unknown"] == []
+    with capture_logs() as logs:  # a channel with a balance query still says when it could not read it
+        fake.send_content("demo", content=ONE_PART, phones=PHONES)
+    assert [e["provider"] for e in logs if e["event"] == "send.balance_unknown"] == ["aiofish"]
