@@ -85,6 +85,26 @@ class Stack:
             fh.seek(since)
             return fh.read().decode(errors="replace")
 
+    def log_events(self, name: str, event: str, *, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON log entries of process ``name`` whose ``event`` is ``event``.
+
+        A worker's pool processes share its log file, and two of them writing at once can
+        leave two entries on one line (and a line being written is incomplete): every whole
+        JSON object on a line is read, anything else (Celery's own lines) skipped.
+        """
+        decoder, found = json.JSONDecoder(), []
+        for line in self.log_text(name, since=since).splitlines():
+            pos = line.find("{")
+            while pos >= 0:
+                try:
+                    entry, end = decoder.raw_decode(line, pos)
+                except ValueError:
+                    break
+                if isinstance(entry, dict) and entry.get("event") == event:
+                    found.append(entry)
+                pos = line.find("{", end)
+        return found
+
     def spawn(self, name: str, argv: list[str], *, ready: str | None = None, env: Mapping[str, str] | None = None,
               timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
         """Start ``argv`` as process ``name`` and, with ``ready``, wait until it writes that text.

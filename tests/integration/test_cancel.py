@@ -53,8 +53,7 @@ def _chunk_phones(p: Pipeline, job_id: str, n: int) -> list[str]:
 
 def _worker_events(p: Pipeline, event: str, job_id: str) -> list[dict[str, Any]]:
     """The JSON log lines of worker ``w0`` with this ``event`` about ``job_id``."""
-    lines = (json.loads(line) for line in p.stack.log_text("w0").splitlines() if line.startswith("{"))
-    return [entry for entry in lines if entry.get("event") == event and entry.get("job_id") == job_id]
+    return [entry for entry in p.stack.log_events("w0", event) if entry.get("job_id") == job_id]
 
 
 # --------------------------------------------------------------------------- whole pipeline

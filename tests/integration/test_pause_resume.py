@@ -138,20 +138,7 @@ def _task_lines(p: Pipeline, task: str, since: int) -> int:
 
 
 def _worker_events(p: Pipeline, event: str) -> list[dict[str, Any]]:
-    """The worker's JSON log entries named ``event``. Its pool processes share one log file, and two
-    of them writing at once can leave two entries on one line: every object on a line is read."""
-    decoder, found = json.JSONDecoder(), []
-    for line in p.stack.log_text("w0").splitlines():
-        pos = line.find("{")
-        while pos >= 0:
-            try:
-                entry, end = decoder.raw_decode(line, pos)
-            except ValueError:
-                break
-            if isinstance(entry, dict) and entry.get("event") == event:
-                found.append(entry)
-            pos = line.find("{", end)
-    return found
+    return p.stack.log_events("w0", event)
 
 
 def test_an_operator_pause_sends_nothing_survives_beats_balance_check_and_resume_sends_each_phone_once(

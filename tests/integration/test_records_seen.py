@@ -181,16 +181,8 @@ def events_received(client: redis.Redis) -> list[dict[str, Any]]:
 
 
 def worker_events(p: Pipeline, event: str) -> list[dict[str, Any]]:
-    """The JSON log lines of the pipeline's worker whose event is ``event``."""
-    found = []
-    for line in p.stack.log_text("w0").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # Celery's own lines, or the line the worker is writing right now
-        if isinstance(entry, dict) and entry.get("event") == event:
-            found.append(entry)
-    return found
+    """The JSON log entries of the pipeline's worker whose event is ``event``."""
+    return p.stack.log_events("w0", event)
 
 
 def pairs_of(events: list[dict[str, Any]]) -> set[tuple[str, str]]:

@@ -9,7 +9,6 @@ only beat's tasks write there) and from the sandbox's request counts.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -33,15 +32,8 @@ FINAL = ("delivered", "failed", "rejected", "unknown")
 
 
 def _worker_events(p: Pipeline, event: str) -> list[dict[str, Any]]:
-    """The JSON log lines of the pipeline's worker whose event is ``event``."""
-    found = []
-    for line in p.stack.log_text("w0").splitlines():
-        if not line.startswith("{"):
-            continue  # Celery's own (non-JSON) lines
-        entry = json.loads(line)
-        if entry.get("event") == event:
-            found.append(entry)
-    return found
+    """The JSON log entries of the pipeline's worker whose event is ``event``."""
+    return p.stack.log_events("w0", event)
 
 
 def _swept(p: Pipeline, field: str) -> int:
