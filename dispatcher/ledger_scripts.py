@@ -293,6 +293,20 @@ job_events(KEYS[2], KEYS[8], ARGV[6], ARGV[1])
 return 1
 """
 
+# A phone's index in a chunk's fixed-width phones (a match must start on a phone's
+# boundary), or nil. Shared by APPLY_RECEIPTS and LOOKUP_PHONE.
+_FIND_INDEX = """
+local function find_index(phones, width, phone)
+  local init = 1
+  while true do
+    local pos = string.find(phones, phone, init, true)
+    if not pos then return nil end
+    if (pos - 1) % width == 0 then return (pos - 1) / width end
+    init = pos + 1
+  end
+end
+"""
+
 # Apply the receipts of one or more chunks in one atomic step (one call per batch
 # of stream entries, instead of one per chunk). Receipts are evidence, not
 # commands: a group moves phones only if
@@ -333,18 +347,9 @@ return 1
 # (strings per chunk rather than arguments per receipt: packing and unpacking
 # ~1,200 arguments per call was most of the client's time)
 # Returns "applied ignored transition" per chunk, in KEYS order, ';'-joined
-APPLY_RECEIPTS = _ACCEPT_ALL + """
+APPLY_RECEIPTS = _ACCEPT_ALL + _FIND_INDEX + """
 local IX_BUILDS_MAX = 8
 local FIELD = {D = 'c:delivered', F = 'c:failed'}
-local function find_index(phones, width, phone)
-  local init = 1
-  while true do
-    local pos = string.find(phones, phone, init, true)
-    if not pos then return nil end
-    if (pos - 1) % width == 0 then return (pos - 1) / width end
-    init = pos + 1
-  end
-end
 local function build_ix(phones, width)
   local size = math.floor(#phones / width)
   if size > 65534 then return nil end
@@ -629,7 +634,7 @@ return 1
 # KEYS: days   ARGV: now_ms, phone index head, bucket, chunk key head, chunk key middle, forms…
 # Returns a flat list, 12 items a record, newest day and newest ref first:
 #   job id, chunk number, state, since, t0, mid, codes, width, state byte, record (5 bytes), index, form
-LOOKUP_PHONE = """
+LOOKUP_PHONE = _FIND_INDEX + """
 local out = {}
 local days = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
 table.sort(days, function(x, y) return tonumber(x) > tonumber(y) end)
@@ -649,13 +654,7 @@ for _, day in ipairs(days) do
         local f = redis.call('HMGET', chunk, 'state', 'since', 't0', 'mid', 'codes', 'phones', 'w')
         if f[6] then
           local width = tonumber(f[7] or '11')
-          local init, idx = 1, nil
-          while true do
-            local pos = string.find(f[6], phone, init, true)
-            if not pos then break end
-            if (pos - 1) % width == 0 then idx = (pos - 1) / width; break end
-            init = pos + 1
-          end
+          local idx = find_index(f[6], width, phone)
           if idx then
             local st = redis.call('GETRANGE', chunk .. ':st', idx, idx)
             local rec = redis.call('GETRANGE', chunk .. ':rec', idx * 5, idx * 5 + 4)

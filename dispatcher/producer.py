@@ -167,8 +167,6 @@ def international_spec(
     return spec, registry.job_kind(KIND).chunk_limit
 
 
-#: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
-#: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
 def video_spec(
     accounts: Accounts,
     account: str,
@@ -193,9 +191,9 @@ def video_spec(
 
 #: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
 #: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
-SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {"template": template_spec, "content": content_spec}
-SEND_CHECKS["international"] = international_spec
-SEND_CHECKS["video"] = video_spec
+SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {
+    "template": template_spec, "content": content_spec, "international": international_spec, "video": video_spec,
+}
 #: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
 _SEND_ONLY = ("force", "progress")
 
