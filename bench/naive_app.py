@@ -25,7 +25,7 @@ from celery import Celery
 
 from dispatcher.config.accounts import load_accounts
 from dispatcher.errors import ConfigurationError
-from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.client import OpassClient
 
 TEMPLATE = "1000000000000000002"  # 您的验证码是{验证码,6}，5分钟内有效。

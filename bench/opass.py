@@ -48,7 +48,7 @@ from dispatcher.local.demo import phones
 from dispatcher.local.sandbox import demo as creds
 from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher
-from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.client import OpassClient
 
 TEMPLATE = "1000000000000000002"

@@ -21,7 +21,8 @@ from dispatcher.errors import (
     TransientError,
     ValidationError,
 )
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.segments import domestic_segments, international_segments
 
 if TYPE_CHECKING:

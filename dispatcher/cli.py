@@ -99,13 +99,31 @@ def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     return phones, extras
 
 
-def _refuse_unused_options(provider: str, per_phone: bool, template_code: str | None, params: tuple[str, ...],
-                           content: str | None) -> None:
+#: The sends ``sms-dispatch send`` has options for: a template with its values, or a text.
+CLI_FORMS = ("template", "content")
+
+
+def _cli_gateways() -> list[str]:
+    """The gateways ``sms-dispatch send`` can send through: those serving one of :data:`CLI_FORMS`."""
+    from dispatcher.providers import registry
+
+    return [p.name for p in registry.gateways() if any(form in p.sends for form in CLI_FORMS)]
+
+
+def _form_of(provider: str) -> str:
+    """Which of :data:`CLI_FORMS` ``provider`` sends."""
+    from dispatcher.providers import registry
+
+    return next(form for form in CLI_FORMS if form in registry.gateway(provider).sends)
+
+
+def _refuse_unused_options(provider: str, form: str, per_phone: bool, template_code: str | None,
+                           params: tuple[str, ...], content: str | None) -> None:
     """Raise ``click.UsageError`` for an option that would be silently ignored, before anything is stored."""
-    if provider == "opass" and content is not None:
-        raise click.UsageError("--content is for aiofish; opass sends --template with --param values")
-    if provider == "aiofish" and (template_code or params):
-        raise click.UsageError("--template/--param are for opass; aiofish sends --content")
+    if form == "template" and content is not None:
+        raise click.UsageError(f"--content is not for {provider}: it sends --template with --param values")
+    if form == "content" and (template_code or params):
+        raise click.UsageError(f"--template/--param are not for {provider}: it sends --content")
     if per_phone and (params or content is not None):
         option = "--param" if params else "--content"
         raise click.UsageError(f"{option} cannot be combined with a CSV that has per-phone columns: the columns "
@@ -113,14 +131,14 @@ def _refuse_unused_options(provider: str, per_phone: bool, template_code: str | 
 
 
 @main.command()
-@click.argument("provider", type=click.Choice(["opass", "aiofish"]))
+@click.argument("provider", type=click.Choice(_cli_gateways()))
 @click.argument("account")
 @click.option("--phones", help="Comma-separated phone numbers.")
 @click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
-              help="CSV: phone[,param…] for opass, phone[,content] for aiofish (per-phone values).")
-@click.option("--template", "template_code", help="opass template code.")
-@click.option("--param", "params", multiple=True, help="opass template value (repeat, in order).")
-@click.option("--content", help="aiofish message text, with its 【signature】.")
+              help="CSV: phone[,param…] for a template gateway (opass), phone[,content] for a text one (aiofish).")
+@click.option("--template", "template_code", help="Template code (a gateway that sends templates: opass).")
+@click.option("--param", "params", multiple=True, help="Template value (repeat, in order).")
+@click.option("--content", help="Message text, with its 【signature】 (a gateway that sends text: aiofish).")
 @click.option("--priority", type=click.Choice(["otp", "bulk"]), default="bulk", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave bad numbers out (listed) instead of refusing the job.")
 @click.option("--yes", is_flag=True, help="Send without asking (needed when stdin is not a terminal).")
@@ -138,14 +156,15 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
         raise click.UsageError("give exactly one of --phones or --csv")
     numbers, extras = (phones.split(","), []) if phones else _read_csv(csv_path)  # type: ignore[arg-type]
     per_phone = any(extras)
-    _refuse_unused_options(provider, per_phone, template_code, params, content)
-    if provider == "opass" and not template_code:
-        raise click.UsageError("opass needs --template")
-    kind, arguments = _send_arguments(provider, numbers, extras, template_code, params, content)
+    form = _form_of(provider)
+    _refuse_unused_options(provider, form, per_phone, template_code, params, content)
+    if form == "template" and not template_code:
+        raise click.UsageError(f"{provider} needs --template")
+    arguments = _send_arguments(form, numbers, extras, template_code, params, content)
     arguments.update(priority=priority, skip_invalid=skip_invalid)
     d = _dispatcher()
     try:
-        _confirm(d.estimate(kind, account, **arguments), yes=yes, force=force)
+        _confirm(d.estimate(form, account, **arguments), yes=yes, force=force)
     except DispatchError as exc:
         raise click.ClickException(str(exc)) from None
     with click.progressbar(length=len(numbers), label="storing recipients", file=sys.stderr) as bar:
@@ -156,7 +175,7 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
             done[0] = stored
 
         try:
-            handle = getattr(d, f"send_{kind}")(account, progress=progress, force=force, **arguments)
+            handle = getattr(d, f"send_{form}")(account, progress=progress, force=force, **arguments)
         except DispatchError as exc:
             raise click.ClickException(str(exc)) from None
     for problem in handle.invalid:
@@ -165,16 +184,16 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
                            "duplicates_dropped": handle.duplicates, "invalid_skipped": len(handle.invalid)}))
 
 
-def _send_arguments(provider: str, numbers: list[str], extras: list[list[str]], template_code: str | None,
-                    params: tuple[str, ...], content: str | None) -> tuple[str, dict[str, Any]]:
-    """The send kind (``Dispatcher.send_<kind>``) and its job-shaping arguments for the options given."""
+def _send_arguments(form: str, numbers: list[str], extras: list[list[str]], template_code: str | None,
+                    params: tuple[str, ...], content: str | None) -> dict[str, Any]:
+    """``Dispatcher.send_<form>``'s job-shaping arguments for the options given."""
     per_phone = any(extras)
-    if provider == "opass":
-        return "template", {"template_code": template_code, **(
+    if form == "template":
+        return {"template_code": template_code, **(
             {"recipients": list(zip(numbers, extras, strict=True))} if per_phone
             else {"phones": numbers, "params": list(params) or None})}
-    return "content", ({"recipients": [(p, e[0] if e else "") for p, e in zip(numbers, extras, strict=True)]}
-                       if per_phone else {"phones": numbers, "content": content})
+    return ({"recipients": [(p, e[0] if e else "") for p, e in zip(numbers, extras, strict=True)]}
+            if per_phone else {"phones": numbers, "content": content})
 
 
 def _confirm(estimate: Any, *, yes: bool, force: bool) -> None:
@@ -377,12 +396,16 @@ def _load_accounts() -> Any:
 
 
 def _templates_doc(accounts: Any) -> list[dict[str, Any]]:
-    """Each opass account with its declared templates, sorted by account and code."""
+    """Each account of the gateway that sends templates (opass) with its declared templates, sorted by
+    account and code."""
+    from dispatcher.providers import registry
+
+    provider = registry.send_check("template")[0].name
     return [
         {"account": f"{a.provider}:{a.name}",
          "templates": [{"code": t.code, "variables": [{"name": v.name, "max_len": v.max_len} for v in t.variables],
                         "text": t.text} for _, t in sorted(a.templates.items(), key=lambda kv: (len(kv[0]), kv[0]))]}
-        for a in sorted(accounts, key=lambda a: a.name) if a.provider == "opass"
+        for a in sorted(accounts, key=lambda a: a.name) if a.provider == provider
     ]
 
 
@@ -425,7 +448,7 @@ def vsms_submit(account: str, title: str, frames: tuple[str, ...]) -> None:
     Sends are refused while it is pending; the audit push (or ``vsms status``) records the result.
     """
     from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
-    from dispatcher.video import frames_of, submit_template
+    from dispatcher.providers.aiofish.vsms_templates import frames_of, submit_template
 
     d = _dispatcher()
     try:
@@ -441,8 +464,8 @@ def vsms_submit(account: str, title: str, frames: tuple[str, ...]) -> None:
 def vsms_status(account: str, tpl_id: str) -> None:
     """Ask the gateway for template TPL_ID's audit state, keep it, print it (100 pending, 200, 400)."""
     from dispatcher.errors import ConfigurationError, ProviderError, ValidationError
+    from dispatcher.providers.aiofish.vsms_templates import query_template
     from dispatcher.template_audits import APPROVED, PENDING
-    from dispatcher.video import query_template
 
     d = _dispatcher()
     try:
@@ -475,19 +498,28 @@ def balance() -> None:
         click.echo(f"{acct.provider}:{acct.name}: {items}")
 
 
+def _statistics_gateways() -> list[str]:
+    """The gateways with a send statistics query (a ``statistics`` limit in their plug): opass."""
+    from dispatcher.providers import registry
+
+    return [p.name for p in registry.gateways() if "statistics" in p.limits]
+
+
 @main.command()
 @click.argument("account")
+@click.option("--provider", type=click.Choice(_statistics_gateways()), default=_statistics_gateways()[0],
+              show_default=True, help="The gateway the account is of.")
 @click.option("--from", "start", required=True, help="yyyy-MM-dd")
 @click.option("--to", "end", required=True, help="yyyy-MM-dd")
 @click.option("--page", default=1, show_default=True)
-def stats(account: str, start: str, end: str, page: int) -> None:
-    """opass send statistics per day (4 calls a minute at most)."""
+def stats(account: str, provider: str, start: str, end: str, page: int) -> None:
+    """Send statistics per day, as the gateway counts them (opass: 4 calls a minute at most)."""
     from dispatcher.runtime import get_runtime
 
     rt = get_runtime()
-    if rt.limiter.acquire("opass", account, "statistics", max_wait_s=30.0) < 0:
+    if rt.limiter.acquire(provider, account, "statistics", max_wait_s=30.0) < 0:
         raise click.ClickException("statistics budget used up; try again in a minute")
-    result = rt.client("opass", account).statistics(start, end, page=page, page_size=50)
+    result = rt.client(provider, account).statistics(start, end, page=page, page_size=50)
     for row in result.rows:
         click.echo(f"{row.send_date}: total {row.total} success {row.success} failed {row.failed} "
                    f"no-receipt {row.no_receipt}")

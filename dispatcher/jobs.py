@@ -1,25 +1,16 @@
-"""Turning a producer's request into a validated, chunked job. Pure: no Redis here.
+"""Turning a producer's request into a validated, chunked job: what every gateway's sends share. Pure.
 
-A job has one *kind*, chosen from its shape:
-
-==============  ==========================================  ================
-kind            shape                                        gateway call
-==============  ==========================================  ================
-opass.send      one template, the same params for everyone   /message/send
-opass.batch     one template, params per phone              /message/sendBatch
-aiofish.send    the same content for everyone                sendSms (variant)
-aiofish.batch   content per phone                            batchSendSms
-aiofish-vsms.   one video template to everyone               /rest/vsms/v1/message
- message
-aiofish-vsms.   one video template, #p_1#..#p_5# per phone   /rest/vsms/v1/message/vars
- vars
-==============  ==========================================  ================
+A job has one *kind* (``<gateway>.<form>``, e.g. a template to every phone, or a
+text per phone); each gateway's plug builds its own kinds' jobs from the pieces
+here (:func:`recipients`, :func:`common_meta`, :class:`JobSpec`) in its
+``jobs.py``, and says which ``Dispatcher.send_<form>`` call each one serves
+(``Gateway.sends``). :func:`international_job` serves any gateway that sends one
+text to numbers with their country code.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +18,8 @@ from dispatcher.errors import Problem, ValidationError
 from dispatcher.ledger import ChunkData, chunk_width
 from dispatcher.phones import all_unique_mainland, describe_bad, normalise_international, normalise_mainland
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
-from dispatcher.templates import Template
-from dispatcher.validation import MAX_BID_CHARS, MAX_PARAM_CHARS, MAX_SMS_ID_CHARS, Checker
+from dispatcher.validation import MAX_SMS_ID_CHARS, Checker
 
-CHUNK_LIMITS = {"opass.send": 1000, "opass.batch": 1000, "aiofish.send": 2000, "aiofish.batch": 200}
 PRIORITIES = ("otp", "bulk")
 MAX_JOB_RECIPIENTS = 10_000_000
 
@@ -66,7 +55,7 @@ class JobSpec:
                             chunk_width(phones) if self.international else None)
 
 
-def _recipients(
+def recipients(
     check: Checker,
     phones: Iterable[Any] | None,
     pairs: Iterable[tuple[Any, Any]] | None,
@@ -127,117 +116,12 @@ def _recipients(
     return out, values if pairs is not None else None, dups, skipped
 
 
-def _common(check: Checker, priority: str, send_at_ms: int | None) -> dict[str, str]:
+def common_meta(check: Checker, priority: str, send_at_ms: int | None) -> dict[str, str]:
     if priority not in PRIORITIES:
         check.add("priority", f"must be one of {PRIORITIES}, got {priority!r}")
     if send_at_ms is not None and (not isinstance(send_at_ms, int) or send_at_ms < 0):
         check.add("send_at", "must be a datetime or epoch milliseconds")
     return {"priority": priority, "send_at_ms": str(send_at_ms or 0)}
-
-
-def template_job(
-    account: str,
-    *,
-    template_code: str,
-    phones: Iterable[Any] | None = None,
-    params: Sequence[Any] | None = None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-    bid: str | None = None,
-    extend_code: str | None = None,
-    priority: str = "bulk",
-    send_at_ms: int | None = None,
-    skip_invalid: bool = False,
-    template: Template | None = None,
-) -> JobSpec:
-    """Validate an opass template job; raises ``ValidationError`` listing every problem.
-
-    Each template value may be at most ``MAX_PARAM_CHARS`` (500) characters. With
-    ``template`` (declared in the accounts file) every phone's values must also
-    match it: one per variable, each within the variable's ``maxLen``.
-    """
-    check = Checker()
-    if not isinstance(template_code, str) or not template_code.strip():
-        check.add("template_code", "must be the approved template's code")
-    same = check.params(params or [], field="params", max_chars=MAX_PARAM_CHARS) if params is not None else []
-    if template is not None and recipients is None:
-        _match_template(check, template, params or [], same, "params")
-    if params is not None and recipients is not None:
-        check.add("params", "give params (same for all) or recipients (per phone), not both")
-    extend = check.digits(extend_code, field="extend_code")
-    check.client_id(bid, field="bid", max_chars=MAX_BID_CHARS)
-    meta = _common(check, priority, send_at_ms)
-
-    widths: dict[int, int] = {}
-
-    def per_phone(values: Any, where: str) -> list[str]:
-        got = check.params(values, field=f"{where}.params", max_chars=MAX_PARAM_CHARS)
-        widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
-        if template is not None:
-            _match_template(check, template, values, got, f"{where}.params")
-        return got
-
-    rows, payloads, dups, skipped = _recipients(
-        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
-    if template is None:  # with a template each recipient's count was checked against it, by name
-        check.same_length_seen(widths, field="recipients")
-    check.done()
-    kind = "opass.batch" if recipients is not None else "opass.send"
-    meta.update(kind=kind, provider="opass", account=account, template_code=template_code.strip(),
-                params=json.dumps(same, ensure_ascii=False), extend_code=extend or "", tag=bid or "")
-    return JobSpec(kind, "opass", account, meta, rows, payloads, dups, tuple(skipped))
-
-
-def _match_template(check: Checker, template: Template, given: Any, values: list[str], field: str) -> None:
-    """Check one phone's values against a declared template, naming ``field`` and the variable.
-
-    ``given`` is what the caller passed, ``values`` what :meth:`Checker.params` kept of it.
-    """
-    if isinstance(given, str) or not isinstance(given, Sequence):
-        return  # not a list: already refused as such
-    wrong_count = template.count_problem(len(given))
-    if wrong_count:
-        check.add(field, wrong_count)
-    elif len(values) == len(given):  # else a value of the wrong type is refused and the rest no longer line up
-        for index, message in template.problems(values):
-            if index is not None and len(values[index]) <= MAX_PARAM_CHARS:  # longer: refused by Checker.params
-                check.add(f"{field}[{index}]", message)
-
-
-def content_job(
-    account: str,
-    *,
-    content: str | None = None,
-    phones: Iterable[Any] | None = None,
-    recipients: Iterable[tuple[Any, str]] | None = None,
-    sms_id: str | None = None,
-    sub_code: str | None = None,
-    priority: str = "bulk",
-    send_at_ms: int | None = None,
-    skip_invalid: bool = False,
-) -> JobSpec:
-    """Validate an aiofish free-content job; raises ``ValidationError`` listing every problem."""
-    check = Checker()
-    if recipients is None:
-        text = check.text(content, field="content")
-        check.signature(text, field="content")
-    elif content is not None:
-        check.add("content", "give content (same for all) or recipients (per phone), not both")
-    sub = check.digits(sub_code, field="sub_code")
-    check.client_id(sms_id, field="sms_id", max_chars=MAX_SMS_ID_CHARS)
-    meta = _common(check, priority, send_at_ms)
-
-    def per_phone(value: Any, where: str) -> str:
-        text = check.text(value, field=f"{where}.content")
-        check.signature(text, field=f"{where}.content")
-        return text
-
-    rows, payloads, dups, skipped = _recipients(
-        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
-    check.done()
-    kind = "aiofish.batch" if recipients is not None else "aiofish.send"
-    meta.update(kind=kind, provider="aiofish", account=account, content=content or "",
-                sub_code=sub or "", tag=sms_id or "")
-    return JobSpec(kind, "aiofish", account, meta, rows, payloads, dups, tuple(skipped))
 
 
 def international_job(
@@ -262,10 +146,10 @@ def international_job(
     check = Checker()
     text = check.text(content, field="content")
     check.client_id(uuid, field="uuid", max_chars=uuid_max_chars)
-    meta = _common(check, priority, send_at_ms)
+    meta = common_meta(check, priority, send_at_ms)
     if phones is None:
         check.add("phones", "give the numbers to send to")
-    rows, _, dups, skipped = _recipients(check, phones if phones is not None else [], None, None, skip_invalid,
+    rows, _, dups, skipped = recipients(check, phones if phones is not None else [], None, None, skip_invalid,
                                          international=True)
     check.done()
     meta.update(kind=kind, provider=provider, account=account, content=text, tag=uuid or "",
@@ -273,48 +157,4 @@ def international_job(
     return JobSpec(kind, provider, account, meta, rows, None, dups, tuple(skipped), international=True)
 
 
-
-
-#: vsms: a template id, the caller's uuid (kept as the job's tag), values per phone.
-VSMS, MAX_VSMS_UUID_CHARS, MAX_VSMS_VARS, MAX_VSMS_VAR_CHARS = "aiofish-vsms", 64, 5, 15
-
-
-def video_job(
-    account: str,
-    *,
-    template_id: str,
-    phones: Iterable[Any] | None = None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-    uuid: str | None = None,
-    priority: str = "bulk",
-    send_at_ms: int | None = None,
-    skip_invalid: bool = False,
-) -> JobSpec:
-    """Validate an aiofish video SMS job; raises ``ValidationError`` listing every problem.
-
-    ``phones`` get the template as it is; ``recipients`` are ``(phone, [value, …])`` filling
-    ``#p_1#``..: at most 5 values of at most 15 characters, every phone the same number.
-    """
-    check = Checker()
-    if not isinstance(template_id, str) or not template_id.strip() or template_id != template_id.strip():
-        check.add("template_id", "must be the audited template's id, without spaces")
-    check.client_id(uuid, field="uuid", max_chars=MAX_VSMS_UUID_CHARS)
-    meta = _common(check, priority, send_at_ms)
-    widths: dict[int, int] = {}
-
-    def per_phone(values: Any, where: str) -> list[str]:
-        got = check.params(values, field=f"{where}.vars", max_count=MAX_VSMS_VARS, max_chars=MAX_VSMS_VAR_CHARS)
-        widths.setdefault(len(got), int(where.split("[")[1].rstrip("]")))
-        return got
-
-    rows, payloads, dups, skipped = _recipients(
-        check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
-    check.same_length_seen(widths, field="recipients")
-    check.done()
-    kind = f"{VSMS}.vars" if recipients is not None else f"{VSMS}.message"
-    meta.update(kind=kind, provider=VSMS, account=account, template_id=template_id, tag=uuid or "")
-    return JobSpec(kind, VSMS, account, meta, rows, payloads, dups, tuple(skipped))
-
-
-__all__ = ["CHUNK_LIMITS", "JobSpec", "ValidationError", "content_job", "international_job", "template_job",
-           "video_job"]
+__all__ = ["JobSpec", "ValidationError", "common_meta", "international_job", "recipients"]

@@ -91,109 +91,24 @@ def _ms(send_at: dt.datetime | int | None) -> int | None:
     return send_at
 
 
-def template_spec(
-    accounts: Accounts,
-    account: str,
-    *,
-    template_code: str,
-    phones: Iterable[Any] | None = None,
-    params: Sequence[Any] | None = None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-    bid: str | None = None,
-    extend_code: str | None = None,
-    priority: str = "bulk",
-    send_at: dt.datetime | int | None = None,
-    skip_invalid: bool = False,
-) -> tuple[jobs.JobSpec, int]:
-    """What ``send_template`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
+def check_send(accounts: Accounts, form: str, account: str, *, send_at: dt.datetime | int | None = None,
+               **arguments: Any) -> tuple[jobs.JobSpec, int]:
+    """What ``send_<form>(account, **arguments)`` checks before storing anything: ``(job, chunk size)``.
 
-    When the account declares ``template_code`` in the accounts file, the values are
-    checked against that template (count, each ``maxLen``).
-
-    Shared with :class:`dispatcher.testing.FakeDispatcher`, so an app's tests meet the same refusals.
+    The account first (``ConfigurationError`` if the gateway serving ``form`` has no
+    such account), then the job, by that gateway's plug (``ValidationError`` listing
+    every problem). Shared with :class:`dispatcher.testing.FakeDispatcher`, so an
+    app's tests meet the same refusals. Raises ``ValidationError`` naming ``send``
+    for a form no gateway serves.
     """
-    acct = accounts.get("opass", account)
-    # A template the accounts file declares is checked here; any other code is sent unchecked.
-    declared = acct.templates.get(template_code.strip()) if isinstance(template_code, str) else None
-    spec = jobs.template_job(
-        account, template_code=template_code, phones=phones, params=params, recipients=recipients,
-        bid=bid, extend_code=extend_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
-        template=declared,
-    )
-    return spec, acct.gateway.batch_max  # type: ignore[union-attr]
+    try:
+        plug, check = registry.send_check(form)
+    except KeyError:
+        raise ValidationError([Problem("send", f"must be one of {list(registry.send_forms())}, got {form!r}")]) \
+            from None
+    return check(accounts.get(plug.name, account), send_at_ms=_ms(send_at), **arguments)
 
 
-def content_spec(
-    accounts: Accounts,
-    account: str,
-    *,
-    content: str | None = None,
-    phones: Iterable[Any] | None = None,
-    recipients: Iterable[tuple[Any, str]] | None = None,
-    sms_id: str | None = None,
-    sub_code: str | None = None,
-    priority: str = "bulk",
-    send_at: dt.datetime | int | None = None,
-    skip_invalid: bool = False,
-) -> tuple[jobs.JobSpec, int]:
-    """What ``send_content`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
-    accounts.get("aiofish", account)
-    spec = jobs.content_job(
-        account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
-        sub_code=sub_code, priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
-    )
-    return spec, jobs.CHUNK_LIMITS[spec.kind]
-
-
-def international_spec(
-    accounts: Accounts,
-    account: str,
-    *,
-    content: str | None = None,
-    phones: Iterable[Any] | None = None,
-    uuid: str | None = None,
-    priority: str = "bulk",
-    send_at: dt.datetime | int | None = None,
-    skip_invalid: bool = False,
-) -> tuple[jobs.JobSpec, int]:
-    """What ``send_international`` checks before storing anything: the account, then the job; ``(job, chunk size)``."""
-    from dispatcher.providers.aiofish.isms_plug import KIND, NAME
-    from dispatcher.providers.aiofish.vsms import MAX_UUID_CHARS
-
-    accounts.get(NAME, account)
-    spec = jobs.international_job(account, kind=KIND, provider=NAME, content=content, phones=phones, uuid=uuid,
-                                  priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid,
-                                  uuid_max_chars=MAX_UUID_CHARS)
-    return spec, registry.job_kind(KIND).chunk_limit
-
-
-def video_spec(
-    accounts: Accounts,
-    account: str,
-    *,
-    template_id: str,
-    phones: Iterable[Any] | None = None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-    uuid: str | None = None,
-    priority: str = "bulk",
-    send_at: dt.datetime | int | None = None,
-    skip_invalid: bool = False,
-) -> tuple[jobs.JobSpec, int]:
-    """What ``send_video`` checks before storing anything: the account, then the job; ``(job, chunk size)``.
-
-    The template's known audit state is checked by :meth:`Producer.send_video` (it needs Redis).
-    """
-    accounts.get(jobs.VSMS, account)
-    spec = jobs.video_job(account, template_id=template_id, phones=phones, recipients=recipients, uuid=uuid,
-                          priority=priority, send_at_ms=_ms(send_at), skip_invalid=skip_invalid)
-    return spec, registry.job_kind(spec.kind).chunk_limit
-
-
-#: The sends :meth:`Producer.estimate` knows, by kind: ``send_<kind>``'s checks, taking the same
-#: keyword arguments. A new ``send_*`` method adds its check here (and calls :meth:`Producer._send`).
-SEND_CHECKS: dict[str, Callable[..., tuple[jobs.JobSpec, int]]] = {
-    "template": template_spec, "content": content_spec, "international": international_spec, "video": video_spec,
-}
 #: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
 _SEND_ONLY = ("force", "progress")
 
@@ -233,12 +148,12 @@ class Producer:
         ``StorageFullError`` (nothing stored or queued) when Redis is full. With
         ``skip_invalid`` bad phones are left out and listed in the handle instead.
         """
-        spec, chunk_size = template_spec(
-            self.accounts, account, template_code=template_code, phones=phones, params=params,
+        return self.submit(
+            "template", account, template_code=template_code, phones=phones, params=params,
             recipients=recipients, bid=bid, extend_code=extend_code, priority=priority, send_at=send_at,
             skip_invalid=skip_invalid,
+            progress=progress, force=force,
         )
-        return self._send(spec, chunk_size, progress, force)
 
     def send_content(
         self,
@@ -260,11 +175,11 @@ class Producer:
         Raises ``ValidationError``, ``InsufficientBalanceError`` (unless ``force=True``) or
         ``StorageFullError`` (nothing stored or queued in each case) or ``ConfigurationError``.
         """
-        spec, chunk_size = content_spec(
-            self.accounts, account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
+        return self.submit(
+            "content", account, content=content, phones=phones, recipients=recipients, sms_id=sms_id,
             sub_code=sub_code, priority=priority, send_at=send_at, skip_invalid=skip_invalid,
+            progress=progress, force=force,
         )
-        return self._send(spec, chunk_size, progress, force)
 
     def send_international(
         self,
@@ -288,11 +203,11 @@ class Producer:
         ``InsufficientBalanceError`` (unless ``force=True``), ``StorageFullError`` or
         ``ConfigurationError`` (an account without ``app_key``/``app_secret`` fails at send).
         """
-        spec, chunk_size = international_spec(
-            self.accounts, account, content=content, phones=phones, uuid=uuid, priority=priority,
+        return self.submit(
+            "international", account, content=content, phones=phones, uuid=uuid, priority=priority,
             send_at=send_at, skip_invalid=skip_invalid,
+            progress=progress, force=force,
         )
-        return self._send(spec, chunk_size, progress, force)
 
     def send_video(
         self,
@@ -317,13 +232,28 @@ class Producer:
         ``sms-dispatch vsms status`` told us; a template never seen goes out and the
         gateway decides), and as :meth:`send_content` does; nothing is stored or queued then.
         """
-        spec, chunk_size = video_spec(
-            self.accounts, account, template_id=template_id, phones=phones, recipients=recipients, uuid=uuid,
+        return self.submit(
+            "video", account, template_id=template_id, phones=phones, recipients=recipients, uuid=uuid,
             priority=priority, send_at=send_at, skip_invalid=skip_invalid,
+            progress=progress, force=force,
         )
-        audit = self._template_audit(spec.provider, account, template_id)
-        if audit is not None and audit.refusal:
-            raise ValidationError([Problem("template_id", audit.refusal)])
+
+    def submit(self, form: str, account: str, *, progress: Callable[[int], None] | None = None,
+               force: bool = False, **arguments: Any) -> JobHandle:
+        """Queue a send of any form a gateway serves: ``send_template(a, **kw)`` is ``submit("template", a, **kw)``.
+
+        A gateway plugged in beside opass and aiofish is sent through here with its own
+        form (its plug's ``sends``). ``arguments`` are that form's keyword arguments.
+        Raises what ``send_template`` raises, and ``ValidationError`` naming ``send`` for
+        a form no gateway serves, or ``template_id`` for a template known to be pending or
+        rejected in audit.
+        """
+        spec, chunk_size = check_send(self.accounts, form, account, **arguments)
+        template_id = spec.meta.get("template_id")
+        if template_id:
+            audit = self._template_audit(spec.provider, account, template_id)
+            if audit is not None and audit.refusal:
+                raise ValidationError([Problem("template_id", audit.refusal)])
         return self._send(spec, chunk_size, progress, force)
 
     def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
@@ -334,18 +264,16 @@ class Producer:
     def estimate(self, send: str, account: str, **arguments: Any) -> Estimate:
         """What ``send_<send>(account, **arguments)`` would cost, without storing or queueing anything.
 
-        ``send`` is ``"template"``, ``"content"`` or ``"video"`` (see :data:`SEND_CHECKS`); ``arguments`` are
+        ``send`` is ``"template"``, ``"content"``, ``"video"`` or ``"international"`` (the gateways'
+        send forms, :func:`dispatcher.providers.registry.send_forms`); ``arguments`` are
         that call's keyword arguments (``force`` and ``progress`` are ignored), checked as it
         checks them (``ValidationError``, ``ConfigurationError``). Returns recipients, billable
         segments and the account's last known balance (read from the gateway if none is
         cached and its ``balance`` limit has a slot free). Pass phones as a list, not a
         generator, to send them after estimating.
         """
-        check = SEND_CHECKS.get(send)
-        if check is None:
-            raise ValidationError([Problem("send", f"must be one of {sorted(SEND_CHECKS)}, got {send!r}")])
         shaping = {k: v for k, v in arguments.items() if k not in _SEND_ONLY}
-        spec, _ = check(self.accounts, account, **shaping)
+        spec, _ = check_send(self.accounts, send, account, **shaping)
         return estimate_of(self.accounts, spec, self._balance(spec.provider, spec.account, ask_gateway=True))
 
     def _send(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None,

@@ -18,7 +18,7 @@ balance guard::
     assert fake.status(job.job_id).counts["delivered"] == 1
 
 Requests are validated by the same code as the real ``Dispatcher`` (account lookup,
-:func:`dispatcher.jobs.template_job` / :func:`~dispatcher.jobs.content_job`), so a
+:func:`dispatcher.producer.check_send`, the gateways' own checks), so a
 request the fake takes is one the real producer takes, and a ``ValidationError`` names
 the same fields. Accounts: pass the app's ``Accounts`` (e.g. ``load_accounts(path)``) to
 refuse unknown names and check the opass templates it declares as production would; by

@@ -11,7 +11,8 @@ import structlog
 import dispatcher.logs
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import Stack
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.opass.account import OpassAccount
 
 # Code run in process (the CLI under CliRunner, the log tests) calls dispatcher.logs.configure. With
 # structlog's cache on, a module logger first used after that would keep that configuration (say, a

@@ -30,7 +30,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers import registry
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers.base import AccountSettings
 from dispatcher.templates import Template
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
@@ -69,7 +69,7 @@ class AccountConfig:
     """
 
     provider: str
-    gateway: OpassAccount | AiofishAccount
+    gateway: AccountSettings
     callback_secret: str = field(default="", repr=False)
     limits: Mapping[str, tuple[Limit, ...]] = field(default_factory=dict)
     push_variant: str = ""

@@ -147,7 +147,7 @@ VIDEO_RECIPIENTS = 2_500
 def submit_video_template(d: Dispatcher, say: Callable[[str], None]) -> str:
     """Submit a two-frame video SMS template (text with a variable, a picture); its audit is pushed later."""
     from dispatcher.providers.aiofish.vsms import Frame
-    from dispatcher.video import submit_template
+    from dispatcher.providers.aiofish.vsms_templates import submit_template
 
     frames = [Frame.of_text(1, 1, "#p_1#，您的会员礼包已到账。"), Frame.of_file(2, 1, "gift.png")]
     tpl_id = submit_template(d.runtime, "demo", "会员礼包", frames, {"gift.png": b"\x89PNG demo picture"})
@@ -157,7 +157,7 @@ def submit_video_template(d: Dispatcher, say: Callable[[str], None]) -> str:
 
 def send_video(d: Dispatcher, tpl_id: str, count: int, say: Callable[[str], None]) -> JobHandle:
     """Once the audit push has approved the template, queue a per-phone video SMS job."""
-    from dispatcher.jobs import VSMS
+    from dispatcher.providers.aiofish.vsms import VSMS
     from dispatcher.template_audits import APPROVED, read_audit
 
     wait_for(lambda: read_audit(d.redis, d.keys, VSMS, "demo", tpl_id),

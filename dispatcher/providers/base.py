@@ -9,10 +9,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from dispatcher.errors import AmbiguousError, RequestRejectedError, ThrottledError, TransientError
 from dispatcher.providers.codes import CodeInfo
+
+
+class AccountSettings(Protocol):
+    """What every gateway's account settings class has (``OpassAccount``, ``AiofishAccount`` …):
+    the account's name, unique within its gateway. The rest is the plug's to read."""
+
+    @property
+    def name(self) -> str:
+        """The account's name in the accounts file."""
+        ...
+
+    @property
+    def base_url(self) -> str:
+        """Where its gateway answers (``sms-dispatch doctor`` checks it is reachable)."""
+        ...
+
 
 Clock = Callable[[], int]
 """Returns the current time in epoch milliseconds."""

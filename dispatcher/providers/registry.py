@@ -1,7 +1,7 @@
 """The gateways sms-dispatch sends through, and all the send path may know of one.
 
 Each gateway declares itself once, as a :class:`Gateway` plug in its own module
-(``opass_plug.py``, ``aiofish_plug.py``): how to build its client, its job kinds
+(``opass/plug.py``, ``aiofish/plug.py`` …): how to build its client, its job kinds
 (chunk limit and the one call that sends a chunk), its documented rate limits,
 how to read its pushes, what beat polls, whether an ambiguous chunk can be asked
 about by our id. This module lists the plugs; the runtime, the sender, the
@@ -25,6 +25,9 @@ from dispatcher.limits import Limit
 PushParser = Callable[[Any, bytes, dict[str, Any]], tuple[list[Any], bytes, str]]
 #: ``(client, job meta, phones, per-phone payloads or None, our client id) -> SendResult``.
 ChunkSender = Callable[[Any, Mapping[str, str], Sequence[str], Sequence[Any] | None, str], Any]
+#: ``(account config, **the send call's job-shaping keyword arguments) -> (JobSpec, chunk size)``:
+#: a ``Dispatcher.send_<form>`` call's checks; raises ``ValidationError`` listing every problem.
+SendCheck = Callable[..., tuple[Any, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,9 @@ class Gateway:
     #: Keeps what its pushes carry besides receipts and uplinks (a template audit):
     #: ``(runtime, account config, items) -> None``; raises ``redis.RedisError`` (answered 503).
     keep_items: Callable[[Any, Any, list[Any]], None] | None = None
+    #: The producer calls it serves: ``"template"`` → the checks of ``Dispatcher.send_template``,
+    #: which sends through this gateway's accounts. Each form belongs to one gateway.
+    sends: Mapping[str, SendCheck] = field(default_factory=dict)
 
 
 def settings_of(account: Any, cls: type, channel: str) -> Any:
@@ -90,10 +96,12 @@ _GATEWAYS: dict[str, Gateway] = {}
 
 
 def register(plug: Gateway) -> None:
-    """Add (or replace) a gateway; its job kinds must not clash with another gateway's."""
+    """Add (or replace) a gateway; its job kinds and send forms must not clash with another gateway's."""
     for other in _GATEWAYS.values():
         if other.name != plug.name and {k.name for k in other.kinds} & {k.name for k in plug.kinds}:
             raise ConfigurationError(f"gateway {plug.name!r} declares job kinds {other.name!r} already has")
+        if other.name != plug.name and set(other.sends) & set(plug.sends):
+            raise ConfigurationError(f"gateway {plug.name!r} declares send forms {other.name!r} already has")
     _GATEWAYS[plug.name] = plug
 
 
@@ -142,6 +150,20 @@ def job_kind(name: str) -> JobKind:
             if kind.name == name:
                 return kind
     raise ConfigurationError(f"unknown job kind {name!r}")
+
+
+def send_check(form: str) -> tuple[Gateway, SendCheck]:
+    """The gateway serving ``Dispatcher.send_<form>`` and that call's checks; raises ``KeyError``
+    naming the known forms."""
+    for plug in gateways():
+        if form in plug.sends:
+            return plug, plug.sends[form]
+    raise KeyError(f"no gateway sends {form!r}; known: {', '.join(send_forms())}")
+
+
+def send_forms() -> tuple[str, ...]:
+    """Every ``send_<form>`` some gateway serves, sorted."""
+    return tuple(sorted(form for plug in gateways() for form in plug.sends))
 
 
 def chunk_limits() -> dict[str, int]:

@@ -18,7 +18,7 @@ import pytest
 from dispatcher.errors import AccountFatalError, AmbiguousError, ThrottledError, TransientError
 from dispatcher.local.sandbox import demo
 from dispatcher.local.stack import wait_for
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.client import AiofishClient
 from dispatcher.providers.aiofish.push import PUSH_OK_BODY, parse_sms_push
 from dispatcher.providers.results import Receipt, Uplink

@@ -34,8 +34,8 @@ def test_a_per_phone_csv_with_content_or_params_is_refused_and_nothing_stored(
 
 
 @pytest.mark.parametrize(("args", "named"), [
-    (("opass", "demo", "--template", "1000000000000000001", "--content", "【沙箱】您好"), "--content is for aiofish"),
-    (("aiofish", "demo", "--content", "【沙箱】您好", "--param", "1"), "--template/--param are for opass"),
+    (("opass", "demo", "--template", "1000000000000000001", "--content", "【沙箱】您好"), "--content is not for opass"),
+    (("aiofish", "demo", "--content", "【沙箱】您好", "--param", "1"), "--template/--param are not for aiofish"),
 ])
 def test_an_option_of_the_other_gateway_is_refused(redis_url: str, redis_client: redis.Redis, tmp_path: Path,
                                                    args: tuple[str, ...], named: str) -> None:

@@ -1,5 +1,6 @@
-"""A third gateway is one plug: registered here only, it is sent through, rate limited, pushed to
-and looked up by the same send path as opass and aiofish, on a real Redis and real HTTP.
+"""A third gateway is one plug: registered here only, it is sent through (its own send form, by
+``Dispatcher.submit``), rate limited, pushed to and looked up by the same send path as opass and
+aiofish, on a real Redis and real HTTP.
 
 The toy gateway's "vendor" is this test (its client keeps what it was sent): the point is
 that nothing outside the plug had to learn its name.
@@ -18,18 +19,19 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 import redis
 
+from dispatcher import jobs
 from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.config.settings import Settings
 from dispatcher.keys import client_id
-from dispatcher.ledger import ChunkData
 from dispatcher.limits import Limit
+from dispatcher.producer import Dispatcher
 from dispatcher.providers import registry
-from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, SendResult
 from dispatcher.receipt_stream import StreamApplier
 from dispatcher.records import RecordReader
 from dispatcher.runtime import Runtime
 from dispatcher.sending import send_chunk
+from dispatcher.validation import Checker
 from dispatcher.webhook import make_app
 
 SECRET = "toy-hook-secret-0123456789abcdef"
@@ -67,6 +69,17 @@ def _toy_push(_account: Any, body: bytes, _environ: dict[str, Any]) -> tuple[lis
              for r in doc["receipts"]], b"thanks", "text/plain")
 
 
+def _toy_check(account: Any, *, text: str, phones: Sequence[Any], priority: str = "bulk",
+               send_at_ms: int | None = None) -> tuple[jobs.JobSpec, int]:
+    """``Dispatcher.submit("toy", …)``'s checks: the shared recipient rules, the toy's own meta."""
+    check = Checker()
+    meta = jobs.common_meta(check, priority, send_at_ms)
+    rows, _, duplicates, _ = jobs.recipients(check, phones, None, None, skip_invalid=False)
+    check.done()
+    meta.update(kind="toy.send", provider="toy", account=account.name, text=text, tag="x")
+    return jobs.JobSpec("toy.send", "toy", account.name, meta, rows, duplicates=duplicates), 2
+
+
 TOY = registry.Gateway(
     name="toy",
     account_class=ToyAccount,
@@ -74,6 +87,8 @@ TOY = registry.Gateway(
     kinds=(registry.JobKind("toy.send", 2, _toy_send),),
     limits={"send": (Limit("send", 1000, 1.0),)},
     parse_push=_toy_push,
+    sends={"toy": _toy_check},
+    has_balance=False,
 )
 
 
@@ -108,27 +123,28 @@ def hook_url(runtime: Runtime) -> Iterator[str]:
 def test_a_gateway_registered_only_in_its_plug_is_sent_pushed_to_and_looked_up(runtime: Runtime,
                                                                               hook_url: str) -> None:
     rt = runtime
-    chunks = [ChunkData(PHONES[i : i + 2]) for i in range(0, len(PHONES), registry.chunk_limits()["toy.send"])]
-    rt.ledger.create_job("jt", {"provider": "toy", "account": "t1", "kind": "toy.send", "text": "hi", "tag": "x"},
-                         chunks, now_ms=system_clock_ms())
-    for n in range(len(chunks)):
-        assert send_chunk(rt, "jt", n).note == "accepted"
-    assert [phones for _, phones, _ in ToyClient.sent] == [tuple(c.phones) for c in chunks]
+    producer = Dispatcher(rt.settings, accounts=rt.accounts, client=rt.redis, enqueue=lambda *_: None)
+    handle = producer.submit("toy", "t1", text="hi", phones=[*PHONES, PHONES[0]])
+    job = handle.job_id
+    assert (handle.total, handle.chunks, handle.duplicates) == (5, 3, 1)  # the toy's own chunk limit: 2
+    for n in range(handle.chunks):
+        assert send_chunk(rt, job, n).note == "accepted"
+    assert [phones for _, phones, _ in ToyClient.sent] == [tuple(PHONES[i : i + 2]) for i in range(0, 5, 2)]
     # the limiter took each call from the toy's own documented budget
     assert rt.redis.exists(rt.keys.limiter("toy", "t1", "send"))
 
     push = {"receipts": [{"phone": p, "status": "OK" if p != PHONES[4] else "LOST",
-                          "mid": f"toy-{client_id('jt', i // 2, 1)}", "cid": client_id("jt", i // 2, 1)}
+                          "mid": f"toy-{client_id(job, i // 2, 1)}", "cid": client_id(job, i // 2, 1)}
                          for i, p in enumerate(PHONES)]}
     request = urllib.request.Request(hook_url, json.dumps(push).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.read() == b"thanks"
     StreamApplier(rt.ledger, "test").drain()
 
-    states = {d.phone: (d.state, d.code) for d in RecordReader(rt.ledger).job_records("jt")}
+    states = {d.phone: (d.state, d.code) for d in RecordReader(rt.ledger).job_records(job)}
     assert states == {**{p: ("delivered", "OK") for p in PHONES[:4]}, PHONES[4]: ("failed", "LOST")}
     (found,) = RecordReader(rt.ledger).by_phone(PHONES[4])
-    assert (found.provider, found.message_id) == ("toy", f"toy-{client_id('jt', 2, 1)}")
+    assert (found.provider, found.message_id) == ("toy", f"toy-{client_id(job, 2, 1)}")
 
 
 def test_a_push_to_a_gateway_nobody_registered_is_not_found(runtime: Runtime, hook_url: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from dispatcher.logs import configure
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.client import AiofishClient
 from dispatcher.providers.aiofish.crypto import password_md5
 

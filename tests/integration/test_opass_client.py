@@ -24,7 +24,7 @@ from dispatcher.errors import (
     TransientError,
 )
 from dispatcher.local.sandbox import demo
-from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
+from dispatcher.providers.opass.account import OPASS_RECEIPT_PATH_JAVA, OpassAccount
 from dispatcher.providers.opass.client import OpassClient
 from dispatcher.providers.opass.push import PUSH_ANSWER_BODY, PUSH_ANSWER_CONTENT_TYPE, parse_push
 from dispatcher.providers.opass.sign import new_nonce

@@ -13,8 +13,8 @@ from dispatcher.errors import ValidationError
 from dispatcher.local.demo import phones
 from dispatcher.local.stack import wait_for
 from dispatcher.providers.aiofish.vsms import Frame
+from dispatcher.providers.aiofish.vsms_templates import query_template, submit_template
 from dispatcher.template_audits import APPROVED, PENDING, REJECTED, Audit, read_audit
-from dispatcher.video import query_template, submit_template
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 
 VSMS = "aiofish-vsms"

@@ -166,7 +166,7 @@ def test_each_aiofish_account_is_also_an_account_of_its_isms_channel() -> None:
 def borrowing_channel() -> Any:
     """A toy channel registered for one test that sends through the aiofish accounts."""
     from dispatcher.providers import registry
-    from dispatcher.providers.accounts import AiofishAccount
+    from dispatcher.providers.aiofish.account import AiofishAccount
 
     registry.gateways()  # the built-in plugs first, so the toy does not stand in for them
     plug = registry.Gateway(name="toy-borrower", account_class=AiofishAccount, client=lambda account: account,

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 
 from dispatcher.errors import PushVerificationError
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.push import TemplateAudit, parse_sms_push, parse_vsms_push
 from dispatcher.providers.results import Receipt, Uplink
 from tests.unit.test_crypto_known_answers import MANUAL_SIGN, MANUAL_SIGN_INPUT

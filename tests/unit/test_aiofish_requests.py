@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from dispatcher.errors import ConfigurationError, ValidationError
-from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.client import AiofishClient
 from dispatcher.providers.aiofish.crypto import aes_decrypt_hex, password_md5, verify_biz_sign
 from tests.unit.scripted import ScriptedAdapter

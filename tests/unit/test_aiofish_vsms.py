@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from dispatcher.errors import AmbiguousError, ConfigurationError, TransientError
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.crypto import x_sign
 from dispatcher.providers.aiofish.vsms import AiofishIsmsClient, AiofishVsmsClient, Frame
 from tests.unit.scripted import ScriptedAdapter

@@ -3,8 +3,7 @@
 A gateway's name in code (a string constant such as ``"opass"``, ``"aiofish.batch"`` or
 ``"opass:"``; prose in docstrings and comments does not count) means a switch on it,
 which a third gateway would have to find and extend. The send path reads the registry
-(:mod:`dispatcher.providers.registry`) instead. Two lists are allowed for now, each
-with its reason, and the second test keeps them from outliving their reason. Pure.
+(:mod:`dispatcher.providers.registry`) instead. Only the local tooling may name them. Pure.
 """
 
 from __future__ import annotations
@@ -17,9 +16,6 @@ from dispatcher.providers import registry
 ROOT = Path(__file__).resolve().parents[2] / "dispatcher"
 #: The local tooling (dispatcher/local/): it simulates and drives the vendors, so it names them.
 LOCAL = {"local"}
-#: Channel APIs not yet served by their plugs (issue 10, open): the opass template and aiofish
-#: content job builders, the producer's account checks and the CLI's per-gateway commands.
-NOT_YET = {"cli.py", "jobs.py", "producer.py"}
 
 
 def _names_a_gateway(value: str) -> bool:
@@ -53,15 +49,8 @@ def _modules() -> dict[str, Path]:
 
 def test_no_module_outside_the_providers_names_a_gateway() -> None:
     found = {rel: names for rel, path in _modules().items()
-             if Path(rel).parts[0] not in LOCAL | NOT_YET and (names := gateway_names_in(path))}
+             if Path(rel).parts[0] not in LOCAL and (names := gateway_names_in(path))}
     assert found == {}, f"gateway names outside dispatcher/providers/ (ask the registry instead): {found}"
-
-
-def test_every_module_allowed_to_name_a_gateway_still_needs_to() -> None:
-    """An allowance that is no longer used goes from the list, so the list only shrinks."""
-    modules = _modules()
-    unused = sorted(name for name in NOT_YET if not gateway_names_in(modules[name]))
-    assert unused == [], f"these no longer name a gateway: take them off NOT_YET: {unused}"
 
 
 def test_the_check_sees_a_switch_on_a_gateway(tmp_path: Path) -> None:

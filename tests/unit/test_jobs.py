@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.errors import ValidationError
-from dispatcher.jobs import content_job, template_job
+from dispatcher.providers.aiofish.jobs import content_job
+from dispatcher.providers.opass.jobs import template_job
 from dispatcher.validation import MAX_PARAM_CHARS
 
 GOOD = ["13800000001", "13800000002"]

@@ -15,7 +15,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.client import (
     FAIL_PHONES_CODE,
     parse_balance_answer,

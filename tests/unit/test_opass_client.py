@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from dispatcher.errors import AmbiguousError, ThrottledError, TransientError, ValidationError
-from dispatcher.providers.accounts import OPASS_RECEIPT_PATH_JAVA, OpassAccount
+from dispatcher.providers.opass.account import OPASS_RECEIPT_PATH_JAVA, OpassAccount
 from dispatcher.providers.opass.client import OpassClient
 from tests.unit.scripted import ScriptedAdapter
 

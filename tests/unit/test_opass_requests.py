@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from dispatcher.providers.accounts import OPASS_RECEIPT_PATH, OpassAccount
+from dispatcher.providers.opass.account import OPASS_RECEIPT_PATH, OpassAccount
 from dispatcher.providers.opass.requests import (
     BALANCE_PATH,
     SEND_BATCH_PATH,

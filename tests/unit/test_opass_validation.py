@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.errors import ValidationError
-from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.requests import plan_receipt_query, plan_send, plan_send_batch, plan_statistics
 from dispatcher.validation import MAX_BID_CHARS
 

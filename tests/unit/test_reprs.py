@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher import jobs
 from dispatcher.config.accounts import AccountConfig
 from dispatcher.config.settings import Settings
 from dispatcher.ledger import ChunkData, Claim
-from dispatcher.providers.accounts import AiofishAccount, OpassAccount
+from dispatcher.providers.aiofish import jobs as aiofish_jobs
 from dispatcher.providers.aiofish import requests as aiofish_requests
 from dispatcher.providers.aiofish import vsms as aiofish_vsms
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.crypto import password_md5
+from dispatcher.providers.opass import jobs as opass_jobs
 from dispatcher.providers.opass import requests as opass_requests
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.results import PhoneFailure, Receipt, SendResult, Uplink
 from dispatcher.validation import Checker
 
@@ -42,10 +44,10 @@ def test_chunk_data_shows_its_phones_masked_and_no_payload() -> None:
 
 
 def test_a_job_spec_shows_no_params_content_or_whole_phone() -> None:
-    _assert_nothing_in_clear(repr(jobs.template_job("demo", template_code="1000000000000000002", phones=[P1, P2],
+    _assert_nothing_in_clear(repr(opass_jobs.template_job("demo", template_code="1000000000000000002", phones=[P1, P2],
                                                     params=[CODE])))
-    _assert_nothing_in_clear(repr(jobs.content_job("demo", content=TEXT, phones=[P1, P2])))
-    _assert_nothing_in_clear(repr(jobs.content_job("demo", recipients=[(P1, TEXT), (P2, TEXT)])))
+    _assert_nothing_in_clear(repr(aiofish_jobs.content_job("demo", content=TEXT, phones=[P1, P2])))
+    _assert_nothing_in_clear(repr(aiofish_jobs.content_job("demo", recipients=[(P1, TEXT), (P2, TEXT)])))
 
 
 def test_an_opass_send_plan_and_its_signed_request_show_no_phone_param_or_key() -> None:

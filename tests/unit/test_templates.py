@@ -15,9 +15,9 @@ import pytest
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.errors import ValidationError
-from dispatcher.jobs import template_job
 from dispatcher.local.demo import accounts_doc
-from dispatcher.producer import template_spec
+from dispatcher.producer import check_send
+from dispatcher.providers.opass.jobs import template_job
 from dispatcher.templates import TemplateSyntaxError, parse_template, render_template, template_variables
 from dispatcher.testing import FakeDispatcher
 
@@ -126,13 +126,13 @@ def _accounts() -> Any:
 
 
 def _spec(code: str, **kwargs: Any) -> Any:
-    return template_spec(_accounts(), "demo", template_code=code, phones=kwargs.get("phones"),
+    return check_send(_accounts(), "template", "demo", template_code=code, phones=kwargs.get("phones"),
                          params=kwargs.get("params"), recipients=kwargs.get("recipients"), bid=None,
                          extend_code=None, priority="bulk", send_at=None, skip_invalid=False)
 
 
 def test_the_producer_checks_a_template_the_account_declares() -> None:
-    """``template_spec`` (Dispatcher's and FakeDispatcher's check) finds the template by its code, spaces trimmed."""
+    """``check_send`` (Dispatcher's and FakeDispatcher's check) finds the template by its code, spaces trimmed."""
     with pytest.raises(ValidationError) as err:
         _spec(f" {OTP} ", phones=[P1], params=["1234567"])
     assert err.value.fields == ("params[0]",)

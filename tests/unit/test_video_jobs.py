@@ -9,9 +9,9 @@ import pytest
 
 from dispatcher.errors import ValidationError
 from dispatcher.providers.aiofish.vsms import EXT_FILE, EXT_TEXT
+from dispatcher.providers.aiofish.vsms_templates import frames_of
 from dispatcher.template_audits import APPROVED, PENDING, REJECTED
 from dispatcher.testing import FakeDispatcher
-from dispatcher.video import frames_of
 
 PHONES = ["13800000001", "13800000002", "13800000003"]
 

@@ -28,8 +28,8 @@ import requests
 
 from dispatcher.errors import AmbiguousError, TransientError
 from dispatcher.phones import mask_in_text, normalise_mainland
-from dispatcher.providers.accounts import AiofishAccount
 from dispatcher.providers.aiofish import requests as rq
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.base import Clock, json_body, raise_for_code, system_clock_ms
 from dispatcher.providers.fields import text_field, whole_number

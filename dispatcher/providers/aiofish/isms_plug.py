@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.limits import Limit
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.jobs import ISMS_SEND as KIND
+from dispatcher.providers.aiofish.jobs import check_international_send
 from dispatcher.providers.aiofish.vsms import ISMS, MAX_MOBILES
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = ISMS
-KIND = f"{ISMS}.send"
 
 
 def make_client(account: Any) -> Any:
@@ -55,5 +56,6 @@ PLUG = Gateway(
     identity=lambda gateway: gateway.account,
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     accounts_of="aiofish",
+    sends={"international": check_international_send},
     has_balance=False,  # the isms API has no balance call: its sends are not guarded
 )

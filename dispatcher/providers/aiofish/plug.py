@@ -7,11 +7,11 @@ from typing import Any
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.jobs import BATCH, BATCH_MAX, NAME, SEND, SEND_MAX, check_content_send
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
-NAME = "aiofish"
 #: The forms an aiofish console can push in (its 推送方式): plain form, form with an
 #: AES-encrypted phoneNumber, fully encrypted and signed JSON.
 PUSH_VARIANTS = ("plain", "phone", "full")
@@ -64,7 +64,7 @@ PLUG = Gateway(
     name=NAME,
     account_class=AiofishAccount,
     client=make_client,
-    kinds=(JobKind("aiofish.send", 2000, _send), JobKind("aiofish.batch", 200, _send_batch)),
+    kinds=(JobKind(SEND, SEND_MAX, _send), JobKind(BATCH, BATCH_MAX, _send_batch)),
     limits={
         "send": (Limit("send", 200, 1.0),),
         "balance": (Limit("balance", 1, 5.0),),
@@ -78,4 +78,5 @@ PLUG = Gateway(
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     raw_fields=("push_variant",),
     account_extras=_push_variant,
+    sends={"content": check_content_send},
 )

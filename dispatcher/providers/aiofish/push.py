@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 
 from dispatcher.errors import PushVerificationError
 from dispatcher.phones import normalise_international, normalise_mainland
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.crypto import DecryptionError, aes_decrypt_hex, verify_biz_sign
 from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.results import Receipt, Uplink

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.errors import ConfigurationError
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.crypto import aes_encrypt_hex, biz_sign, password_md5
 from dispatcher.redact import build_repr, keys_repr, phones_repr, size_repr
 from dispatcher.validation import MAX_SMS_ID_CHARS, Checker

@@ -29,7 +29,7 @@ import requests
 
 from dispatcher.errors import AmbiguousError, ConfigurationError, TransientError
 from dispatcher.phones import mask_in_text
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.aiofish.crypto import x_sign
 from dispatcher.providers.aiofish.requests import json_text, pairs

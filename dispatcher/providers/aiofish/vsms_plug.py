@@ -19,12 +19,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.limits import Limit
-from dispatcher.providers.accounts import AiofishAccount
+from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.jobs import VSMS_MESSAGE as MESSAGE
+from dispatcher.providers.aiofish.jobs import VSMS_VARS as VARS
+from dispatcher.providers.aiofish.jobs import check_video_send
 from dispatcher.providers.aiofish.vsms import MAX_MOBILES, VSMS
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
 NAME = VSMS
-MESSAGE, VARS = f"{NAME}.message", f"{NAME}.vars"
 #: What a status or audit push is answered when it was kept: the manual's string ``0``.
 PUSH_OK_BODY = b"0"
 
@@ -77,6 +79,7 @@ PLUG = Gateway(
     identity=lambda gateway: gateway.app_key or gateway.account,
     accounts_of="aiofish",
     keep_items=_keep_audits,
+    sends={"video": check_video_send},
     has_balance=False,  # aiofish documents no vsms balance query: its sends are not guarded
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
 )

@@ -26,10 +26,10 @@ import requests
 
 from dispatcher.errors import AmbiguousError, DispatchError, TransientError
 from dispatcher.phones import mask_in_text, normalise_mainland
-from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import Clock, raise_for_code, system_clock_ms
 from dispatcher.providers.fields import text_field, whole_number
 from dispatcher.providers.http import HttpTransport
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.codes import OPASS_CODES
 from dispatcher.providers.opass.push import receipt_from_item
 from dispatcher.providers.opass.requests import (

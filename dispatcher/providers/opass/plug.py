@@ -8,10 +8,9 @@ from typing import Any
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
-from dispatcher.providers.accounts import OpassAccount
+from dispatcher.providers.opass.account import OpassAccount
+from dispatcher.providers.opass.jobs import BATCH, NAME, SEND, check_template_send
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
-
-NAME = "opass"
 
 
 def _templates(fields: dict[str, Any], _gateway: Any, where: str) -> dict[str, Any]:
@@ -67,7 +66,7 @@ PLUG = Gateway(
     name=NAME,
     account_class=OpassAccount,
     client=make_client,
-    kinds=(JobKind("opass.send", 1000, _send), JobKind("opass.batch", 1000, _send_batch)),
+    kinds=(JobKind(SEND, 1000, _send), JobKind(BATCH, 1000, _send_batch)),
     limits={
         "send": (Limit("send", 300, 1.0),),
         "receipts": (Limit("receipts", 1, 60.0), Limit("query", 3, 60.0)),
@@ -83,4 +82,5 @@ PLUG = Gateway(
     placeholder=lambda name: OpassAccount(name=name, api_key="fake", access_key="fake"),
     raw_fields=("templates",),
     account_extras=_templates,
+    sends={"template": check_template_send},
 )

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.providers.accounts import OpassAccount
 from dispatcher.providers.base import json_body
+from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.sign import signed_headers
 from dispatcher.redact import build_repr, keys_repr, phones_repr
 from dispatcher.validation import MAX_BID_CHARS, MAX_CONTENT_CHARS, Checker

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher.errors import Problem, ValidationError
-from dispatcher.jobs import VSMS
-from dispatcher.providers.aiofish.vsms import Frame
+from dispatcher.providers.aiofish.vsms import VSMS, Frame
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.template_audits import PENDING, Audit, store_audit
 
