@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from dispatcher import sweeps
+from dispatcher.config.accounts import AccountConfig
 from dispatcher.config.settings import Settings
+from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.runtime import Runtime
 
@@ -82,9 +84,25 @@ def pause_after_fatal(rt: Runtime, provider: str, account: str, reason: str) -> 
 
     An existing pause is kept: an operator's must survive a chunk that was in
     flight when it was set (else beat's balance check would lift it), and an
-    earlier fatal reason is the one that stopped the account.
+    earlier fatal reason is the one that stopped the account. A channel with no balance
+    query is never resumed by beat, and its reason says how to resume it.
     """
+    if not registry.gateway(provider).has_balance:
+        reason += f" (no balance query to show it is fixed: sms-dispatch resume {provider} {account})"
     return bool(rt.redis.set(rt.keys.paused(provider, account), reason, nx=True))
+
+
+def resumable_by_balance(rt: Runtime) -> list[AccountConfig]:
+    """The accounts beat's balance check may resume: paused after an account-fatal answer, with a
+    balance query. An operator's pause waits for the operator; so does the pause of a channel with
+    no balance query (video and international SMS: nothing can show it is fixed, and its reason
+    says how to resume it). One round trip per account."""
+    found = []
+    for account in rt.accounts:
+        reason = rt.redis.get(rt.keys.paused(account.provider, account.name))
+        if reason is not None and not by_operator(reason) and registry.gateway(account.provider).has_balance:
+            found.append(account)
+    return found
 
 
 def resume(rt: Runtime, provider: str, account: str, publish: Publish, *, automatic: bool = False) -> int | None:

@@ -22,6 +22,7 @@ import structlog
 from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_client_id
 from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
+from dispatcher.records import RecordReader
 
 log = structlog.get_logger("dispatcher.receipts")
 
@@ -99,6 +100,42 @@ def resolve_by_message_id(client: redis.Redis, keys: Keys, provider: str,
             continue
         job, _, number = chunk.rpartition(":")
         resolved.append(replace(receipt, client_id=client_id(job, int(number), int(attempts[chunk]))))
+    return resolved, unknown
+
+
+def adopt_by_phone(reader: RecordReader, provider: str, account: str, receipts: Sequence[Receipt], *,
+                   since_slack_ms: int) -> tuple[list[Receipt], list[Receipt]]:
+    """Receipts whose message id no chunk is indexed under, given the one ambiguous chunk they can
+    belong to; ``(resolved, still unknown)``.
+
+    A chunk goes ambiguous when its send's answer was lost, so its message id was never
+    recorded and the pushes of channels that echo none of our ids (vsms, isms) cannot
+    name it. A receipt for a phone of exactly one ambiguous chunk of the account it came
+    through, reporting a time no earlier than ``since_slack_ms`` before that chunk went
+    ambiguous (when its request may have left), proves the chunk reached the gateway: it
+    is settled as accepted when applied (and its message id indexed), never resent. Two
+    candidate chunks, none, or a receipt with no time stay unknown. One lookup a receipt.
+    Raises ``redis.RedisError``.
+    """
+    resolved, unknown = [], []
+    attempts: dict[tuple[str, int], int] = {}
+    for receipt in receipts:
+        if receipt.at_ms is None:
+            unknown.append(receipt)
+            continue
+        candidates = [(job, n) for job, n, state, since_ms in
+                      reader.chunks_holding(receipt.phone, provider=provider, account=account)
+                      if state == "ambiguous" and receipt.at_ms >= since_ms - since_slack_ms]
+        if len(candidates) != 1:
+            unknown.append(receipt)
+            continue
+        job, n = candidates[0]
+        if (job, n) not in attempts:
+            attempts[(job, n)] = reader.ledger.state_and_attempt(job, n)[1]
+        resolved.append(replace(receipt, client_id=client_id(job, n, attempts[(job, n)])))
+    if resolved:
+        log.info("receipts.adopted_by_phone", provider=provider, account=account, receipts=len(resolved),
+                 chunks=len(attempts))
     return resolved, unknown
 
 

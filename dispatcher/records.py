@@ -161,6 +161,23 @@ class RecordReader:
         found += self._phone_records(flat, provider, seen)
         return _newest_first(found, limit)
 
+    def chunks_holding(self, phone: str, *, provider: str, account: str) -> list[tuple[str, int, str, int]]:
+        """``(job id, chunk, chunk state, since ms)`` of every chunk still kept that ``provider:account``
+        sent or is sending to ``phone`` (one round trip, and one per job whose meta is not cached)."""
+        forms = stored_forms(phone)
+        if not forms:
+            return []
+        flat = self._lookup_phone(keys=[self.keys.phone_days()],
+                                  args=[int(time.time() * 1000), self.keys.phone_index_head(),
+                                        phone_bucket_of(forms[0]), *self.keys.chunk_parts(), *forms])
+        found = []
+        for i in range(0, len(flat), 12):
+            job_id, n = as_text(flat[i]), int(flat[i + 1])
+            meta = self.ledger.job_meta(job_id)
+            if meta.get("provider") == provider and meta.get("account") == account and flat[i + 2] is not None:
+                found.append((job_id, n, as_text(flat[i + 2]), int(flat[i + 3] or 0)))
+        return sorted(set(found))
+
     def _phone_records(self, flat: list[Any], provider: str | None, seen: set[tuple[str, int]]) -> list[Delivery]:
         """The records LOOKUP_PHONE returned (chunks in ``seen`` skipped)."""
         found: list[Delivery] = []

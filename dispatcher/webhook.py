@@ -44,7 +44,8 @@ from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipt_stream import record
-from dispatcher.receipts import resolve_by_message_id, store_uplinks
+from dispatcher.receipts import adopt_by_phone, resolve_by_message_id, store_uplinks
+from dispatcher.records import RecordReader
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
 from dispatcher.runtime import LazyRuntime, Runtime
 
@@ -117,6 +118,10 @@ def handle_push(
     # A receipt that echoes none of our ids names its chunk by the vendor's message id.
     resolved, unknown = resolve_by_message_id(rt.redis, rt.keys, provider,
                                               [r for r in receipts if r.client_id is None])
+    if unknown:  # an ambiguous chunk's message id was never recorded: its phones can still name it
+        adopted, unknown = adopt_by_phone(RecordReader(rt.ledger), provider, name, unknown,
+                                          since_slack_ms=int((rt.settings.stuck_after_s + 60) * 1000))
+        resolved += adopted
     receipts = [r for r in receipts if r.client_id is not None] + resolved
     recorded = 0
     if receipts:
@@ -135,8 +140,13 @@ def handle_push(
 
 
 def readiness_problems(rt: Runtime) -> list[str]:
-    """Why the webhook is not ready: accounts it refuses to serve (named, never their secrets)."""
-    return [f"{a.provider}:{a.name}: {a.hook_problem}" for a in rt.accounts if a.hook_problem]
+    """Why the webhook is not ready: accounts it refuses to serve (named, never their secrets).
+
+    Once per accounts-file entry: a channel sharing another gateway's accounts (video and
+    international SMS) shares its callback secret, so its problem is that entry's.
+    """
+    return [f"{a.provider}:{a.name}: {a.hook_problem}" for a in rt.accounts
+            if a.hook_problem and registry.gateway(a.provider).accounts_of is None]
 
 
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

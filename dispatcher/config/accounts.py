@@ -65,7 +65,9 @@ class AccountConfig:
     form its console is set to, the only form its hook takes;
     ``reconcile_window_s``, when set, overrides ``Settings.reconcile_window_s``
     for this account's ambiguous chunks; ``templates`` (opass) are the
-    declared console templates by code.
+    declared console templates by code; ``channel_limits`` are the limits of the
+    channels that send through this account (video and international SMS through
+    an aiofish entry), by channel: ``"limits": {"send": […], "aiofish-vsms": {"send": […]}}``.
     """
 
     provider: str
@@ -75,6 +77,7 @@ class AccountConfig:
     push_variant: str = ""
     reconcile_window_s: float | None = None
     templates: Mapping[str, Template] = field(default_factory=dict)
+    channel_limits: Mapping[str, Mapping[str, tuple[Limit, ...]]] = field(default_factory=dict)
 
     @property
     def hook_problem(self) -> str | None:
@@ -92,12 +95,17 @@ class Accounts:
     """All configured accounts, by provider and name."""
 
     by_key: Mapping[tuple[str, str], AccountConfig]
+    #: Accounts a channel had to leave out (``Gateway.cannot_serve``), with why.
+    unusable: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def get(self, provider: str, name: str) -> AccountConfig:
-        """The account ``provider:name``; raises ``ConfigurationError`` if unknown."""
+        """The account ``provider:name``; raises ``ConfigurationError`` if unknown or unusable (saying why)."""
         try:
             return self.by_key[(provider, name)]
         except KeyError:
+            if (provider, name) in self.unusable:
+                raise ConfigurationError(f"{provider}:{name} cannot send: {self.unusable[(provider, name)]}") \
+                    from None
             known = ", ".join(f"{p}:{n}" for p, n in sorted(self.by_key)) or "none"
             raise ConfigurationError(f"no account {provider}:{name} (configured: {known})") from None
 
@@ -174,7 +182,11 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             own = {name: item.pop(name) for name in plug.raw_fields if name in item}
             item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
-            limits = _limits(item.pop("limits", {}), where)
+            raw_limits = dict(item.pop("limits", {}))
+            channel_limits = {channel: _limits(raw_limits.pop(channel), f"{where}.limits.{channel}")
+                              for channel in [k for k, v in raw_limits.items() if isinstance(v, dict)]}
+            _check_channels(provider, channel_limits, where)
+            limits = _limits(raw_limits, where)
             window_s = _window_s(item.pop("reconcile_window_s", None), where)
             try:
                 gateway = plug.account_class(**item)
@@ -193,21 +205,39 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                 raise ConfigurationError(f"{where}: same vendor account as {provider}:{twin}; "
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
-            by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s, **extras)
-    _add_channels(by_key)
-    return Accounts(by_key)
+            by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s,
+                                        channel_limits=channel_limits, **extras)
+    return Accounts(by_key, _add_channels(by_key))
 
 
-def _add_channels(by_key: dict[tuple[str, str], AccountConfig]) -> None:
+def _check_channels(provider: str, channel_limits: Mapping[str, Any], where: str) -> None:
+    """Each key of an entry's channel limits names a channel of its gateway; raises ConfigurationError."""
+    channels = [p.name for p in registry.gateways() if p.accounts_of == provider]
+    for channel in channel_limits:
+        if channel not in channels:
+            raise ConfigurationError(f"{where}.limits.{channel}: not a channel of {provider} "
+                                     f"(its channels: {', '.join(channels) or 'none'})")
+
+
+def _add_channels(by_key: dict[tuple[str, str], AccountConfig]) -> dict[tuple[str, str], str]:
     """Each account of a gateway that other plugs are channels of (``Gateway.accounts_of``) becomes
     an account of those channels too: same name, settings, callback secret and reconcile window
-    (so its hook and its receipts' owner ``channel:name`` work); limits are the channel plug's."""
+    (so its hook and its receipts' owner ``channel:name`` work); its limits are the entry's
+    ``limits.<channel>`` over the channel plug's. Returns the accounts a channel cannot serve, with why."""
+    unusable = {}
     for plug in registry.gateways():
         if plug.accounts_of is None:
             continue
         for (provider, name), account in list(by_key.items()):
-            if provider == plug.accounts_of:
-                by_key[(plug.name, name)] = replace(account, provider=plug.name, limits={})
+            if provider != plug.accounts_of:
+                continue
+            problem = plug.cannot_serve(account.gateway)
+            if problem is not None:
+                unusable[(plug.name, name)] = problem
+                continue
+            by_key[(plug.name, name)] = replace(account, provider=plug.name, channel_limits={},
+                                                limits=account.channel_limits.get(plug.name, {}))
+    return unusable
 
 
 def load_accounts(path: str | Path, env: Mapping[str, str] | None = None) -> Accounts:

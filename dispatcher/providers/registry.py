@@ -76,6 +76,10 @@ class Gateway:
     #: entries under this plug's name; each account of that gateway is also an account of this
     #: channel, with the same settings and callback secret (its own limits are the plug's).
     accounts_of: str | None = None
+    #: Why an account of ``accounts_of`` cannot be an account of this channel (settings it lacks),
+    #: or ``None``: ``(account settings) -> problem``. Such an account is left out of the
+    #: channel and a send through it is refused naming the problem.
+    cannot_serve: Callable[[Any], str | None] = lambda _gateway: None
     #: Keeps what its pushes carry besides receipts and uplinks (a template audit):
     #: ``(runtime, account config, items) -> None``; raises ``redis.RedisError`` (answered 503).
     keep_items: Callable[[Any, Any, list[Any]], None] | None = None

@@ -243,14 +243,12 @@ def resume_account(provider: str, account: str, *, automatic: bool = False) -> i
 def check_paused() -> list[str]:
     """Resume accounts paused by an account-fatal error whose balance check now succeeds with credit left.
 
-    An operator's pause is never lifted here, and costs no balance query.
+    An operator's pause is never lifted here, and costs no balance query; nor is the pause
+    of a channel with no balance query (:func:`dispatcher.pauses.resumable_by_balance`).
     """
     rt = get_runtime()
     resumed = []
-    for account in rt.accounts:
-        reason = rt.redis.get(rt.keys.paused(account.provider, account.name))
-        if reason is None or pauses.by_operator(reason):
-            continue
+    for account in pauses.resumable_by_balance(rt):
         # Balance shares opass's query budget with the polls beat reserves ahead: queue like them.
         if rt.limiter.acquire(account.provider, account.name, "balance",
                               max_wait_s=rt.settings.shared_budget_wait_s) < 0:

@@ -75,3 +75,23 @@ def test_bad_international_numbers_are_refused_naming_each_and_nothing_is_stored
     assert fields == ["phones[1]", "phones[2]", "phones[3]", "phones[4]"]
     assert p.redis.dbsize() == before
     assert p.sandbox.ledger()["accepted"].get(ISMS, {}) == {}
+
+
+def test_an_ambiguous_isms_chunk_is_settled_by_its_pushed_receipts_never_resent(pipeline_factory) -> None:  # noqa: F811
+    """The gateway takes the call and the answer is lost (``drop``): the chunk is ambiguous with no
+    message id, and isms pushes name only that id. The pushed receipts' phones name the one
+    ambiguous chunk they can belong to, so it is settled as accepted and never resent."""
+    # A window long enough for the pushes to come first: without them the chunk would be resent.
+    p = pipeline_factory(workers=1, env={"SMSD_RECONCILE_WINDOW_S": "60"})
+    p.sandbox.set_faults({"kind": "drop", "rate": 1.0, "count": 1, "path": "/rest/isms/"})
+    numbers = _numbers(4)
+    job = p.dispatcher.send_international("demo", content="Hello again", phones=numbers, uuid="u-2")
+
+    states = _records_final(p, job.job_id)
+    assert [r["injected"] for r in p.sandbox.faults()] == [1], "the fault did not fire: nothing was ambiguous"
+    chunk = p.dispatcher.ledger.chunk(job.job_id, 0)
+    assert (as_text(chunk.get("settled_from", b"resent")), as_text(chunk["attempt"])) == ("ambiguous", "1")
+    assert set(states.values()) <= {"delivered", "failed"}, states
+    assert p.accepted_counts(ISMS, numbers) == {1: len(numbers)}
+    by_id = p.dispatcher.lookup(message_id=as_text(chunk["mid"]), provider=ISMS)
+    assert sorted(d.phone for d in by_id) == sorted(numbers)

@@ -102,6 +102,19 @@ def test_resume_lifts_the_pause_and_queues_each_pending_chunk_on_the_broker(disp
         ("workers.tasks.send_chunk", [job.job_id, n]) for n in range(3)]
 
 
+def test_a_channel_with_no_balance_query_stays_paused_until_an_operator_resumes_it(
+        dispatcher_on_redis: Dispatcher) -> None:
+    """Video SMS has no balance query, so nothing can show its fatal answer was fixed: beat's balance
+    check leaves its pause alone (it would retry a query the channel does not have every tick), and
+    the reason shown says how to resume it. The same answer on an SMS account is checked as before."""
+    d = dispatcher_on_redis
+    assert pauses.pause_after_fatal(d._rt, "aiofish-vsms", "demo", "40002: 余额不足") is True
+    assert pauses.pause_after_fatal(d._rt, "aiofish", "demo", "p:010: 余额不足") is True
+    assert [f"{a.provider}:{a.name}" for a in pauses.resumable_by_balance(d._rt)] == ["aiofish:demo"]
+    reason = as_text(d.redis.get(d.keys.paused("aiofish-vsms", "demo")))
+    assert reason.startswith("40002: 余额不足") and "sms-dispatch resume aiofish-vsms demo" in reason
+
+
 @pytest.mark.parametrize("action", ["pause", "resume"])
 def test_an_account_that_is_not_configured_is_refused_by_name(dispatcher_on_redis: Dispatcher, action: str) -> None:
     """Pausing or resuming a typo raises ConfigurationError listing the configured accounts, and stores nothing."""

@@ -327,6 +327,23 @@ def test_a_published_or_short_callback_secret_is_never_served(tmp_path: Path, re
         assert secret not in stack.log_text("webhook")
 
 
+def test_a_refused_aiofish_secret_is_reported_once_not_once_per_channel(tmp_path: Path, redis_url: str) -> None:
+    """The video and international SMS channels share the aiofish entry's callback secret: /healthz names
+    the entry's problem once (it named it three times, as aiofish, aiofish-vsms and aiofish-isms)."""
+    doc = accounts_doc("http://127.0.0.1:9")
+    doc["aiofish"][0]["callback_secret"] = "short-but-random-Zq81"
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(doc))
+    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
+        stack.start_redis(redis_url)
+        stack.start_webhook(workers=1, expect_ready=False)
+        health = requests.get(f"{stack.webhook_url}/healthz", timeout=5)
+        assert health.status_code == 503
+        assert health.text.startswith("not ready: ")
+        named = [problem.split(": ")[0] for problem in health.text.removeprefix("not ready: ").split("; ")]
+        assert named == ["aiofish:demo"]
+
+
 def test_a_webhook_whose_accounts_cannot_be_loaded_answers_503_so_the_vendor_retries(tmp_path: Path,
                                                                                      redis_url: str) -> None:
     """A real gunicorn webhook started with an accounts file that is not there: not ready on /healthz,

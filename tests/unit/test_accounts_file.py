@@ -17,6 +17,7 @@ from dispatcher.config.accounts import (
     parse_accounts,
 )
 from dispatcher.errors import ConfigurationError
+from dispatcher.limits import Limit
 from dispatcher.local.demo import accounts_doc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,3 +187,30 @@ def test_a_channel_on_another_gateways_accounts_gets_each_of_them_with_its_hook_
         "toy-borrower", sms.gateway, sms.callback_secret)
     assert sms.limits and not borrowed.limits
     assert ("toy-borrower", "demo", "send") not in accounts.limit_overrides()
+
+
+def test_an_aiofish_entry_without_an_app_key_is_no_video_or_international_account_and_says_why() -> None:
+    """vsms and isms calls are signed with appKey/appSecret: an entry without them still sends SMS,
+    and a video or international send through it is refused naming what it lacks."""
+    accounts = parse_accounts(_doc(app_key=None, app_secret=None, encryption="plain", push_variant="plain"))
+    assert accounts.get("aiofish", "demo").name == "demo"
+    for channel in ("aiofish-vsms", "aiofish-isms"):
+        with pytest.raises(ConfigurationError, match=f"{channel}:demo cannot send: .*no app_key/app_secret"):
+            accounts.get(channel, "demo")
+
+
+def test_a_channel_takes_its_own_limits_from_its_aiofish_entry() -> None:
+    """``"limits": {"aiofish-isms": {"send": […]}}`` overrides the isms channel's assumed rate for that
+    account; the entry's SMS limits and the video channel's stay as they were."""
+    own = [{"kind": "send", "count": 7, "window_s": 1}]
+    accounts = parse_accounts(_doc(limits={"send": [{"kind": "send", "count": 5, "window_s": 1}],
+                                           "aiofish-isms": {"send": own}}))
+    overrides = accounts.limit_overrides()
+    assert overrides[("aiofish-isms", "demo", "send")] == (Limit("send", 7, 1.0),)
+    assert overrides[("aiofish", "demo", "send")] == (Limit("send", 5, 1.0),)
+    assert ("aiofish-vsms", "demo", "send") not in overrides
+
+
+def test_limits_for_a_channel_the_gateway_does_not_have_are_refused_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match=r"aiofish\[0\]\.limits\.opass: not a channel of aiofish"):
+        parse_accounts(_doc(limits={"opass": {"send": [{"kind": "send", "count": 7, "window_s": 1}]}}))

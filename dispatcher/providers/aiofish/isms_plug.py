@@ -21,6 +21,13 @@ from dispatcher.providers.registry import Gateway, JobKind, settings_of
 NAME = ISMS
 
 
+def _without_app_key(gateway: AiofishAccount) -> str | None:
+    """Why an aiofish entry cannot send international SMS: its calls are signed with appKey/appSecret."""
+    if gateway.app_key and gateway.app_secret:
+        return None
+    return "its aiofish entry has no app_key/app_secret, which sign international SMS"
+
+
 def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.vsms.AiofishIsmsClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.aiofish.vsms import AiofishIsmsClient
@@ -56,6 +63,7 @@ PLUG = Gateway(
     identity=lambda gateway: gateway.account,
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
     accounts_of="aiofish",
+    cannot_serve=_without_app_key,
     sends={"international": check_international_send},
     has_balance=False,  # the isms API has no balance call: its sends are not guarded
 )

@@ -31,6 +31,13 @@ NAME = VSMS
 PUSH_OK_BODY = b"0"
 
 
+def _without_app_key(gateway: AiofishAccount) -> str | None:
+    """Why an aiofish entry cannot send video SMS: its calls are signed with appKey/appSecret."""
+    if gateway.app_key and gateway.app_secret:
+        return None
+    return "its aiofish entry has no app_key/app_secret, which sign video SMS"
+
+
 def make_client(account: Any) -> Any:
     """An :class:`~dispatcher.providers.aiofish.vsms.AiofishVsmsClient` for ``account`` (an ``AccountConfig``)."""
     from dispatcher.providers.aiofish.vsms import AiofishVsmsClient
@@ -78,6 +85,7 @@ PLUG = Gateway(
     preload=("dispatcher.providers.aiofish.vsms", "dispatcher.providers.aiofish.push"),
     identity=lambda gateway: gateway.app_key or gateway.account,
     accounts_of="aiofish",
+    cannot_serve=_without_app_key,
     keep_items=_keep_audits,
     sends={"video": check_video_send},
     has_balance=False,  # aiofish documents no vsms balance query: its sends are not guarded
