@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 
 from dispatcher import ledger_scripts as lua
 from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
@@ -21,6 +22,8 @@ from dispatcher.errors import StorageFullError
 from dispatcher.keys import DAY_MS, JOB_TTL_S, PHONE_BUCKETS, Keys, chunk_member, phone_bucket_of
 from dispatcher.providers.results import Receipt
 from dispatcher.redact import build_repr, phones_repr, size_repr
+
+log = structlog.get_logger("dispatcher.ledger")
 
 COUNTERS = STATES
 PHONE_STATES = STATE_BYTES
@@ -164,10 +167,11 @@ class Ledger:
         job hash ``job_hash_grace_s`` later; ``P:jobs`` drops expired jobs on the way.
 
         ``suppressed`` recipients are stored after them in chunks of their own, already final
-        (state ``suppressed``, each with ``suppressed_entry`` as its code, on the outcome feed and
-        in the phone index), counted in ``c:suppressed`` and the job's ``total``; they are never
-        claimed (not in ``P:z:pending``; the job hash's ``chunks`` counts only the others, its
-        ``chunks_suppressed`` them). A job with nothing left to send has its events queued here.
+        (state ``suppressed``, each with ``suppressed_entry`` as its code, in the phone index),
+        counted in ``c:suppressed`` and the job's ``total``; they are never claimed (not in
+        ``P:z:pending``; the job hash's ``chunks`` counts only the others, its ``chunks_suppressed``
+        them). Once the job is stored they go on the outcome feed. A job with nothing left to
+        send has its events queued here.
 
         Raises ``StorageFullError`` when Redis is at its ``maxmemory``: what was
         already written of the job is deleted first, so nothing of it remains.
@@ -185,6 +189,7 @@ class Ledger:
         bucket_prefix = keys.phone_bucket(day, 0)[:-1]  # the day's bucket keys differ only in the number at the end
         total = suppressed_total = 0
         written = 0  # chunks written so far (both kinds): what a failed store deletes
+        settled: list[str] = []  # the suppressed chunks' members, for the outcome feed
 
         def index(n: int, text: str, width: int) -> None:
             self._index_phones(
@@ -222,6 +227,7 @@ class Ledger:
                 self._store_suppressed(pipe, job_id, n, chunk, suppressed_entry, now_ms=now_ms, ttl_s=ttl_s)
                 index(n, join_phones(chunk.phones, chunk.width or PHONE_WIDTH), chunk.width or PHONE_WIDTH)
                 suppressed_total += len(chunk.phones)
+                settled.append(chunk_member(job_id, n))
                 written = n + 1
                 if (n + 1 - count) % flush_every == 0:
                     pipe.execute()
@@ -250,14 +256,33 @@ class Ledger:
                 "Redis is at its maxmemory and refuses new data: the job was not stored (nothing of it "
                 "was kept or queued). Free memory or raise maxmemory (SMSD_REDIS_MAXMEMORY_MB), then send "
                 "again.") from None
+        self._feed_settled(job_id, settled)
         if progress:
             progress(total)
         return count
 
+    def _feed_settled(self, job_id: str, members: Sequence[str]) -> None:
+        """Put chunks stored final (suppressed) on the outcome feed, one entry each.
+
+        After the job is stored, so a store refused at maxmemory leaves no entry behind (a
+        stream entry cannot be taken back by its content); a feed refused now loses only these
+        entries (the records are kept): logged, not raised, as the job is stored and queued.
+        """
+        if not members:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for member in members:
+            pipe.xadd(self.keys.outcome_feed(), {"m": member, "i": "*"}, maxlen=self.outcome_feed_max,
+                      approximate=True)
+        try:
+            pipe.execute()
+        except redis.OutOfMemoryError:
+            log.warning("job.feed_refused", job_id=job_id, chunks=len(members))
+
     def _store_suppressed(self, pipe: Any, job_id: str, n: int, chunk: ChunkData, entry: CodeEntry, *,
                           now_ms: int, ttl_s: int) -> None:
         """Queue on ``pipe`` the writes of chunk ``n`` holding suppressed recipients: final from the start
-        (every state byte ``S``, every record code ``entry`` at ``now_ms``) and on the outcome feed."""
+        (every state byte ``S``, every record code ``entry`` at ``now_ms``)."""
         width = chunk.width or PHONE_WIDTH
         size = len(chunk.phones)
         key = self.keys.chunk(job_id, n)
@@ -268,8 +293,6 @@ class Ledger:
         pipe.set(self.keys.chunk_states(job_id, n), SUPPRESSED_BYTE * size, ex=ttl_s)
         # Code index 1 (the table's one entry), time offset 0: "at the chunk's t0".
         pipe.set(self.keys.chunk_record(job_id, n), b"\x01\x00\x00\x00\x00" * size, ex=ttl_s)
-        pipe.xadd(self.keys.outcome_feed(), {"m": chunk_member(job_id, n), "i": "*"},
-                  maxlen=self.outcome_feed_max, approximate=True)
 
     def delete_job(self, job_id: str, *, chunks: int, indexed: tuple[int, int] | None = None) -> None:
         """Remove a job, its first ``chunks`` chunks and every index entry naming them; ``indexed``
@@ -284,7 +307,8 @@ class Ledger:
             ns = range(start, min(chunks, start + 500))
             if indexed is not None:
                 self._unindex(job_id, ns, *indexed)
-            pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns))
+            pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns),
+                        *(keys.chunk_record(job_id, n) for n in ns))
             members = [chunk_member(job_id, n) for n in ns]
             for index in (keys.pending(), keys.sending(), keys.ambiguous(), keys.awaiting()):
                 pipe.zrem(index, *members)
@@ -292,6 +316,7 @@ class Ledger:
         pipe.delete(keys.job(job_id))
         pipe.zrem(keys.jobs(), job_id)
         pipe.zrem(keys.scheduled(), job_id)
+        pipe.zrem(keys.job_events(), f"{job_id}|submitted", f"{job_id}|finished")  # a job stored final
         pipe.execute()
         self._meta.pop(job_id, None)
 
