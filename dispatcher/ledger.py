@@ -249,7 +249,9 @@ class Ledger:
             if due_ms is not None and due_ms > now_ms:
                 pipe.zadd(keys.scheduled(), {job_id: due_ms})
             pipe.execute()
-        except redis.OutOfMemoryError:
+        except redis.ResponseError as exc:
+            if not refused_at_maxmemory(exc):
+                raise
             pipe.reset()
             self.delete_job(job_id, chunks=written, indexed=(day, job_no))
             raise StorageFullError(
@@ -614,6 +616,13 @@ def pack_receipts(receipts: Sequence[ReceiptLike]) -> tuple[str, str, str, str, 
     if joined.count(",") != len(phones) - 1:
         joined = ",".join("" if "," in phone else phone for phone in phones)
     return joined, "".join(outcomes), "\n".join(codes), ",".join(times), mid
+
+
+def refused_at_maxmemory(exc: redis.ResponseError) -> bool:
+    """Whether Redis refused a write for being at its ``maxmemory``: a plain command's ``OOM`` answer
+    (``OutOfMemoryError``), or the same refusal of a script's first write, which comes back as a
+    script error (the phone index script, when the command before it filled Redis). Pure."""
+    return isinstance(exc, redis.OutOfMemoryError) or "OOM command not allowed" in str(exc)
 
 
 def as_text(value: Any) -> str:
