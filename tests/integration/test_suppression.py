@@ -152,6 +152,22 @@ def test_an_otp_is_sent_to_a_listed_phone_unless_the_account_says_otherwise(
     assert d.status(otp.job_id).counts["pending"] == int(not otp_skips)
 
 
+@pytest.mark.parametrize("listed_extra", [0, 500], ids=["list-shorter-than-the-job", "list-longer-than-the-job"])
+def test_a_campaign_sets_aside_exactly_its_listed_phones_and_keeps_the_others_in_order(
+        redis_url: str, redis_client: redis.Redis, listed_extra: int) -> None:
+    """Whichever way the job is checked (a short list read whole, a long one asked per phone), the
+    listed phones of the job and no other are recorded suppressed; the rest keep their order."""
+    queued: list[Any] = []
+    d = _stored(redis_url, redis_client, queued)
+    numbers = phones(40, seed=1207)
+    listed = numbers[3::7]
+    d.suppress("opass", "demo", listed + phones(listed_extra, seed=1208, prefix="19"))
+    job = d.send_template("demo", template_code=ONE_PARAM, phones=numbers, params=["1"])
+    records = d.status(job.job_id, phones=True).phones or []
+    assert [r.phone for r in records if r.state == "pending"] == [n for n in numbers if n not in listed]
+    assert [r.phone for r in records if r.state == "suppressed"] == listed
+
+
 def test_a_job_of_only_listed_phones_is_finished_when_stored_and_never_queued(redis_url: str,
                                                                                redis_client: redis.Redis) -> None:
     """Nothing left to send: no fan-out is queued, the job is finished at once with both job events
