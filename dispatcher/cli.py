@@ -181,7 +181,8 @@ def send(provider: str, account: str, phones: str | None, csv_path: str | None, 
     for problem in handle.invalid:
         click.echo(f"skipped {problem}", err=True)
     click.echo(json.dumps({"job_id": handle.job_id, "recipients": handle.total, "chunks": handle.chunks,
-                           "duplicates_dropped": handle.duplicates, "invalid_skipped": len(handle.invalid)}))
+                           "duplicates_dropped": handle.duplicates, "invalid_skipped": len(handle.invalid),
+                           "suppressed": handle.suppressed}))
 
 
 def _send_arguments(form: str, numbers: list[str], extras: list[list[str]], template_code: str | None,
@@ -220,6 +221,7 @@ def _funnel_line(status: Any) -> str:
     return (f"[{bar}] {done}/{status.total} submitted | accepted {c['accepted']} delivered {c['delivered']} "
             f"failed {c['failed']} rejected {c['rejected']} unknown {c['unknown']}"
             + (f" cancelled {c['cancelled']}" if "cancelled" in c else "")
+            + (f" suppressed {c['suppressed']}" if c.get("suppressed") else "")
             + (f" | PAUSED: {status.paused}" if status.paused else ""))
 
 
@@ -381,6 +383,112 @@ def resume(provider: str, account: str | None) -> None:
     except DispatchError as exc:  # not a configured account
         raise click.ClickException(str(exc)) from None
     click.echo(f"resumed {provider}:{account}: {count} pending chunks queued")
+
+
+@main.group()
+def suppress() -> None:
+    """Suppression lists: phones that replied an unsubscribe keyword (TD, 退订 …) or that you add.
+
+    Bulk jobs skip a listed phone when they are stored (it is recorded `suppressed`, never
+    sent); OTPs too if the account's "unsubscribe": {"otp": true}. ACCOUNT is PROVIDER:ACCOUNT;
+    a channel of another gateway's accounts (aiofish-vsms:a) shares that entry's list (aiofish:a).
+    """
+
+
+def _list_name(provider: str, account: str) -> str:
+    from dispatcher.suppression import list_owner
+
+    return ":".join(list_owner(provider, account))
+
+
+def _change_list(account: str, phones: tuple[str, ...], adding: bool) -> None:
+    """`suppress add` / `suppress remove`: change the list, say how many changed."""
+    from dispatcher.errors import DispatchError
+
+    provider, name = account_argument(account, None)
+    d = _dispatcher()
+    try:
+        changed = (d.suppress if adding else d.unsuppress)(provider, name, list(phones))
+    except DispatchError as exc:  # not a configured account, or not a number (masked)
+        raise click.ClickException(str(exc)) from None
+    what = "added to" if adding else "removed from"
+    unchanged = "already on it" if adding else "not on it"
+    from dispatcher.suppression import list_phone
+
+    distinct = len({list_phone(p) for p in phones})
+    click.echo(f"{changed} {what} the suppression list of {_list_name(provider, name)} "
+               f"({distinct - changed} {unchanged}); it holds {d.suppression_count(provider, name)}")
+
+
+@suppress.command("add")
+@click.argument("account")
+@click.argument("phones", nargs=-1, required=True)
+def suppress_add(account: str, phones: tuple[str, ...]) -> None:
+    """Put PHONES on ACCOUNT's suppression list (nothing is added if one is no number)."""
+    _change_list(account, phones, adding=True)
+
+
+@suppress.command("remove")
+@click.argument("account")
+@click.argument("phones", nargs=-1, required=True)
+def suppress_remove(account: str, phones: tuple[str, ...]) -> None:
+    """Take PHONES off ACCOUNT's suppression list: bulk jobs stored from now on send to them again."""
+    _change_list(account, phones, adding=False)
+
+
+@suppress.command("list")
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True, help='Machine-readable: {"list", "count", "phones": [...]}.')
+@click.option("--reveal-phones", is_flag=True, help=REVEAL_HELP)
+def suppress_list(account: str, as_json: bool, reveal_phones: bool) -> None:
+    """Print every phone on ACCOUNT's suppression list (sorted), then how many."""
+    from dispatcher.errors import DispatchError
+    from dispatcher.phones import mask
+
+    provider, name = account_argument(account, None)
+    d = _dispatcher()
+    try:
+        listed = sorted(d.suppression_list(provider, name))
+    except DispatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    shown = listed if reveal_phones else [mask(p) for p in listed]
+    if as_json:
+        click.echo(json.dumps({"list": _list_name(provider, name), "count": len(listed), "phones": shown}))
+        return
+    for phone in shown:
+        click.echo(phone)
+    click.echo(f"{len(listed)} on the suppression list of {_list_name(provider, name)}", err=True)
+
+
+@suppress.command("import")
+@click.argument("account")
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False))
+def suppress_import(account: str, csv_path: str) -> None:
+    """Add every phone of CSV (its first column; a header row is skipped) to ACCOUNT's list.
+
+    A row whose first cell is no number is reported on stderr (masked, with its place among
+    the rows read) and skipped; the others are added. Prints {"list", "read", "added", "already", "invalid"}.
+    """
+    from dispatcher.errors import DispatchError
+    from dispatcher.phones import describe_bad
+    from dispatcher.suppression import list_phone
+
+    provider, name = account_argument(account, None)
+    rows, _ = _read_csv(csv_path)
+    valid = []
+    for i, raw in enumerate(rows):
+        if list_phone(raw) is None:
+            click.echo(f"skipped phone {i + 1}: {describe_bad(raw)}", err=True)
+        else:
+            valid.append(raw)
+    d = _dispatcher()
+    try:
+        added = d.suppress(provider, name, valid) if valid else 0
+    except DispatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"list": _list_name(provider, name), "read": len(rows), "added": added,
+                           "already": len({list_phone(p) for p in valid}) - added,
+                           "invalid": len(rows) - len(valid)}))
 
 
 def _load_accounts() -> Any:

@@ -14,12 +14,13 @@ from typing import Any
 from dispatcher.phones import mask
 from dispatcher.redact import build_repr
 
-#: Every state a recipient can be in; the last six are terminal.
-STATES = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown", "cancelled")
-TERMINAL = frozenset({"delivered", "failed", "rejected", "unknown", "cancelled"})
+#: Every state a recipient can be in; the last six are terminal. ``suppressed``: on the account's
+#: suppression list (it replied an unsubscribe keyword) when the job was stored, so never sent.
+STATES = ("pending", "sending", "accepted", "delivered", "failed", "rejected", "unknown", "cancelled", "suppressed")
+TERMINAL = frozenset({"delivered", "failed", "rejected", "unknown", "cancelled", "suppressed"})
 #: The per-phone state byte of a chunk (``pending``/``sending`` phones have none: the chunk's state is theirs).
 STATE_BYTES = {"A": "accepted", "X": "rejected", "D": "delivered", "F": "failed", "U": "unknown",
-               "C": "cancelled"}
+               "C": "cancelled", "S": "suppressed"}
 #: Longest vendor code / detail text kept (a hostile push could send a megabyte "status").
 MAX_CODE_CHARS = 32
 MAX_DETAIL_CHARS = 96

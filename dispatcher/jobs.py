@@ -10,8 +10,9 @@ text to numbers with their country code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import compress
 from typing import Any
 
 from dispatcher.errors import Problem, ValidationError
@@ -40,19 +41,35 @@ class JobSpec:
     invalid: tuple[Problem, ...] = ()
     #: Numbers with their country code (international SMS): chunks are stored at :func:`chunk_width`.
     international: bool = False
+    #: Recipients on the account's suppression list (:meth:`without`): recorded, never sent.
+    suppressed: list[str] = field(default_factory=list, repr=False)
 
     def __repr__(self) -> str:  # meta holds the content or params; phones and payloads are personal
         return build_repr(self, kind=repr(self.kind), account=repr(self.account), meta=keys_repr(self.meta),
                           phones=phones_repr(self.phones), payloads=size_repr(self.payloads),
-                          duplicates=str(self.duplicates), invalid=str(len(self.invalid)))
+                          duplicates=str(self.duplicates), invalid=str(len(self.invalid)),
+                          suppressed=str(len(self.suppressed)))
 
     def chunks(self, size: int) -> Iterator[ChunkData]:
-        """The recipients cut into chunks of at most ``size``, in order."""
+        """The recipients to send, cut into chunks of at most ``size``, in order."""
         for start in range(0, len(self.phones), size):
             end = start + size
             phones = self.phones[start:end]
             yield ChunkData(phones, self.payloads[start:end] if self.payloads is not None else None,
                             chunk_width(phones) if self.international else None)
+
+    def suppressed_chunks(self, size: int) -> Iterator[ChunkData]:
+        """The suppressed recipients cut into chunks of at most ``size`` (no payloads: nothing is sent)."""
+        for start in range(0, len(self.suppressed), size):
+            phones = self.suppressed[start : start + size]
+            yield ChunkData(phones, None, chunk_width(phones) if self.international else None)
+
+    def without(self, flags: Sequence[int]) -> JobSpec:
+        """This job with the recipients flagged (1, one flag per phone) moved to :attr:`suppressed`. Pure."""
+        keep = [not f for f in flags]
+        payloads = list(compress(self.payloads, keep)) if self.payloads is not None else None
+        return replace(self, phones=list(compress(self.phones, keep)), payloads=payloads,
+                       suppressed=self.suppressed + list(compress(self.phones, flags)))
 
 
 def recipients(

@@ -33,6 +33,11 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:rl:{provider}:{name}:{kind}     STRING GCRA theoretical arrival time (TTL = one period)
     P:rlslow:{provider}:{name}:{kind} STRING slow-down factor after a throttle code (TTL decays)
     P:mo:{provider}:{name}      LIST  uplink (MO) messages, newest first, capped
+    P:mo:seen:{provider}:{name}:{fp}  STRING an uplink already kept (its fingerprint): a push repeated is
+                                      not kept or acted on twice (TTL ``UPLINK_SEEN_TTL_S``)
+    P:sup:{provider}:{name}     SET   the account's suppression list: phones that replied an unsubscribe
+                                      keyword (or an operator added); no TTL. One per accounts-file
+                                      entry: its channels (video, international SMS) share it
     P:tpl:{provider}:{name}:{tpl}     STRING JSON {state, reason, at_ms}: a template's audit result as last
                                       pushed or queried (vsms: 100 pending, 200 approved, 400 rejected;
                                       TTL ``TEMPLATE_AUDIT_TTL_S``, renewed by each push or query)
@@ -62,6 +67,8 @@ from dataclasses import dataclass
 JOB_TTL_S = 8 * 24 * 3600
 LIMITER_MIN_TTL_S = 60
 MO_MAX_ITEMS = 10_000
+#: How long an uplink's fingerprint is remembered: longer than a vendor retries a push.
+UPLINK_SEEN_TTL_S = 3 * 24 * 3600
 #: Buckets of a day's phone index: Redis keeps a hash of up to 128 short fields as a compact
 #: list (``hash-max-ziplist-entries``), ~19 bytes a phone; 16,384 of them hold 2M phones a
 #: day that compactly (past that a bucket becomes a hash table, several times larger).
@@ -181,6 +188,14 @@ class Keys:
     def uplinks(self, provider: str, account: str) -> str:
         """Uplink (MO) messages received for an account."""
         return f"{self.prefix}:mo:{provider}:{account}"
+
+    def uplink_seen(self, provider: str, account: str, fingerprint: str) -> str:
+        """Set once an uplink with this fingerprint was kept (a repeated push is then ignored)."""
+        return f"{self.prefix}:mo:seen:{provider}:{account}:{fingerprint}"
+
+    def suppressed(self, provider: str, account: str) -> str:
+        """The suppression list of an accounts-file entry (:func:`dispatcher.suppression.list_owner`)."""
+        return f"{self.prefix}:sup:{provider}:{account}"
 
     def stats(self) -> str:
         """Process-wide counters."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 
 from dispatcher import ledger_scripts as lua
 from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
@@ -22,8 +23,15 @@ from dispatcher.keys import DAY_MS, JOB_TTL_S, PHONE_BUCKETS, Keys, chunk_member
 from dispatcher.providers.results import Receipt
 from dispatcher.redact import build_repr, phones_repr, size_repr
 
+log = structlog.get_logger("dispatcher.ledger")
+
 COUNTERS = STATES
 PHONE_STATES = STATE_BYTES
+#: The state of a chunk of suppressed recipients, and their state byte (see :meth:`Ledger.create_job`).
+SUPPRESSED_STATE = "suppressed"
+SUPPRESSED_BYTE = next(b for b, state in STATE_BYTES.items() if state == SUPPRESSED_STATE)
+#: The code a suppressed recipient's record carries unless the producer names another.
+SUPPRESSED_ENTRY = CodeEntry(SUPPRESSED_STATE, "on the account's suppression list (unsubscribed)")
 PHONE_WIDTH = 11
 #: Width of a chunk holding a number that is not 11 digits long (international SMS): E.164's
 #: longest, each number left-padded with zeros. No valid number starts with 0, so every
@@ -146,8 +154,10 @@ class Ledger:
         flush_every: int = 50,
         progress: Callable[[int], None] | None = None,
         due_ms: int | None = None,
+        suppressed: Iterable[ChunkData] = (),
+        suppressed_entry: CodeEntry = SUPPRESSED_ENTRY,
     ) -> int:
-        """Store a job and its chunks (state ``pending``); return the chunk count.
+        """Store a job and its chunks (state ``pending``); return the chunk count (of chunks to send).
 
         Writes in pipelined batches of ``flush_every`` chunks, so a 1M-recipient
         job costs ~20 round trips, never one per recipient. The job hash is
@@ -155,6 +165,13 @@ class Ledger:
         A ``due_ms`` in the future schedules the job (``P:z:scheduled``).
         Everything expires ``job_ttl_s`` after ``due_ms`` or ``now_ms``, the
         job hash ``job_hash_grace_s`` later; ``P:jobs`` drops expired jobs on the way.
+
+        ``suppressed`` recipients are stored after them in chunks of their own, already final
+        (state ``suppressed``, each with ``suppressed_entry`` as its code, in the phone index),
+        counted in ``c:suppressed`` and the job's ``total``; they are never claimed (not in
+        ``P:z:pending``; the job hash's ``chunks`` counts only the others, its ``chunks_suppressed``
+        them). Once the job is stored they go on the outcome feed. A job with nothing left to
+        send has its events queued here.
 
         Raises ``StorageFullError`` when Redis is at its ``maxmemory``: what was
         already written of the job is deleted first, so nothing of it remains.
@@ -170,8 +187,17 @@ class Ledger:
         index_until_ms = (day + 1) * DAY_MS + 60_000
         pipe = self.r.pipeline(transaction=False)
         bucket_prefix = keys.phone_bucket(day, 0)[:-1]  # the day's bucket keys differ only in the number at the end
-        total = 0
-        n = -1
+        total = suppressed_total = 0
+        written = 0  # chunks written so far (both kinds): what a failed store deletes
+        settled: list[str] = []  # the suppressed chunks' members, for the outcome feed
+
+        def index(n: int, text: str, width: int) -> None:
+            self._index_phones(
+                keys=[keys.phone_jobs(day), keys.phone_days()],
+                args=[index_until_ms // 1000, index_until_ms, day, job_no, job_id,
+                      job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), text, width, bucket_prefix, PHONE_BUCKETS],
+                client=pipe)
+
         try:
             for n, chunk in enumerate(chunks):
                 width = chunk.width or PHONE_WIDTH
@@ -189,21 +215,33 @@ class Ledger:
                 pipe.hset(key, mapping=fields)
                 pipe.expire(key, ttl_s)
                 pipe.zadd(keys.pending(), {chunk_member(job_id, n): due_ms or now_ms})
-                self._index_phones(
-                    keys=[keys.phone_jobs(day), keys.phone_days()],
-                    args=[index_until_ms // 1000, index_until_ms, day, job_no, job_id,
-                          job_no.to_bytes(4, "big") + n.to_bytes(3, "big"), fields["phones"], width,
-                          bucket_prefix, PHONE_BUCKETS],
-                    client=pipe)
+                index(n, fields["phones"], width)
                 total += len(chunk.phones)
-                if (n + 1) % flush_every == 0:
+                written = n + 1
+                if written % flush_every == 0:
                     pipe.execute()
                     if progress:
                         progress(total)
-            count = n + 1 if total else 0
-            job_fields: dict[Any, Any] = {**meta, "total": total, "chunks": count, "created_ms": now_ms, "no": job_no}
+            count = written if total else 0
+            for n, chunk in enumerate(suppressed, start=count):
+                self._store_suppressed(pipe, job_id, n, chunk, suppressed_entry, now_ms=now_ms, ttl_s=ttl_s)
+                index(n, join_phones(chunk.phones, chunk.width or PHONE_WIDTH), chunk.width or PHONE_WIDTH)
+                suppressed_total += len(chunk.phones)
+                settled.append(chunk_member(job_id, n))
+                written = n + 1
+                if (n + 1 - count) % flush_every == 0:
+                    pipe.execute()
+            job_fields: dict[Any, Any] = {**meta, "total": total + suppressed_total, "chunks": count,
+                                          "created_ms": now_ms, "no": job_no}
             job_fields.update({f"c:{c}": 0 for c in COUNTERS})
             job_fields["c:pending"] = total
+            if suppressed_total:
+                job_fields["c:suppressed"] = suppressed_total
+                job_fields["chunks_suppressed"] = written - count
+            if not total and suppressed_total:
+                # Nothing to send, so no script will ever see it submitted or finished: it is both now.
+                job_fields.update({"ev:s": now_ms, "ev:f": now_ms})
+                pipe.zadd(keys.job_events(), {f"{job_id}|submitted": now_ms, f"{job_id}|finished": now_ms})
             pipe.hset(keys.job(job_id), mapping=job_fields)
             pipe.expire(keys.job(job_id), ttl_s + self.job_hash_grace_s)
             pipe.zadd(keys.jobs(), {job_id: expires_ms})
@@ -211,16 +249,52 @@ class Ledger:
             if due_ms is not None and due_ms > now_ms:
                 pipe.zadd(keys.scheduled(), {job_id: due_ms})
             pipe.execute()
-        except redis.OutOfMemoryError:
+        except redis.ResponseError as exc:
+            if not refused_at_maxmemory(exc):
+                raise
             pipe.reset()
-            self.delete_job(job_id, chunks=n + 1, indexed=(day, job_no))
+            self.delete_job(job_id, chunks=written, indexed=(day, job_no))
             raise StorageFullError(
                 "Redis is at its maxmemory and refuses new data: the job was not stored (nothing of it "
                 "was kept or queued). Free memory or raise maxmemory (SMSD_REDIS_MAXMEMORY_MB), then send "
                 "again.") from None
+        self._feed_settled(job_id, settled)
         if progress:
             progress(total)
         return count
+
+    def _feed_settled(self, job_id: str, members: Sequence[str]) -> None:
+        """Put chunks stored final (suppressed) on the outcome feed, one entry each.
+
+        After the job is stored, so a store refused at maxmemory leaves no entry behind (a
+        stream entry cannot be taken back by its content); a feed refused now loses only these
+        entries (the records are kept): logged, not raised, as the job is stored and queued.
+        """
+        if not members:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for member in members:
+            pipe.xadd(self.keys.outcome_feed(), {"m": member, "i": "*"}, maxlen=self.outcome_feed_max,
+                      approximate=True)
+        try:
+            pipe.execute()
+        except redis.OutOfMemoryError:
+            log.warning("job.feed_refused", job_id=job_id, chunks=len(members))
+
+    def _store_suppressed(self, pipe: Any, job_id: str, n: int, chunk: ChunkData, entry: CodeEntry, *,
+                          now_ms: int, ttl_s: int) -> None:
+        """Queue on ``pipe`` the writes of chunk ``n`` holding suppressed recipients: final from the start
+        (every state byte ``S``, every record code ``entry`` at ``now_ms``)."""
+        width = chunk.width or PHONE_WIDTH
+        size = len(chunk.phones)
+        key = self.keys.chunk(job_id, n)
+        pipe.hset(key, mapping={"state": SUPPRESSED_STATE, "size": size, "attempt": 0,
+                                "phones": join_phones(chunk.phones, width), "w": width, "since": now_ms,
+                                "t0": now_ms, "codes": entry.packed()})
+        pipe.expire(key, ttl_s)
+        pipe.set(self.keys.chunk_states(job_id, n), SUPPRESSED_BYTE * size, ex=ttl_s)
+        # Code index 1 (the table's one entry), time offset 0: "at the chunk's t0".
+        pipe.set(self.keys.chunk_record(job_id, n), b"\x01\x00\x00\x00\x00" * size, ex=ttl_s)
 
     def delete_job(self, job_id: str, *, chunks: int, indexed: tuple[int, int] | None = None) -> None:
         """Remove a job, its first ``chunks`` chunks and every index entry naming them; ``indexed``
@@ -235,7 +309,8 @@ class Ledger:
             ns = range(start, min(chunks, start + 500))
             if indexed is not None:
                 self._unindex(job_id, ns, *indexed)
-            pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns))
+            pipe.delete(*(keys.chunk(job_id, n) for n in ns), *(keys.chunk_states(job_id, n) for n in ns),
+                        *(keys.chunk_record(job_id, n) for n in ns))
             members = [chunk_member(job_id, n) for n in ns]
             for index in (keys.pending(), keys.sending(), keys.ambiguous(), keys.awaiting()):
                 pipe.zrem(index, *members)
@@ -243,6 +318,7 @@ class Ledger:
         pipe.delete(keys.job(job_id))
         pipe.zrem(keys.jobs(), job_id)
         pipe.zrem(keys.scheduled(), job_id)
+        pipe.zrem(keys.job_events(), f"{job_id}|submitted", f"{job_id}|finished")  # a job stored final
         pipe.execute()
         self._meta.pop(job_id, None)
 
@@ -540,6 +616,13 @@ def pack_receipts(receipts: Sequence[ReceiptLike]) -> tuple[str, str, str, str, 
     if joined.count(",") != len(phones) - 1:
         joined = ",".join("" if "," in phone else phone for phone in phones)
     return joined, "".join(outcomes), "\n".join(codes), ",".join(times), mid
+
+
+def refused_at_maxmemory(exc: redis.ResponseError) -> bool:
+    """Whether Redis refused a write for being at its ``maxmemory``: a plain command's ``OOM`` answer
+    (``OutOfMemoryError``), or the same refusal of a script's first write, which comes back as a
+    script error (the phone index script, when the command before it filled Redis). Pure."""
+    return isinstance(exc, redis.OutOfMemoryError) or "OOM command not allowed" in str(exc)
 
 
 def as_text(value: Any) -> str:

@@ -4,13 +4,14 @@ Chunk states: ``pending → sending → accepted | rejected | ambiguous``;
 ``sending|ambiguous → pending`` (provably not sent, or reconciled as never
 arrived). Every script that moves recipients also moves the job's counters
 (``c:pending`` …) in the same step, so at every instant
-``total = pending + sending + accepted + delivered + failed + rejected + unknown``
-(ambiguous recipients count as sending: their fate is not known yet).
+``total = pending + sending + accepted + delivered + failed + rejected + unknown + cancelled
++ suppressed`` (ambiguous recipients count as sending: their fate is not known yet).
 
 Per-phone states live in a string key, one byte per phone in chunk order:
 ``A`` accepted and awaiting a receipt, ``X`` rejected at submit, ``D`` delivered,
 ``F`` failed, ``U`` unknown (no receipt within 72 h), ``C`` cancelled before it was
-submitted. ``X D F U C`` are terminal. Beside it, each phone's record (``rec``,
+submitted, ``S`` suppressed (written when the job is stored, in chunks no script claims:
+``Ledger.create_job``). ``X D F U C S`` are terminal. Beside it, each phone's record (``rec``,
 five bytes a phone) holds the index of its last vendor code in the chunk's
 ``codes`` table (``code<TAB>text`` lines, index 1 first, 0 = none) and the time of
 its last change as an offset from the chunk's ``t0`` (see :mod:`dispatcher.deliveries`).

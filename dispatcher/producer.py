@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
 from dispatcher.records import RecordReader, lookup_records
 from dispatcher.runtime import Runtime
+from dispatcher.suppression import MemorySuppressions, SuppressionStore, check_phones
 from dispatcher.template_audits import Audit, read_audit
 
 log = structlog.get_logger("dispatcher.producer")
@@ -39,7 +40,9 @@ log = structlog.get_logger("dispatcher.producer")
 class JobHandle:
     """A stored job. ``invalid`` lists recipients skipped (``skip_invalid=True``).
 
-    ``queued`` is False when the job was stored but the broker did not take its
+    ``total`` counts every recipient stored, ``suppressed`` those of them on the account's
+    suppression list, which are recorded ``suppressed`` and never sent; ``chunks`` counts the
+    chunks to send. ``queued`` is False when the job was stored but the broker did not take its
     fan-out task: it is sent anyway, by the orphan sweep within
     ``SMSD_ORPHAN_AFTER_S``. Do not send it again (that would send it twice).
     """
@@ -52,13 +55,15 @@ class JobHandle:
     duplicates: int = 0
     invalid: tuple[Problem, ...] = field(default=(), repr=False)
     queued: bool = True
+    suppressed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class JobStatus:
     """A job's funnel: recipients per state (:data:`~dispatcher.deliveries.STATES`), and with
     ``phones=True`` every recipient's record. ``tag`` is the caller's bid / sms_id;
-    ``cancelled`` whether the job was cancelled."""
+    ``cancelled`` whether the job was cancelled. ``counts["suppressed"]``: recipients skipped
+    at store time as on the account's suppression list (final, never sent)."""
 
     job_id: str
     kind: str
@@ -122,6 +127,8 @@ class Producer:
     """
 
     accounts: Accounts
+    #: Where the suppression lists live (Redis, or memory in the fake).
+    suppressions: SuppressionStore | MemorySuppressions
 
     def send_template(
         self,
@@ -278,10 +285,71 @@ class Producer:
 
     def _send(self, spec: jobs.JobSpec, chunk_size: int, progress: Callable[[int], None] | None,
               force: bool) -> JobHandle:
-        """The balance guard, then :meth:`_take`."""
-        if not force:
+        """Set suppressed recipients aside, then the balance guard (on what will be sent), then :meth:`_take`."""
+        spec = self._without_suppressed(spec)
+        if not force and spec.phones:  # every recipient suppressed: nothing to pay for
             self._guard(spec)
         return self._take(spec, chunk_size, progress)
+
+    def _without_suppressed(self, spec: jobs.JobSpec) -> jobs.JobSpec:
+        """The job with the recipients on its account's suppression list moved to ``spec.suppressed``
+        (a bulk job; an OTP only if the account's ``unsubscribe.otp`` says so)."""
+        rules = self.accounts.get(spec.provider, spec.account).unsubscribe
+        if not rules.applies_to(spec.meta["priority"]):
+            return spec
+        flags = self.suppressions.flags(spec.provider, spec.account, spec.phones)
+        if not flags or not any(flags):
+            return spec
+        log.info("send.suppressed", provider=spec.provider, account=spec.account, recipients=sum(flags))
+        return spec.without(flags)
+
+    # -- suppression lists ------------------------------------------------------------------------------
+
+    def suppress(self, provider: str, account: str, phones: str | Iterable[Any]) -> int:
+        """Put ``phones`` (one, or many) on the suppression list of ``provider:account``; return how many
+        were not on it. Bulk jobs stored from now on skip them (:mod:`dispatcher.suppression`).
+
+        A channel sharing another gateway's accounts shares that entry's list (``aiofish-vsms:a``
+        is ``aiofish:a``'s). Raises ``ConfigurationError`` for an unknown account and
+        ``ValidationError`` naming each ``phones[i]`` that is no number (nothing is added then).
+        """
+        self.accounts.get(provider, account)
+        listed = check_phones(phones)
+        added = self.suppressions.add(provider, account, listed)
+        log.info("suppression.added", provider=provider, account=account, phones=added)
+        return added
+
+    def unsuppress(self, provider: str, account: str, phones: str | Iterable[Any]) -> int:
+        """Take ``phones`` off the account's suppression list; return how many were on it.
+
+        Raises as :meth:`suppress` does.
+        """
+        self.accounts.get(provider, account)
+        listed = check_phones(phones)
+        removed = self.suppressions.remove(provider, account, listed)
+        log.info("suppression.removed", provider=provider, account=account, phones=removed)
+        return removed
+
+    def is_suppressed(self, provider: str, account: str, phone: str) -> bool:
+        """Whether ``phone`` is on the suppression list of ``provider:account``.
+
+        Raises ``ConfigurationError`` for an unknown account, ``ValidationError`` for no number.
+        """
+        self.accounts.get(provider, account)
+        return self.suppressions.contains(provider, account, check_phones(phone)[0])
+
+    def suppression_list(self, provider: str, account: str) -> Iterator[str]:
+        """Every phone on the account's suppression list, in no particular order (read in pieces).
+
+        Raises ``ConfigurationError`` for an unknown account.
+        """
+        self.accounts.get(provider, account)
+        return self.suppressions.members(provider, account)
+
+    def suppression_count(self, provider: str, account: str) -> int:
+        """How many phones the account's suppression list holds. Raises ``ConfigurationError``."""
+        self.accounts.get(provider, account)
+        return self.suppressions.count(provider, account)
 
     def _guard(self, spec: jobs.JobSpec) -> None:
         """Raise ``InsufficientBalanceError`` if the job's segments exceed the account's known balance.
@@ -342,6 +410,7 @@ class Dispatcher(Producer):
         self.records = RecordReader(self.ledger)
         self._clock_ms = clock_ms
         self._balances = BalanceCache(rt, clock_ms)
+        self.suppressions = SuppressionStore(self.redis, self.keys)
 
     def _balance(self, provider: str, account: str, *, ask_gateway: bool, fresh: bool = False) -> BalanceReading:
         """From the Redis cache, else the gateway within the ``balance`` limit (:mod:`dispatcher.balances`)."""
@@ -363,10 +432,11 @@ class Dispatcher(Producer):
         now = self._clock_ms()
         send_at = int(spec.meta["send_at_ms"])
         chunks = self.ledger.create_job(job_id, spec.meta, spec.chunks(chunk_size), now_ms=now, progress=progress,
-                                        due_ms=send_at if send_at > now else None)
+                                        due_ms=send_at if send_at > now else None,
+                                        suppressed=spec.suppressed_chunks(chunk_size))
         queue = self.settings.queue_otp if spec.meta["priority"] == "otp" else self.settings.queue_bulk
         queued = True
-        if send_at <= now:  # else create_job scheduled it
+        if send_at <= now and chunks:  # else create_job scheduled it, or there is nothing to send
             try:
                 self._enqueue(job_id, queue, 0)
             except Exception as exc:  # noqa: BLE001 - stored is what counts: raising would invite a second send
@@ -376,8 +446,8 @@ class Dispatcher(Producer):
                 queued = False
                 log.warning("job.enqueue_failed", job_id=job_id, queue=queue, error=type(exc).__name__,
                             sweep_after_s=self.settings.orphan_after_s)
-        return JobHandle(job_id, spec.provider, spec.account, len(spec.phones), chunks,
-                         spec.duplicates, spec.invalid, queued)
+        return JobHandle(job_id, spec.provider, spec.account, len(spec.phones) + len(spec.suppressed), chunks,
+                         spec.duplicates, spec.invalid, queued, len(spec.suppressed))
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
         """The job's funnel; with ``phones=True`` also every recipient's :class:`Delivery` record.

@@ -19,10 +19,11 @@ from typing import Any
 import redis
 import structlog
 
-from dispatcher.keys import MO_MAX_ITEMS, Keys, client_id, parse_client_id
+from dispatcher.keys import Keys, client_id, parse_client_id
 from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.records import RecordReader
+from dispatcher.suppression import KeptUplinks, Unsubscribe, keep_uplinks
 
 log = structlog.get_logger("dispatcher.receipts")
 
@@ -206,26 +207,26 @@ def _clip(value: str | None, most: int) -> str | None:
     return value if value is None or len(value) <= most else value[:most]
 
 
-def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, uplinks: Iterable[Uplink]) -> int:
-    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``.
+def store_uplinks(client: redis.Redis, keys: Keys, provider: str, account: str, uplinks: Iterable[Uplink],
+                  unsubscribe: Unsubscribe | None = None) -> KeptUplinks:
+    """Keep uplink (MO) messages for the app to read, newest first, capped at ``MO_MAX_ITEMS``; a reply
+    that unsubscribes by the account's rules (``unsubscribe``) puts its phone on the suppression list.
 
+    Each reply is kept and acted on once, however often it is pushed (:func:`~dispatcher.suppression.keep_uplinks`).
     Content past ``MAX_UPLINK_CHARS`` is cut (``truncated`` says so), so the list's size stays bounded.
+    Logs how many phones were listed, never which.
     """
     items = [
-        json.dumps({"phone": u.phone, "content": u.content[:MAX_UPLINK_CHARS],
-                    "ext": _clip(u.ext, MAX_UPLINK_FIELD_CHARS), "at_ms": u.at_ms,
-                    "message_id": _clip(u.message_id, MAX_UPLINK_FIELD_CHARS),
-                    **({"truncated": True} if len(u.content) > MAX_UPLINK_CHARS else {})}, ensure_ascii=False)
+        ({"phone": u.phone, "content": u.content[:MAX_UPLINK_CHARS],
+          "ext": _clip(u.ext, MAX_UPLINK_FIELD_CHARS), "at_ms": u.at_ms,
+          "message_id": _clip(u.message_id, MAX_UPLINK_FIELD_CHARS),
+          **({"truncated": True} if len(u.content) > MAX_UPLINK_CHARS else {})}, u.at_ms, u.message_id)
         for u in uplinks
     ]
-    if not items:
-        return 0
-    key = keys.uplinks(provider, account)
-    pipe = client.pipeline(transaction=False)
-    pipe.lpush(key, *items)
-    pipe.ltrim(key, 0, MO_MAX_ITEMS - 1)
-    pipe.execute()
-    return len(items)
+    kept = keep_uplinks(client, keys, provider, account, items, unsubscribe)
+    if kept.unsubscribed:
+        log.info("uplinks.unsubscribed", provider=provider, account=account, phones=kept.unsubscribed)
+    return kept
 
 
 def read_uplinks(

@@ -119,9 +119,9 @@ class RecordReader:
                 for i, (job_id, n) in enumerate(refs)]
 
     def job_records(self, job_id: str) -> Iterator[Delivery]:
-        """Every recipient's record of a job, in the order they were given."""
+        """Every recipient's record of a job, in the order they were given (the suppressed ones last)."""
         meta = self.ledger.job_meta(job_id)
-        chunks = int(meta.get("chunks") or 0)
+        chunks = int(meta.get("chunks") or 0) + int(meta.get("chunks_suppressed") or 0)
         for start in range(0, chunks, CHUNKS_PER_READ):
             for read in self.read_chunks([(job_id, n) for n in range(start, min(chunks, start + CHUNKS_PER_READ))]):
                 yield from deliveries_of(meta, read)

@@ -32,7 +32,7 @@ import json
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher import pauses
@@ -40,12 +40,14 @@ from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.deliveries import STATES, TERMINAL, Delivery
 from dispatcher.estimates import BalanceReading
 from dispatcher.jobs import JobSpec
+from dispatcher.ledger import SUPPRESSED_ENTRY
 from dispatcher.phones import normalise_mainland
 from dispatcher.producer import JobHandle, JobStatus, Producer
 from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.records import check_lookup
 from dispatcher.redact import build_repr, phones_repr, size_repr
+from dispatcher.suppression import SUPPRESSED, MemorySuppressions, list_phone
 from dispatcher.template_audits import Audit
 
 #: Default vendor codes a test's :meth:`FakeDispatcher.deliver` / ``fail`` / ``reject`` record.
@@ -91,11 +93,13 @@ class SentJob:
     per_phone: dict[str, Any] | None = None
     extend_code: str = ""
     sub_code: str = ""
+    #: Recipients left out as on the account's suppression list (recorded ``suppressed``, not sent).
+    suppressed: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # phones and texts are personal: tests print reprs on failure
         return build_repr(self, job_id=repr(self.job_id), provider=repr(self.provider), account=repr(self.account),
                           kind=repr(self.kind), phones=phones_repr(self.phones), priority=repr(self.priority),
-                          tag=repr(self.tag),
+                          tag=repr(self.tag), suppressed=phones_repr(self.suppressed),
                           per_phone=size_repr(None if self.per_phone is None else list(self.per_phone)))
 
     def text_for(self, phone: str) -> Any:
@@ -128,6 +132,9 @@ class FakeDispatcher(Producer):
         self._paused: dict[tuple[str, str], str] = {}
         self._cancelled: set[str] = set()
         self._uplinks: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: The suppression lists (``suppress`` / ``unsuppress`` / ``is_suppressed``, and a
+        #: :meth:`receive` of an unsubscribe keyword), as production keeps them.
+        self.suppressions = MemorySuppressions()
         #: ``(provider, account) -> remaining messages`` a test sets to meet the balance guard: a
         #: ``send_*`` needing more raises ``InsufficientBalanceError``; an account not listed has
         #: an unknown balance and is not checked (as when the real one cannot read it).
@@ -148,7 +155,7 @@ class FakeDispatcher(Producer):
             counts = dict.fromkeys(STATES, 0)
             for d in job.deliveries.values():
                 counts[d.state] += 1
-            return JobStatus(job_id, sent.kind, sent.provider, sent.account, len(sent.phones), counts,
+            return JobStatus(job_id, sent.kind, sent.provider, sent.account, len(job.deliveries), counts,
                              self._paused.get((sent.provider, sent.account)),
                              list(job.deliveries.values()) if phones else None, tag=sent.tag,
                              cancelled=job_id in self._cancelled)
@@ -263,10 +270,15 @@ class FakeDispatcher(Producer):
             return [self._settle(job, p, state, code, detail) for p in chosen]
 
     def receive(self, provider: str, account: str, phone: str, content: str, *, ext: str = "") -> None:
-        """A reply (MO) from ``phone`` arrives for the account; :meth:`uplinks` lists it."""
+        """A reply (MO) from ``phone`` arrives for the account; :meth:`uplinks` lists it. A reply that
+        is an unsubscribe keyword of the account (``退订``, ``TD`` …) puts the phone on its suppression
+        list, as production does."""
         with self._lock:
             self._uplinks.setdefault((provider, account), []).append(
                 {"phone": phone, "content": content, "ext": ext, "at_ms": self._clock_ms(), "message_id": ""})
+            listed = list_phone(phone)
+            if listed is not None and self.accounts.get(provider, account).unsubscribe.matches(content):
+                self.suppressions.add(provider, account, [listed])
 
     def job(self, job_id: str) -> SentJob:
         """The outbox record of ``job_id``; raises ``KeyError`` for an unknown job."""
@@ -309,15 +321,23 @@ class FakeDispatcher(Producer):
                 content=meta.get("content") if payloads is None else None,
                 per_phone=dict(zip(spec.phones, payloads, strict=True)) if payloads is not None else None,
                 extend_code=meta.get("extend_code", ""), sub_code=meta.get("sub_code", ""),
+                suppressed=list(spec.suppressed),
             )
             now = self._clock_ms()
-            self._jobs[job_id] = _Job(sent, {p: Delivery(job_id, spec.provider, spec.account, p, "pending",
-                                                         at_ms=now, tag=tag) for p in spec.phones})
+            records = {p: Delivery(job_id, spec.provider, spec.account, p, "pending", at_ms=now, tag=tag)
+                       for p in spec.phones}
+            # Final when stored, as the ledger records them: on the feed, listed after the others.
+            skipped = [Delivery(job_id, spec.provider, spec.account, p, SUPPRESSED, SUPPRESSED_ENTRY.code,
+                                SUPPRESSED_ENTRY.detail, at_ms=now, tag=tag) for p in spec.suppressed]
+            records.update((d.phone, d) for d in skipped)
+            self._feed += skipped
+            self._jobs[job_id] = _Job(sent, records)
             self.outbox.append(sent)
         if progress is not None:
             progress(len(spec.phones))
-        return JobHandle(job_id, spec.provider, spec.account, len(spec.phones),
-                         math.ceil(len(spec.phones) / chunk_size), spec.duplicates, spec.invalid, True)
+        return JobHandle(job_id, spec.provider, spec.account, len(records),
+                         math.ceil(len(spec.phones) / chunk_size), spec.duplicates, spec.invalid, True,
+                         len(spec.suppressed))
 
     def _job(self, job_id: str) -> _Job:
         try:

@@ -48,6 +48,7 @@ from dispatcher.receipts import adopt_by_phone, resolve_by_message_id, store_upl
 from dispatcher.records import RecordReader
 from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
 from dispatcher.runtime import LazyRuntime, Runtime
+from dispatcher.suppression import KeptUplinks
 
 log = structlog.get_logger("dispatcher.webhook")
 
@@ -124,11 +125,12 @@ def handle_push(
         resolved += adopted
     receipts = [r for r in receipts if r.client_id is not None] + resolved
     recorded = 0
+    kept = KeptUplinks()
     if receipts:
         recorded = record(rt.redis, rt.keys.receipt_stream(), provider, name, receipts, source="push",
                           now_ms=system_clock_ms())
-    if uplinks:
-        store_uplinks(rt.redis, rt.keys, provider, name, uplinks)
+    if uplinks:  # a reply that unsubscribes lists its phone in the same step (once, however often pushed)
+        kept = store_uplinks(rt.redis, rt.keys, provider, name, uplinks, account.unsubscribe)
     keep = registry.gateway(provider).keep_items
     if others and keep is not None:
         keep(rt, account, others)
@@ -136,7 +138,7 @@ def handle_push(
         # Its push overtook the recording of the send's answer: not kept, so the vendor
         # pushes it again later (the rest of this push is recorded; applying is idempotent).
         raise _Reject("503 Service Unavailable", "message id not known yet")
-    return answer, content_type, {"receipts": recorded, "uplinks": len(uplinks)}
+    return answer, content_type, {"receipts": recorded, "uplinks": len(uplinks), "unsubscribed": kept.unsubscribed}
 
 
 def readiness_problems(rt: Runtime) -> list[str]:

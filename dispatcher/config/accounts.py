@@ -31,6 +31,7 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers import registry
 from dispatcher.providers.base import AccountSettings
+from dispatcher.suppression import Unsubscribe, parse_unsubscribe
 from dispatcher.templates import Template
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
@@ -67,7 +68,10 @@ class AccountConfig:
     for this account's ambiguous chunks; ``templates`` (opass) are the
     declared console templates by code; ``channel_limits`` are the limits of the
     channels that send through this account (video and international SMS through
-    an aiofish entry), by channel: ``"limits": {"send": […], "aiofish-vsms": {"send": […]}}``.
+    an aiofish entry), by channel: ``"limits": {"send": […], "aiofish-vsms": {"send": […]}}``;
+    ``unsubscribe`` the reply keywords that put a phone on the entry's suppression list and
+    whether OTP jobs skip listed phones too (``"unsubscribe": {"keywords": […], "otp": false}``,
+    :mod:`dispatcher.suppression`; the entry's channels share them with its list).
     """
 
     provider: str
@@ -78,6 +82,7 @@ class AccountConfig:
     reconcile_window_s: float | None = None
     templates: Mapping[str, Template] = field(default_factory=dict)
     channel_limits: Mapping[str, Mapping[str, tuple[Limit, ...]]] = field(default_factory=dict)
+    unsubscribe: Unsubscribe = field(default_factory=Unsubscribe)
 
     @property
     def hook_problem(self) -> str | None:
@@ -180,6 +185,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             # The gateway's own fields are taken out before ${VAR} expansion: opass's
             # template texts are not secrets, and the manual's ${收入,10} is a template variable.
             own = {name: item.pop(name) for name in plug.raw_fields if name in item}
+            # Reply keywords are words, not secrets: taken as written, as template texts are.
+            unsubscribe = parse_unsubscribe(item.pop("unsubscribe", None), where)
             item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
             raw_limits = dict(item.pop("limits", {}))
@@ -206,7 +213,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s,
-                                        channel_limits=channel_limits, **extras)
+                                        channel_limits=channel_limits, unsubscribe=unsubscribe, **extras)
     return Accounts(by_key, _add_channels(by_key))
 
 

@@ -219,8 +219,9 @@ def poll_account(provider: str, name: str, op: str, due_ms: int) -> int:
     except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next slot
         log.warning("receipts.poll_failed", provider=provider, account=name, op=op, error=type(exc).__name__)
         return 0
-    if op == "replies":
-        return store_uplinks(rt.redis, rt.keys, provider, name, items)
+    if op == "replies":  # a reply that unsubscribes lists its phone (the account's rules)
+        rules = rt.accounts.get(provider, name).unsubscribe
+        return store_uplinks(rt.redis, rt.keys, provider, name, items, rules).kept
     count = record(rt.redis, rt.keys.receipt_stream(), provider, name, items, source="pull",
                    now_ms=system_clock_ms())
     log.info("receipts.polled", provider=provider, account=name, receipts=count, started_ms=started_ms)

@@ -29,7 +29,7 @@ def ledger(redis_client) -> Ledger:  # type: ignore[no-untyped-def]
 def test_a_new_job_counts_every_recipient_pending(ledger: Ledger) -> None:
     _job(ledger, chunks=3)
     assert ledger.counts("job1") == {"pending": 15, "sending": 0, "accepted": 0, "delivered": 0,
-                                     "failed": 0, "rejected": 0, "unknown": 0, "cancelled": 0}
+                                     "failed": 0, "rejected": 0, "unknown": 0, "cancelled": 0, "suppressed": 0}
 
 
 def test_a_chunk_is_claimed_once(ledger: Ledger) -> None:

@@ -11,6 +11,7 @@ import redis
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
 from dispatcher.errors import DispatchError, StorageFullError
+from dispatcher.ledger import ChunkData, Ledger
 from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.producer import Dispatcher
 from dispatcher.redis_checks import memory_warnings
@@ -59,6 +60,20 @@ def test_after_a_refused_job_the_freed_room_takes_the_next_one(tiny_redis: redis
     otp = d.send_template("demo", template_code="1000000000000000002", phones=["13800138000"], params=["493817"],
                           priority="otp")
     assert queued == [otp.job_id] and d.status(otp.job_id).counts["pending"] == 1
+
+
+def test_a_job_whose_suppressed_recipients_do_not_fit_leaves_nothing_behind(tiny_redis: redis.Redis) -> None:
+    """Redis fills up while the suppressed recipients' chunks (stored final, with their state and
+    record strings) are written: the refusal deletes those too, and no job event or outcome-feed
+    entry names the job that was never stored."""
+    ledger = Ledger(tiny_redis)
+    numbers = phones(300_000, seed=6)
+    with pytest.raises(StorageFullError):
+        ledger.create_job("suppressedjob", {"kind": "opass.send", "provider": "opass", "account": "demo"},
+                          [ChunkData(numbers[:1])], now_ms=1_700_000_000_000,
+                          suppressed=(ChunkData(numbers[i : i + 1000]) for i in range(1, len(numbers), 1000)))
+    left = {k.decode() for k in tiny_redis.keys("*")} - {ledger.keys.job_sequence(), ledger.keys.phone_days()}
+    assert left == set()
 
 
 def test_a_scheduled_job_that_does_not_fit_is_not_scheduled(tiny_redis: redis.Redis) -> None:

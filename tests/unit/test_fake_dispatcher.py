@@ -20,7 +20,7 @@ CONTENT = "【沙箱】会员日：全场八折。"
 #: The methods an app calls; the fake must have each with the real one's signature (those not yet
 #: on Dispatcher, pause/resume, are announced and checked as soon as they land).
 API = ("send_template", "send_content", "estimate", "status", "lookup", "outcomes", "cancel", "pause", "resume",
-       "uplinks")
+       "uplinks", "suppress", "unsuppress", "is_suppressed", "suppression_list", "suppression_count")
 
 
 def ticking_clock() -> itertools.count[int]:

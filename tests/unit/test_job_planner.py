@@ -209,12 +209,12 @@ def test_a_job_spec_repr_shows_keys_masked_phones_and_counts_only() -> None:
     assert repr(spec) == (
         "JobSpec(kind='opass.send', account='demo', meta=<keys: priority, send_at_ms, kind, provider, account, "
         "template_code, params, extend_code, tag>, phones=(138****0001, 138****0002; 2 in all), "
-        "payloads=None, duplicates=1, invalid=1)")
+        "payloads=None, duplicates=1, invalid=1, suppressed=0)")
     batch = content_job("demo", recipients=[(P1, SIGNED), (P2, SIGNED)])
     assert repr(batch) == (
         "JobSpec(kind='aiofish.batch', account='demo', meta=<keys: priority, send_at_ms, kind, provider, account, "
         "content, sub_code, tag>, phones=(138****0001, 138****0002; 2 in all), payloads=<2 items>, "
-        "duplicates=0, invalid=0)")
+        "duplicates=0, invalid=0, suppressed=0)")
 
 
 # -- chunks at the manuals' per-call limits -------------------------------------------------------------
