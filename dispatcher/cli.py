@@ -525,7 +525,7 @@ def doctor() -> None:
 
     from dispatcher.errors import ConfigurationError
     from dispatcher.redis_checks import memory_summary, memory_warnings
-    from dispatcher.redis_connection import connect_url, redis_url
+    from dispatcher.redis_connection import connect
     from dispatcher.runtime import get_runtime
 
     # An unusable accounts file, setting or Redis is a finding to report, not a traceback.
@@ -537,7 +537,7 @@ def doctor() -> None:
     try:
         # One try, not the retries a worker uses to ride out a Redis restart (~20 s): an
         # operator asking whether Redis is up wants the answer now.
-        probe = connect_url(redis_url(rt.settings), retries=0)
+        probe = connect(rt.settings, retries=0)
         warnings = memory_warnings(probe)
         summary = memory_summary(probe)
     except redis.RedisError as exc:  # its message names host and port, never a password
