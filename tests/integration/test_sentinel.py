@@ -11,6 +11,7 @@ nothing is a real replica stopped with SIGSTOP: it keeps its connection and answ
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from dispatcher.redis_connection import connect
 from dispatcher.runtime import Runtime
 from dispatcher.sending import send_chunk
 from tests.integration.pipeline import build_accounts
+from tests.integration.processes import cli
 
 #: How long a claim or push waits for the replica here: short, the replica is either there or stopped.
 WAIT_ENV = {"SMSD_REDIS_WAIT_TIMEOUT_MS": "200"}
@@ -146,3 +148,25 @@ def test_a_kill_9_of_the_master_mid_job_loses_and_duplicates_nothing_and_every_p
     assert result["processes_exited"] == [], result
     assert result["receipt_polls_after"] > 0, result  # beat published its polls and a worker ran them
     assert result["pushes_taken_after"] > 0, result  # the webhook took pushes on the new master
+
+
+def test_doctor_says_bad_when_the_master_has_fewer_replicas_than_claims_wait_for(
+    tmp_path: Path, sandbox: SandboxControl, sandbox_url: str,
+) -> None:
+    """Under Sentinel nothing is sent without a replica: doctor shows the replicas online and, with
+    none left, a BAD line saying that nothing is sent, and exits 1."""
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(build_accounts(sandbox_url, limits=None)))
+    with SentinelGroup(tmp_path / "group", replicas=1) as group:
+        env = {**os.environ, **group.env(), "SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}
+        env.pop("SMSD_REDIS_URL", None)
+        healthy = cli("doctor", env=env)
+        group.nodes[_replica(group)].stop()  # the master sees its replica leave at once
+        degraded = cli("doctor", env=env)
+    master = f"master 127.0.0.1:{group.first_master}"
+    assert f"ok  redis replication: {master}, 1 replica online; claims and pushes wait for 1" in healthy.stdout, \
+        healthy.stdout + healthy.stderr
+    assert healthy.returncode == 0, healthy.stdout
+    assert (f"BAD redis replication: {master}, 0 replicas online; claims and pushes wait for 1: nothing is sent"
+            in degraded.stdout), degraded.stdout + degraded.stderr
+    assert degraded.returncode == 1

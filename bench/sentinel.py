@@ -1,0 +1,177 @@
+"""``python -m bench.sentinel [--quick] [--recipients N]``: what a replica and the claim's WAIT cost.
+
+Three setups, each on servers of its own (AOF on everywhere), the same work in each:
+
+* ``standalone``: one redis-server, as without Sentinel;
+* ``replica``: a Sentinel group (a master, one replica, three sentinels), claims not waiting
+  (``SMSD_REDIS_WAIT_REPLICAS=0``);
+* ``replica_wait``: the same group, each claim followed by ``WAIT 1`` in the same round trip and
+  each push by the webhook's barrier (the default under Sentinel).
+
+The work, in this process, no HTTP and no Celery (their costs do not change with Redis's
+topology; BENCHMARKS.md has them): store a job of ``recipients`` in 1000-phone chunks
+(``Ledger.create_job``, the producer's path with the phone index); claim each chunk (with a
+rate-limit slot out of the way) and accept it, one after another, as a pool process does
+around its gateway call; record every recipient's receipt on the stream in pushes of 100
+shuffled receipts (the webhook's XADD, then its barrier in ``replica_wait``) and drain the
+stream with one :class:`~dispatcher.receipt_stream.StreamApplier`.
+
+Per setup: the master's and the replica's CPU per recipient in each phase (``INFO cpu``, the
+whole server process: its main thread and its AOF threads), the claim round trip's p50/p99 and
+the sender's CPU per chunk, the push barrier's p50/p99. One JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.common import percentile
+from dispatcher.config.settings import Settings
+from dispatcher.keys import Keys, client_id
+from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.limiter import RateLimiter
+from dispatcher.limits import Limit
+from dispatcher.local.demo import phones
+from dispatcher.local.sentinels import SentinelGroup
+from dispatcher.providers.results import Receipt
+from dispatcher.receipt_stream import StreamApplier, record
+from dispatcher.redis_connection import connect, connect_url, replicated
+from dispatcher.redis_server import EmbeddedRedis
+
+CHUNK = 1000
+PUSH = 100
+PROVIDER, ACCOUNT = "opass", "demo"
+#: A send limit no loop here reaches: the slot is taken in the claim, as in production, but never waited for.
+OUT_OF_THE_WAY = {(PROVIDER, ACCOUNT, "send"): (Limit("send", 1_000_000, 1.0),)}
+WAIT_TIMEOUT_MS = 500
+
+
+def cpu_s(client: redis.Redis) -> float:
+    """CPU seconds the server has used so far (user + system, every thread)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+@contextmanager
+def servers(setup: str, base: Path) -> Iterator[tuple[redis.Redis, redis.Redis, redis.Redis | None]]:
+    """(our client, the master's one-try client, the replica's or None) for ``setup``; stopped after."""
+    if setup == "standalone":
+        with EmbeddedRedis(base / setup) as server:
+            yield connect_url(server.url), redis.Redis.from_url(server.url), None
+        return
+    with SentinelGroup(base / setup, replicas=1) as group:
+        master = group.master_port() or group.first_master
+        replica = next(port for port in group.nodes if port != master)
+        yield connect(Settings.from_env(group.env())), group.node_client(master), group.node_client(replica)
+
+
+def _phase(name: str, work: Callable[[], None], master: redis.Redis, replica: redis.Redis | None,
+           recipients: int, out: dict[str, Any]) -> None:
+    """Run ``work``; note the servers' CPU per recipient (µs) and the wall time it took."""
+    m0, r0, t0 = cpu_s(master), cpu_s(replica) if replica else 0.0, time.perf_counter()
+    work()
+    wall = time.perf_counter() - t0
+    out[f"{name}_master_us_per_recipient"] = round((cpu_s(master) - m0) * 1e6 / recipients, 3)
+    if replica is not None:
+        out[f"{name}_replica_us_per_recipient"] = round((cpu_s(replica) - r0) * 1e6 / recipients, 3)
+    out[f"{name}_s"] = round(wall, 3)
+
+
+def run_setup(setup: str, base: Path, recipients: int, *, seed: int = 7) -> dict[str, Any]:
+    """Store, send and receipt one job on ``setup``; return its figures."""
+    numbers = phones(recipients, seed=seed)
+    chunks = [numbers[i:i + CHUNK] for i in range(0, len(numbers), CHUNK)]
+    out: dict[str, Any] = {"recipients": recipients, "chunks": len(chunks)}
+    wait = 1 if setup == "replica_wait" else 0
+    with servers(setup, base) as (client, master, replica):
+        keys = Keys(prefix="bench")
+        ledger = Ledger(client, keys, wait_replicas=wait, wait_timeout_ms=WAIT_TIMEOUT_MS)
+        limiter = RateLimiter(client, keys, overrides=OUT_OF_THE_WAY)
+        job = "sentinel-bench"
+        now = int(time.time() * 1000)
+        _phase("store", lambda: ledger.create_job(
+            job, {"provider": PROVIDER, "account": ACCOUNT, "kind": "opass.template"},
+            [ChunkData(c) for c in chunks], now_ms=now), master, replica, recipients, out)
+
+        claim_us: list[float] = []
+        unconfirmed: list[int] = []
+        cpu0 = time.process_time()
+
+        def send() -> None:
+            for n in range(len(chunks)):
+                slot = limiter.slot_script_args(PROVIDER, ACCOUNT, "send", reserve_ms=2000)
+                t = time.perf_counter()
+                claim = ledger.claim(job, n, provider=PROVIDER, account=ACCOUNT, now_ms=now, slot=slot,
+                                     claimer="bench")
+                claim_us.append((time.perf_counter() - t) * 1e6)
+                if claim.status != "ok":
+                    unconfirmed.append(n)
+                    continue
+                ledger.accept(job, n, attempt=claim.attempt, message_id=f"m{n}", failed_indexes=[], now_ms=now,
+                              provider=PROVIDER)
+
+        _phase("send", send, master, replica, recipients, out)
+        out["sender_cpu_us_per_chunk"] = round((time.process_time() - cpu0) * 1e6 / len(chunks), 1)
+        out["claim_p50_us"] = round(percentile(claim_us, 0.5) or 0.0, 1)
+        out["claim_p99_us"] = round(percentile(claim_us, 0.99) or 0.0, 1)
+        out["claims_not_confirmed"] = len(unconfirmed)
+
+        receipts = [Receipt(PROVIDER, f"m{n}", phone, "DELIVRD", True, now, client_id(job, n, 1))
+                    for n, chunk in enumerate(chunks) for phone in chunk]
+        random.Random(seed).shuffle(receipts)
+        barrier_us: list[float] = []
+
+        def push() -> None:
+            for i in range(0, len(receipts), PUSH):
+                record(client, keys.receipt_stream(), PROVIDER, ACCOUNT, receipts[i:i + PUSH], source="push",
+                       now_ms=now)
+                if wait:
+                    t = time.perf_counter()
+                    replicated(client, keys.stats(), replicas=1, timeout_ms=WAIT_TIMEOUT_MS)
+                    barrier_us.append((time.perf_counter() - t) * 1e6)
+
+        _phase("push", push, master, replica, recipients, out)
+        if barrier_us:
+            out["push_barrier_p50_us"] = round(percentile(barrier_us, 0.5) or 0.0, 1)
+            out["push_barrier_p99_us"] = round(percentile(barrier_us, 0.99) or 0.0, 1)
+        _phase("apply", lambda: StreamApplier(ledger, "bench").drain(), master, replica, recipients, out)
+        delivered = ledger.counts(job)["delivered"]
+        out["delivered"] = delivered
+        if delivered != recipients:
+            raise RuntimeError(f"{setup}: {delivered} of {recipients} recipients delivered")
+        total = ("store", "send", "push", "apply")
+        out["master_us_per_recipient"] = round(sum(out[f"{p}_master_us_per_recipient"] for p in total), 3)
+        client.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three setups; print one JSON object."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 recipients instead of 300,000")
+    parser.add_argument("--recipients", type=int, default=None)
+    args = parser.parse_args(argv)
+    recipients = args.recipients or (100_000 if args.quick else 300_000)
+    base = Path(tempfile.mkdtemp(prefix="smsd-bench-sentinel-"))
+    results: dict[str, Any] = {}
+    for setup in ("standalone", "replica", "replica_wait"):
+        print(f"[bench.sentinel] {setup}: {recipients} recipients", file=sys.stderr, flush=True)
+        results[setup] = run_setup(setup, base, recipients)
+    print(json.dumps({"sentinel": results, "load_avg_1m": round(os.getloadavg()[0], 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
