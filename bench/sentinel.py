@@ -1,24 +1,25 @@
 """``python -m bench.sentinel [--quick] [--recipients N]``: what a replica and the claim's WAIT cost.
 
-Three setups, each on servers of its own (AOF on everywhere), the same work in each:
+Two setups, each on servers of its own (AOF on everywhere), the same work in each:
 
 * ``standalone``: one redis-server, as without Sentinel;
-* ``replica``: a Sentinel group (a master, one replica, three sentinels), claims not waiting
-  (``SMSD_REDIS_WAIT_REPLICAS=0``);
-* ``replica_wait``: the same group, each claim followed by ``WAIT 1`` in the same round trip and
-  each push by the webhook's barrier (the default under Sentinel).
+* ``sentinel``: a Sentinel group (a master, one replica, three sentinels), our clients finding the
+  master through the sentinels.
 
 The work, in this process, no HTTP and no Celery (their costs do not change with Redis's
 topology; BENCHMARKS.md has them): store a job of ``recipients`` in 1000-phone chunks
 (``Ledger.create_job``, the producer's path with the phone index); claim each chunk (with a
 rate-limit slot out of the way) and accept it, one after another, as a pool process does
 around its gateway call; record every recipient's receipt on the stream in pushes of 100
-shuffled receipts (the webhook's XADD, then its barrier in ``replica_wait``) and drain the
-stream with one :class:`~dispatcher.receipt_stream.StreamApplier`.
+shuffled receipts (the webhook's XADD) and drain the stream with one
+:class:`~dispatcher.receipt_stream.StreamApplier`.
 
-Per setup: the master's and the replica's CPU per recipient in each phase (``INFO cpu``, the
-whole server process: its main thread and its AOF threads), the claim round trip's p50/p99 and
-the sender's CPU per chunk, the push barrier's p50/p99. One JSON object on stdout.
+Under Sentinel the chunks alternate between a claim followed by ``WAIT 1`` in the same round
+trip (``SMSD_REDIS_WAIT_REPLICAS=1``, the default) and a bare claim (``=0``), so both are timed
+under the same load on this shared host: ``claim_wait_*`` and ``claim_bare_*`` are their round
+trips (p50/p99, µs) and the sender's CPU per claim; each push is followed by the webhook's
+barrier (``push_barrier_*``). Per setup and phase: the master's and the replica's CPU per
+recipient (``INFO cpu``: the whole server process, its AOF threads included). One JSON object.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def run_setup(setup: str, base: Path, recipients: int, *, seed: int = 7) -> dict
     numbers = phones(recipients, seed=seed)
     chunks = [numbers[i:i + CHUNK] for i in range(0, len(numbers), CHUNK)]
     out: dict[str, Any] = {"recipients": recipients, "chunks": len(chunks)}
-    wait = 1 if setup == "replica_wait" else 0
+    wait = 1 if setup == "sentinel" else 0
     with servers(setup, base) as (client, master, replica):
         keys = Keys(prefix="bench")
         ledger = Ledger(client, keys, wait_replicas=wait, wait_timeout_ms=WAIT_TIMEOUT_MS)
@@ -105,17 +106,19 @@ def run_setup(setup: str, base: Path, recipients: int, *, seed: int = 7) -> dict
             job, {"provider": PROVIDER, "account": ACCOUNT, "kind": "opass.template"},
             [ChunkData(c) for c in chunks], now_ms=now), master, replica, recipients, out)
 
-        claim_us: list[float] = []
+        plain = Ledger(client, keys)  # the bare claim, beside the waiting one
+        timed: dict[str, tuple[list[float], list[float]]] = {"wait": ([], []), "bare": ([], [])}
         unconfirmed: list[int] = []
-        cpu0 = time.process_time()
 
         def send() -> None:
             for n in range(len(chunks)):
+                mode = "wait" if wait and n % 2 == 0 else "bare"
                 slot = limiter.slot_script_args(PROVIDER, ACCOUNT, "send", reserve_ms=2000)
-                t = time.perf_counter()
-                claim = ledger.claim(job, n, provider=PROVIDER, account=ACCOUNT, now_ms=now, slot=slot,
-                                     claimer="bench")
-                claim_us.append((time.perf_counter() - t) * 1e6)
+                cpu, t = time.process_time(), time.perf_counter()
+                claim = (ledger if mode == "wait" else plain).claim(
+                    job, n, provider=PROVIDER, account=ACCOUNT, now_ms=now, slot=slot, claimer="bench")
+                timed[mode][0].append((time.perf_counter() - t) * 1e6)
+                timed[mode][1].append((time.process_time() - cpu) * 1e6)
                 if claim.status != "ok":
                     unconfirmed.append(n)
                     continue
@@ -123,9 +126,11 @@ def run_setup(setup: str, base: Path, recipients: int, *, seed: int = 7) -> dict
                               provider=PROVIDER)
 
         _phase("send", send, master, replica, recipients, out)
-        out["sender_cpu_us_per_chunk"] = round((time.process_time() - cpu0) * 1e6 / len(chunks), 1)
-        out["claim_p50_us"] = round(percentile(claim_us, 0.5) or 0.0, 1)
-        out["claim_p99_us"] = round(percentile(claim_us, 0.99) or 0.0, 1)
+        for mode, (wall, cpu) in timed.items():
+            if wall:
+                out[f"claim_{mode}_p50_us"] = round(percentile(wall, 0.5) or 0.0, 1)
+                out[f"claim_{mode}_p99_us"] = round(percentile(wall, 0.99) or 0.0, 1)
+                out[f"claim_{mode}_cpu_us"] = round(sum(cpu) / len(cpu), 1)
         out["claims_not_confirmed"] = len(unconfirmed)
 
         receipts = [Receipt(PROVIDER, f"m{n}", phone, "DELIVRD", True, now, client_id(job, n, 1))
@@ -160,13 +165,13 @@ def run_setup(setup: str, base: Path, recipients: int, *, seed: int = 7) -> dict
 def main(argv: list[str] | None = None) -> int:
     """Run the three setups; print one JSON object."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 recipients instead of 300,000")
+    parser.add_argument("--quick", action="store_true", help="100,000 recipients instead of 600,000")
     parser.add_argument("--recipients", type=int, default=None)
     args = parser.parse_args(argv)
-    recipients = args.recipients or (100_000 if args.quick else 300_000)
+    recipients = args.recipients or (100_000 if args.quick else 600_000)
     base = Path(tempfile.mkdtemp(prefix="smsd-bench-sentinel-"))
     results: dict[str, Any] = {}
-    for setup in ("standalone", "replica", "replica_wait"):
+    for setup in ("standalone", "sentinel"):
         print(f"[bench.sentinel] {setup}: {recipients} recipients", file=sys.stderr, flush=True)
         results[setup] = run_setup(setup, base, recipients)
     print(json.dumps({"sentinel": results, "load_avg_1m": round(os.getloadavg()[0], 2)}))
