@@ -378,12 +378,13 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
     beat, webhook and this producer must find the new master by themselves.
     With ``restart_old`` the killed server is started again once the replica is
     promoted, as the new master's replica, as an operator would (with one
-    replica, claims wait for it: nothing is sent on a claim no replica holds).
+    replica, claims wait for it: nothing is sent on a claim no replica holds,
+    so without the restart nothing is sent again until one is back).
 
     Besides the tally: ``promoted_s`` (kill until the sentinels name a new
     master that answers as one), ``recovered_s`` (kill until the gateway gets a
-    request claimed on the new master), ``rejoined_s`` (kill until the old master
-    is a replica again), ``claims_held_back`` (claims undone because no replica
+    request claimed on the new master), ``replica_in_sync_s`` (kill until the new
+    master has a replica in sync), ``claims_held_back`` (claims undone because no replica
     confirmed them), ``receipt_polls_after`` (beat's polls went on),
     ``pushes_taken_after`` (pushes the webhook answered 200 after the kill) and
     ``processes_exited``. Raises ``ConfigurationError`` if the rig's stack has no Sentinel group.
@@ -413,14 +414,13 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
     wait_for(lambda: _requests(rig, SEND_PATH) > sends_at_promotion, timeout_s=timeout_s,
              what="a request sent after the promotion", interval_s=0.05)
     recovered_s = time.monotonic() - killed_at
-    rejoined_s = None
-    if restart_old:
-        # Today's master: the sentinels may have failed over again meanwhile.
-        wait_for(lambda: group.synced_replicas(group.master_port() or new_port) > 0, timeout_s=timeout_s,
-                 what="the old master as a replica")
-        rejoined_s = round(time.monotonic() - killed_at, 2)
-    say(f"sentinel_failover: sending again {recovered_s:.1f} s after the kill"
-        + (f"; the old master a replica again after {rejoined_s:.1f} s" if rejoined_s is not None else ""))
+    # Today's master (the sentinels may have failed over again meanwhile) with a replica in sync:
+    # the killed one restarted, or with two replicas the other one.
+    wait_for(lambda: group.synced_replicas(group.master_port() or new_port) > 0, timeout_s=timeout_s,
+             what="a replica in sync with the new master")
+    replica_s = time.monotonic() - killed_at
+    say(f"sentinel_failover: sending again {recovered_s:.1f} s after the kill; "
+        f"a replica in sync with the new master after {replica_s:.1f} s")
     rig.sandbox.clear_faults()
     result = _finish(rig, job_id, started, timeout_s, say, "sentinel_failover")
     alive = [name for name in list(rig.stack.procs) if name != "sandbox"]
@@ -430,7 +430,8 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
               if e.get("status") == "200" and e.get("receipts")]
     return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "mid_job": not before.submitted,
             "in_flight_at_kill": before.counts["sending"], "master_before": killed_port, "master_after": new_port,
-            "promoted_s": round(promoted_s, 2), "recovered_s": round(recovered_s, 2), "rejoined_s": rejoined_s,
+            "promoted_s": round(promoted_s, 2), "recovered_s": round(recovered_s, 2),
+            "replica_in_sync_s": round(replica_s, 2),
             "master_at_end": group.master_port(),
             "claims_held_back": held_back, "receipt_polls_after": _requests(rig, RECEIPT_PATH) - polls_before,
             "pushes_taken_after": len(pushes), "processes_exited": [n for n in alive if not rig.stack.running(n)]}
