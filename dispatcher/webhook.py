@@ -51,6 +51,10 @@ from dispatcher.runtime import LazyRuntime, Runtime
 log = structlog.get_logger("dispatcher.webhook")
 
 MAX_BODY_BYTES = 1 << 20
+#: The longest a push waits for a replica (``SMSD_REDIS_WAIT_TIMEOUT_MS`` if shorter): with no
+#: replica every push waits this long for its 503, and opass stops pushing after three answers
+#: slower than 1 s, which a queue of such pushes behind busy threads would soon give it.
+PUSH_WAIT_MAX_MS = 200
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -130,7 +134,8 @@ def handle_push(
     waited = rt.settings.replicas_to_wait
     if waited and (receipts or uplinks or others):
         # Answered 200, the vendor never pushes it again: the push must outlive a failover.
-        held = replicated(rt.redis, rt.keys.stats(), replicas=waited, timeout_ms=rt.settings.redis_wait_timeout_ms)
+        held = replicated(rt.redis, rt.keys.stats(), replicas=waited,
+                          timeout_ms=min(rt.settings.redis_wait_timeout_ms, PUSH_WAIT_MAX_MS))
         if held < waited:
             # Kept on the master only: 503 so the vendor pushes it again (applying twice changes nothing).
             raise _Reject("503 Service Unavailable", f"push kept by {held} of {waited} replicas")
