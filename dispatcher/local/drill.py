@@ -386,8 +386,9 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
     request claimed on the new master), ``replica_in_sync_s`` (kill until the new
     master has a replica in sync), ``claims_held_back`` (claims undone because no replica
     confirmed them), ``receipt_polls_after`` (beat's polls went on),
-    ``pushes_taken_after`` (pushes the webhook answered 200 after the kill) and
-    ``processes_exited``. Raises ``ConfigurationError`` if the rig's stack has no Sentinel group.
+    ``pushes_taken_after`` (pushes the webhook answered 200 after the kill),
+    ``processes_exited`` and ``funnel`` (the job's counters at the end; ``funnel_complete``:
+    they add up to every recipient). Raises ``ConfigurationError`` if the rig's stack has no Sentinel group.
     """
     group = rig.stack.sentinels
     if group is None:
@@ -423,6 +424,7 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
         f"a replica in sync with the new master after {replica_s:.1f} s")
     rig.sandbox.clear_faults()
     result = _finish(rig, job_id, started, timeout_s, say, "sentinel_failover")
+    funnel = rig.dispatcher.status(job_id)  # as the new master has it, after the rollback of the failover
     alive = [name for name in list(rig.stack.procs) if name != "sandbox"]
     held_back = sum(len(rig.stack.log_events(name, "chunk.claim_unreplicated", since=offsets[name]))
                     for name in workers)
@@ -434,7 +436,8 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
             "replica_in_sync_s": round(replica_s, 2),
             "master_at_end": group.master_port(),
             "claims_held_back": held_back, "receipt_polls_after": _requests(rig, RECEIPT_PATH) - polls_before,
-            "pushes_taken_after": len(pushes), "processes_exited": [n for n in alive if not rig.stack.running(n)]}
+            "pushes_taken_after": len(pushes), "processes_exited": [n for n in alive if not rig.stack.running(n)],
+            "funnel": funnel.counts, "funnel_complete": sum(funnel.counts.values()) == funnel.total == recipients}
 
 
 def _log_size(rig: Rig, name: str) -> int:

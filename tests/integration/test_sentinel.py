@@ -141,6 +141,9 @@ def test_a_kill_9_of_the_master_mid_job_loses_and_duplicates_nothing_and_every_p
         rig.stop()
     assert result["final"], result
     assert (result["lost"], result["duplicated"]) == (0, 0), result
+    # Our own ledger agrees after the rollback: every recipient counted once, none pending or in flight.
+    assert result["funnel_complete"], result
+    assert (result["funnel"]["pending"], result["funnel"]["sending"]) == (0, 0), result
     # The harm landed: mid-job, requests in flight, and the sentinels promoted the replica.
     assert result["mid_job"] and result["in_flight_at_kill"] > 0, result
     assert result["master_after"] != result["master_before"], result
