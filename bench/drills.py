@@ -9,6 +9,11 @@ workers and beat (:func:`dispatcher.local.drill.start_rig`) and one opass job:
   nothing else is restarted;
 * ``fault_mix``: 10 % refused connections, 5 % ``-1``, 5 % ``6000``, 2 % taken
   but unanswered, on ``/message/``, until the job is submitted;
+* ``sentinel_failover``: Redis is a Sentinel group (master, ``--sentinel-replicas``
+  replicas, three sentinels; failover after 1 s down); kill -9 the master mid-job,
+  start it again once a replica is promoted (a supervisor would); nothing else is
+  restarted. Reports the time until the sentinels promoted and until chunks were
+  sent again;
 * ``applier_kill9``: pushes arrive at 200/s for 30 s (opass 100 receipts, 1 in 5
   an encrypted aiofish report; 10 s with ``--quick``); kill -9 the worker whose
   applier holds unapplied entries; the other worker's applier claims them;
@@ -43,6 +48,7 @@ DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
     "kill9": (drill.run_kill9, 200),
     "redis_restart": (drill.run_redis_restart, 200),
     "fault_mix": (drill.run_fault_mix, 100),
+    "sentinel_failover": (drill.run_sentinel_failover, 200),
 }
 #: Receipt drills: name -> (runner, options). Their size is pushes, not recipients.
 RECEIPT_DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], dict[str, Any]]] = {
@@ -68,8 +74,10 @@ def run_one(name: str, recipients: int, base: Path, **options: Any) -> dict[str,
         runner, chunks = DRILLS[name]
         batch_max = max(10, min(1000, recipients // chunks))
         options = {**options, "recipients": recipients}
-    say(f"{name}: starting redis-server, sandbox, webhook, 2 workers and beat (chunks of {batch_max})")
-    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max)
+    replicas = int(options.pop("sentinel_replicas", 0))
+    redis = f"a Sentinel group ({replicas} replica{'s' if replicas > 1 else ''})" if replicas else "redis-server"
+    say(f"{name}: starting {redis}, sandbox, webhook, 2 workers and beat (chunks of {batch_max})")
+    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max, sentinel_replicas=replicas)
     try:
         return runner(rig, say=say, **options)
     finally:
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, default=None, help="override the job size")
     parser.add_argument("--redis-down-s", type=float, default=2.0,
                         help="how long redis-server stays stopped in redis_restart (default 2)")
+    parser.add_argument("--sentinel-replicas", type=int, default=1,
+                        help="replicas of the Sentinel group in sentinel_failover (default 1)")
     args = parser.parse_args(argv)
     recipients = args.recipients or (20_000 if args.quick else 100_000)
     base = Path(tempfile.mkdtemp(prefix="smsd-drills-"))
@@ -105,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     receipts = {"pushes": pushes, "rate_per_s": RECEIPT_RATE_PER_S}
     options: dict[str, dict[str, Any]] = {
         "redis_restart": {"down_s": args.redis_down_s},
+        "sentinel_failover": {"sentinel_replicas": max(1, args.sentinel_replicas)},
         "applier_kill9": receipts,
         "receipts_redis_restart": {**receipts, "down_s": args.redis_down_s},
         "receipts_redis_kill9": {**receipts, "down_s": args.redis_down_s},

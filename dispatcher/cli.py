@@ -664,8 +664,8 @@ def doctor() -> None:
     import redis
 
     from dispatcher.errors import ConfigurationError
-    from dispatcher.redis_checks import memory_summary, memory_warnings
-    from dispatcher.redis_connection import connect_url, redis_url
+    from dispatcher.redis_checks import memory_summary, memory_warnings, replication_check
+    from dispatcher.redis_connection import connect
     from dispatcher.runtime import get_runtime
 
     # An unusable accounts file, setting or Redis is a finding to report, not a traceback.
@@ -677,13 +677,17 @@ def doctor() -> None:
     try:
         # One try, not the retries a worker uses to ride out a Redis restart (~20 s): an
         # operator asking whether Redis is up wants the answer now.
-        probe = connect_url(redis_url(rt.settings), retries=0)
+        probe = connect(rt.settings, retries=0)
         warnings = memory_warnings(probe)
         summary = memory_summary(probe)
+        replication = replication_check(probe, rt.settings.replicas_to_wait) if rt.settings.redis_sentinels else None
     except redis.RedisError as exc:  # its message names host and port, never a password
         click.echo(f"BAD redis: {type(exc).__name__}: {exc}")
         sys.exit(1)
     failed = False
+    if replication is not None:
+        failed = not replication[0]
+        click.echo(f"{'ok ' if replication[0] else 'BAD'} redis replication: {replication[1]}")
     click.echo(f"{'WARN' if warnings else 'ok '} redis memory: {summary}")
     for warning in warnings:  # a warning, not a failure: the accounts can still send
         click.echo(f"WARN redis memory: {warning}")

@@ -12,7 +12,7 @@ import threading
 from celery import Celery
 
 from dispatcher.config.settings import Settings
-from dispatcher.redis_connection import redis_url
+from dispatcher.redis_connection import broker_of
 
 FANOUT_TASK = "workers.tasks.fanout"
 SEND_CHUNK_TASK = "workers.tasks.send_chunk"
@@ -31,9 +31,10 @@ class Enqueuer:
         """The Celery client (created on first use: connecting is lazy)."""
         with self._lock:
             if self._app is None:
-                broker = self.settings.broker_url or redis_url(self.settings)
+                broker, options = broker_of(self.settings)
                 self._app = Celery("sms_dispatch_producer", broker=broker)
-                self._app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+                self._app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True,
+                                      broker_transport_options=options)
             return self._app
 
     def __call__(self, job_id: str, queue: str, countdown_s: int = 0) -> None:

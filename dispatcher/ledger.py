@@ -49,6 +49,8 @@ CANCEL_CHUNKS_PER_CALL = 100
 JOB_HASH_GRACE_S = 60
 #: Jobs whose meta a process keeps (a few hundred bytes each).
 META_CACHE_JOBS = 1024
+#: The code a chunk is left with when its claim was undone for want of a replica's confirmation.
+UNREPLICATED = "unreplicated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,10 @@ class Claim:
     ``status`` is ``ok`` (``attempt`` is the new attempt number; ``phones`` and
     ``payloads`` are the chunk's, read in the same step), ``wait`` (the rate
     limit's next slot is ``wait_s`` away, too far to reserve), ``paused``
-    (``detail`` is the account's pause reason) or ``skip`` (``detail`` is the
-    chunk's current state: someone else owns it).
+    (``detail`` is the account's pause reason), ``skip`` (``detail`` is the
+    chunk's current state: someone else owns it) or ``unreplicated`` (claimed,
+    but no replica confirmed the claim in time, so it was undone: ``detail``
+    says how many did; the chunk is pending again and must not be sent now).
     """
 
     status: str
@@ -122,8 +126,11 @@ class Ledger:
     """Jobs, chunks and per-phone states of sms-dispatch in one Redis."""
 
     def __init__(self, client: redis.Redis, keys: Keys | None = None, *, job_ttl_s: float = JOB_TTL_S,
-                 outcome_feed_max: int = OUTCOME_FEED_MAX) -> None:
+                 outcome_feed_max: int = OUTCOME_FEED_MAX, wait_replicas: int = 0, wait_timeout_ms: int = 500) -> None:
         self.r = client
+        #: Replicas that must hold a claim before :meth:`claim` returns it (Sentinel: ``WAIT``); 0 = none.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.keys = keys or Keys()
         self.outcome_feed_max = max(1, outcome_feed_max)
         #: Whole seconds (EXPIRE's unit), at least one.
@@ -132,6 +139,7 @@ class Ledger:
         self.job_hash_grace_s = min(JOB_HASH_GRACE_S, self.job_ttl_s)
         self._claim = client.register_script(lua.CLAIM)
         self._release = client.register_script(lua.RELEASE)
+        self._unclaim = client.register_script(lua.UNCLAIM)
         self._ambiguous = client.register_script(lua.AMBIGUOUS)
         self._accept = client.register_script(lua.ACCEPT)
         self._reject = client.register_script(lua.REJECT)
@@ -358,12 +366,22 @@ class Ledger:
         """
         chunk, job, _ = self._chunk_keys(job_id, n)
         slot_keys, slot_args = slot or ((), ())
-        reply = self._claim(
-            keys=[chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(),
-                  *slot_keys],
-            args=[now_ms, chunk_member(job_id, n), *slot_args, claimer],
-        )
+        keys = [chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(), *slot_keys]
+        args: list[Any] = [now_ms, chunk_member(job_id, n), *slot_args, claimer]
+        if self.wait_replicas:
+            reply, replicas = self._claim_replicated(keys, args)
+        else:
+            reply, replicas = self._claim(keys=keys, args=args), 0
         status, detail = as_text(reply[0]), as_text(reply[1])
+        if status == "ok" and replicas < self.wait_replicas:
+            # A failover now could promote a replica that never saw this claim, and the chunk
+            # would be claimed and sent again: it must not leave on this claim. Undone (the
+            # rate-limit slot stays spent); if the undo itself is lost with a failover, the
+            # claim stays 'sending' unsent and goes the stuck sweep's way, never resent blindly.
+            self._unclaim(keys=[chunk, job, self.keys.sending(), self.keys.pending()],
+                          args=[now_ms, chunk_member(job_id, n), detail, UNREPLICATED])
+            return Claim(UNREPLICATED, detail=f"{replicas} of {self.wait_replicas} replicas confirmed the claim "
+                                              f"within {self.wait_timeout_ms} ms")
         if status == "cancelled":
             self.cancel_chunks(job_id, [n], now_ms=now_ms)
             return Claim("cancelled", detail="job cancelled")
@@ -375,6 +393,30 @@ class Ledger:
         width = int(as_text(reply[5])) if len(reply) > 5 and reply[5] else PHONE_WIDTH
         return Claim("ok", attempt=int(detail), phones=split_phones(text, width),
                      payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0)
+
+    def _claim_replicated(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, int]:
+        """Run the claim script and ``WAIT`` on one connection, in one round trip; return its reply and
+        how many replicas hold it.
+
+        ``WAIT`` counts the writes of its own connection, hence one pipeline. A
+        retry after a dropped connection runs both again, on the new master after
+        a failover; the claim script checks the chunk's state first, so a claim
+        that did reach the replica answers ``skip`` there and is not sent twice.
+        """
+        for _ in range(2):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.evalsha(self._claim.sha, len(keys), *keys, *args)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            reply, replicas = pipe.execute(raise_on_error=False)
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                # A new master (a promoted replica) or a restarted one has no script cache.
+                self.r.script_load(lua.CLAIM)
+                continue
+            for answer in (reply, replicas):
+                if isinstance(answer, Exception):
+                    raise answer
+            return reply, int(replicas)
+        raise redis.exceptions.NoScriptError("the claim script vanished twice after being loaded")
 
     def release(self, job_id: str, n: int, *, attempt: int, expected: str, code: str, now_ms: int) -> bool:
         """Move a chunk ``expected (sending|ambiguous) → pending`` to be sent again (``cancelled``

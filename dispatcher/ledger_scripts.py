@@ -159,6 +159,24 @@ local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_m
 end
 """
 
+# Undo a claim whose request never left because no replica confirmed it (Sentinel's
+# WAIT timed out): pending again at the attempt before, so the attempt number is
+# used by the next claim (nothing was sent under it, so no receipt can name it) and a
+# replica down for a while does not count attempts towards SMSD_MAX_ATTEMPTS.
+# KEYS: chunk, job, z:sending, z:pending   ARGV: now_ms, member, attempt, code
+# Returns 1, or 0 if the chunk is no longer sending at that attempt (not ours to move)
+UNCLAIM = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'sending' then return 0 end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return 0 end
+local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
+redis.call('HSET', KEYS[1], 'state', 'pending', 'since', ARGV[1], 'code', ARGV[4], 'attempt', tonumber(ARGV[3]) - 1)
+redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
+redis.call('HINCRBY', KEYS[2], 'c:pending', size)
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Release a chunk to be sent again; in a cancelled job it is cancelled instead
 # (provably not sent, or its ambiguous send reconciled as never arrived).
 # KEYS: chunk, job, z:sending, z:ambiguous, z:pending, st, rec, feed, events

@@ -1,10 +1,15 @@
-"""Connecting to Redis: the configured URL, or the one embedded server of this project.
+"""Connecting to Redis: the configured URL, the master Redis Sentinel names, or the one embedded server.
 
 With no ``SMSD_REDIS_URL``, every process of the project (producer, worker,
 beat, webhook, CLI) shares one embedded redis-server under the data folder: the
 first process starts it (detached, so it outlives that process) and writes its
 URL beside its data; the others read the URL. A file lock keeps two processes
 from starting two servers.
+
+With ``SMSD_REDIS_SENTINELS`` every client asks the sentinels where the master
+is, and asks again after a connection to it fails (redis-py's Sentinel client;
+kombu's ``sentinel://`` transport for the broker), so a failover is ridden out
+like a restart: commands retry until the new master answers.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import contextlib
 import fcntl
 import socket
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import redis
-from redis.backoff import EqualJitterBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from dispatcher.config.settings import Settings
 from dispatcher.redis_server import EmbeddedRedis
@@ -33,6 +41,9 @@ FAIL_FAST_RETRIES = 3
 #: No command we send blocks in the server, so a reply this late means it hung.
 SOCKET_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 2.0
+#: A sentinel that does not answer this fast is skipped for the next one (one try each:
+#: the command's own retries ask them all again).
+SENTINEL_TIMEOUT_S = 0.5
 
 
 def reconnecting_retry(retries: int = RETRY_COUNT) -> Retry:
@@ -91,9 +102,74 @@ def redis_url(settings: Settings) -> str:
         return url
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A Redis client for the ledger (health-checked, reconnecting by itself: :func:`connect_url`)."""
-    return connect_url(redis_url(settings))
+def connect(settings: Settings, *, retries: int = RETRY_COUNT) -> redis.Redis:
+    """A Redis client for the ledger (health-checked, reconnecting by itself: :func:`connect_url`).
+
+    With ``SMSD_REDIS_SENTINELS``, a client of the master the sentinels name
+    (:func:`connect_sentinel`); else of :func:`redis_url`.
+    """
+    if settings.redis_sentinels:
+        return connect_sentinel(settings, retries=retries)
+    return connect_url(redis_url(settings), retries=retries)
+
+
+def _sentinel_kwargs(settings: Settings) -> dict[str, Any]:
+    """How we talk to the sentinels themselves: fast, one try each, with their password."""
+    kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S}
+    if settings.redis_sentinel_password:
+        kwargs["password"] = settings.redis_sentinel_password
+    return kwargs
+
+
+def connect_sentinel(settings: Settings, *, retries: int = RETRY_COUNT) -> redis.Redis:
+    """A client of the master named ``SMSD_REDIS_SENTINEL_MASTER`` by the sentinels in ``SMSD_REDIS_SENTINELS``.
+
+    Each new connection asks the sentinels for the master's address; a command
+    that meets a dropped connection or a demoted master (``READONLY``) is retried
+    on a new one (:func:`reconnecting_retry`), which finds the promoted replica
+    once the sentinels have promoted it (seconds, with their ``down-after-milliseconds``).
+    """
+    sentinel = Sentinel(settings.sentinel_addresses,
+                        sentinel_kwargs={**_sentinel_kwargs(settings), "retry": Retry(NoBackoff(), 0)})
+    return sentinel.master_for(
+        settings.redis_sentinel_master, retry=reconnecting_retry(retries), health_check_interval=30,
+        socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
+        password=settings.redis_password or None,
+    )
+
+
+def broker_of(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The Celery broker URL and the transport options it needs beyond ours.
+
+    ``SMSD_BROKER_URL`` if set; under Sentinel, kombu's ``sentinel://`` transport (one URL
+    per sentinel joined by ``;``, the master's password in each, the master's name and the
+    sentinels' password in the options); else the ledger's Redis URL.
+    """
+    if settings.broker_url:
+        return settings.broker_url, {}
+    if not settings.redis_sentinels:
+        return redis_url(settings), {}
+    auth = f":{quote(settings.redis_password, safe='')}@" if settings.redis_password else ""
+    hosts = [f"[{host}]" if ":" in host else host for host, _ in settings.sentinel_addresses]
+    url = ";".join(f"sentinel://{auth}{host}:{port}/0"
+                   for host, (_, port) in zip(hosts, settings.sentinel_addresses, strict=True))
+    return url, {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": _sentinel_kwargs(settings)}
+
+
+def replicated(client: redis.Redis, barrier_key: str, *, replicas: int, timeout_ms: int) -> int:
+    """Wait until ``replicas`` replicas hold every write this thread made before; return how many do.
+
+    ``WAIT`` counts the writes of its own connection only, and a pool hands out
+    any of its connections: so the wait follows a write of its own (a counter
+    in ``barrier_key``) on the same connection. Replication is one ordered
+    stream, so a replica that holds this write holds every write completed
+    before it, on any connection. Fewer than ``replicas`` after ``timeout_ms``
+    means a failover now could lose them.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(barrier_key, "replication_waits", 1)
+    pipe.wait(replicas, timeout_ms)
+    return int(pipe.execute()[1])
 
 
 def stop_embedded(settings: Settings) -> bool:

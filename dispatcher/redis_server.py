@@ -13,9 +13,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
@@ -63,18 +64,23 @@ class EmbeddedRedis:
     """
 
     def __init__(self, data_dir: str | Path, *, port: int = 0, appendonly: bool = True, detach: bool = False,
-                 maxmemory_mb: int = REDIS_MAXMEMORY_MB) -> None:
+                 maxmemory_mb: int = REDIS_MAXMEMORY_MB, password: str = "", extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir).resolve()  # redis-server chdirs to --dir: relative paths break
         self.maxmemory_mb = maxmemory_mb
         self.detach = detach
         self.port = port or free_port()
         self.appendonly = appendonly
+        #: ``requirepass`` and ``masterauth`` (a replica of a master with the same password).
+        self.password = password
+        #: More ``--option value`` arguments, e.g. ``--replicaof 127.0.0.1 6379``.
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The ``redis://`` URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The ``redis://`` URL of this server (with its password, if it has one)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 15.0) -> str:
         """Start the server and wait until it answers PING; return its URL.
@@ -93,6 +99,8 @@ class EmbeddedRedis:
             "--maxmemory", f"{self.maxmemory_mb}mb",
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.data_dir / "redis.log"),
+            *(["--requirepass", self.password, "--masterauth", self.password] if self.password else []),
+            *self.extra_args,
         ]
         if self.detach:
             # A daemon of its own (redis-server forks and its launcher exits at

@@ -35,7 +35,9 @@ class Runtime:
         self.redis = client or connect(self.settings)
         self.keys = Keys(self.settings.key_prefix)
         self.ledger = Ledger(self.redis, self.keys, job_ttl_s=self.settings.job_ttl_s,
-                             outcome_feed_max=self.settings.outcome_feed_max)
+                             outcome_feed_max=self.settings.outcome_feed_max,
+                             wait_replicas=self.settings.replicas_to_wait,
+                             wait_timeout_ms=self.settings.redis_wait_timeout_ms)
         self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides(),
                                    jitter_s=self.settings.limiter_jitter_s)
         self._clients: dict[tuple[str, str], Any] = {}

@@ -33,6 +33,7 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.keys import client_id
+from dispatcher.ledger import UNREPLICATED
 from dispatcher.pauses import pause_after_fatal
 from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
@@ -106,6 +107,12 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
                             claimer=claimer)
     if claim.status == "wait":
         return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
+    if claim.status == UNREPLICATED:
+        # No replica holds the claim (replica down or far behind): sending now could
+        # be repeated after a failover. The chunk is pending again; every chunk would
+        # meet the same answer, so the task's others wait with it.
+        bound.warning("chunk.claim_unreplicated", detail=claim.detail)
+        return Next(retry_in_s=rt.settings.retry_base_s, note=f"{UNREPLICATED}: {claim.detail}", hold_rest=True)
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")

@@ -46,13 +46,17 @@ from dispatcher.providers.results import Receipt, Uplink
 from dispatcher.receipt_stream import record
 from dispatcher.receipts import adopt_by_phone, resolve_by_message_id, store_uplinks
 from dispatcher.records import RecordReader
-from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect_url, redis_url
+from dispatcher.redis_connection import FAIL_FAST_RETRIES, connect, replicated
 from dispatcher.runtime import LazyRuntime, Runtime
 from dispatcher.suppression import KeptUplinks
 
 log = structlog.get_logger("dispatcher.webhook")
 
 MAX_BODY_BYTES = 1 << 20
+#: The longest a push waits for a replica (``SMSD_REDIS_WAIT_TIMEOUT_MS`` if shorter): with no
+#: replica every push waits this long for its 503, and opass stops pushing after three answers
+#: slower than 1 s, which a queue of such pushes behind busy threads would soon give it.
+PUSH_WAIT_MAX_MS = 200
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -134,6 +138,14 @@ def handle_push(
     keep = registry.gateway(provider).keep_items
     if others and keep is not None:
         keep(rt, account, others)
+    waited = rt.settings.replicas_to_wait
+    if waited and (receipts or uplinks or others):
+        # Answered 200, the vendor never pushes it again: the push must outlive a failover.
+        held = replicated(rt.redis, rt.keys.stats(), replicas=waited,
+                          timeout_ms=min(rt.settings.redis_wait_timeout_ms, PUSH_WAIT_MAX_MS))
+        if held < waited:
+            # Kept on the master only: 503 so the vendor pushes it again (applying twice changes nothing).
+            raise _Reject("503 Service Unavailable", f"push kept by {held} of {waited} replicas")
     if unknown:
         # Its push overtook the recording of the send's answer: not kept, so the vendor
         # pushes it again later (the rest of this push is recorded; applying is idempotent).
@@ -162,7 +174,7 @@ def _fail_fast_runtime() -> Runtime:
     (both vendors retry a failed push), where a patient client would not.
     """
     settings = load_settings()
-    return Runtime(settings, client=connect_url(redis_url(settings), retries=FAIL_FAST_RETRIES))
+    return Runtime(settings, client=connect(settings, retries=FAIL_FAST_RETRIES))
 
 
 #: gunicorn threads per webhook worker process.

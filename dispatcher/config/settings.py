@@ -35,6 +35,20 @@ class Settings:
     #: start an embedded redis-server with its data under ``data_dir``.
     redis_url: str = ""
     broker_url: str = ""
+    #: Redis Sentinel instead of ``redis_url``: every sentinel as ``host:port``, comma-separated.
+    #: The ledger, the limiter and (unless ``broker_url``) the broker follow the master they name.
+    redis_sentinels: str = ""
+    #: The name the sentinels know the master by (``sentinel monitor NAME …``); required with them.
+    redis_sentinel_master: str = ""
+    #: The sentinels' own password (their ``requirepass``), if they have one.
+    redis_sentinel_password: str = ""
+    #: The master's and replicas' password under Sentinel (with ``redis_url`` it is part of the URL).
+    redis_password: str = ""
+    #: Under Sentinel, replicas that must hold a chunk's claim before its request leaves, and a
+    #: push before it is answered 200 (``WAIT``): a failover cannot then forget either. 0 = no wait.
+    redis_wait_replicas: int = 1
+    #: How long (ms) to wait for them; a claim not confirmed in time goes back unsent, a push gets 503.
+    redis_wait_timeout_ms: int = 500
     accounts_file: str = "config/accounts.example.json"
     data_dir: str = ".data"
     key_prefix: str = "smsd"
@@ -105,8 +119,7 @@ class Settings:
     task_events: bool = False
 
     def __repr__(self) -> str:  # a Redis or broker URL may carry a password
-        shown = {f.name: url_repr(getattr(self, f.name)) if f.name.endswith("_url") else repr(getattr(self, f.name))
-                 for f in fields(self)}
+        shown = {f.name: _shown(f.name, getattr(self, f.name)) for f in fields(self)}
         return build_repr(self, **shown)
 
     def __post_init__(self) -> None:
@@ -119,6 +132,17 @@ class Settings:
         if self.redis_maxmemory_mb < 0:
             raise ConfigurationError(f"SMSD_REDIS_MAXMEMORY_MB must be 0 (no limit) or more, "
                                      f"got {self.redis_maxmemory_mb}")
+        _check_sentinel(self)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``redis_sentinels`` as ``(host, port)`` pairs (empty without Sentinel)."""
+        return sentinel_addresses(self.redis_sentinels)
+
+    @property
+    def replicas_to_wait(self) -> int:
+        """Replicas a claim or push must reach before it counts: ``redis_wait_replicas`` under Sentinel, else 0."""
+        return self.redis_wait_replicas if self.redis_sentinels else 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +178,52 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _shown(name: str, value: object) -> str:
+    """A field's value for ``repr``: URLs without their password, passwords not at all."""
+    if name.endswith("_url"):
+        return url_repr(str(value))
+    if name.endswith("_password"):
+        return "'***'" if value else "''"
+    return repr(value)
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """``"h1:26379, h2:26379"`` (``[v6]:port`` too) as pairs; raises ``ConfigurationError`` naming
+    ``SMSD_REDIS_SENTINELS`` for an entry that is not ``host:port``."""
+    pairs = []
+    for entry in (e.strip() for e in text.split(",")):
+        host, _, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not entry or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"SMSD_REDIS_SENTINELS={text!r}: {entry!r} is not host:port "
+                                     "(give every sentinel, comma-separated: s1:26379,s2:26379,s3:26379)")
+        pairs.append((host, int(port)))
+    return pairs
+
+
+def _check_sentinel(s: Settings) -> None:
+    """Refuse Sentinel settings that cannot work together, naming the variable to fix."""
+    if s.redis_sentinels:
+        sentinel_addresses(s.redis_sentinels)
+        if not s.redis_sentinel_master:
+            raise ConfigurationError("SMSD_REDIS_SENTINELS is set but SMSD_REDIS_SENTINEL_MASTER is not: "
+                                     "give the name the sentinels monitor the master under")
+        if s.redis_url:
+            raise ConfigurationError("SMSD_REDIS_URL and SMSD_REDIS_SENTINELS are both set: the sentinels name "
+                                     "the master, so leave SMSD_REDIS_URL empty")
+    else:
+        for name in ("redis_sentinel_master", "redis_sentinel_password", "redis_password"):
+            if getattr(s, name):
+                raise ConfigurationError(f"SMSD_{name.upper()} is set but SMSD_REDIS_SENTINELS is not"
+                                         + (" (put the password in SMSD_REDIS_URL)" if name == "redis_password"
+                                            else ""))
+    if s.redis_wait_replicas < 0:
+        raise ConfigurationError(f"SMSD_REDIS_WAIT_REPLICAS must be 0 (no wait) or more, got {s.redis_wait_replicas}")
+    if s.redis_wait_timeout_ms <= 0:
+        # WAIT with 0 blocks until the replicas answer, however long: a hung replica would hang every sender.
+        raise ConfigurationError(f"SMSD_REDIS_WAIT_TIMEOUT_MS must be above 0, got {s.redis_wait_timeout_ms}")
 
 
 def _kind(name: str) -> Any:

@@ -31,12 +31,13 @@ import requests
 
 from dispatcher.config.accounts import parse_accounts
 from dispatcher.config.settings import Settings
+from dispatcher.errors import ConfigurationError
 from dispatcher.ledger import PHONE_WIDTH, as_text
 from dispatcher.local.demo import accounts_doc, phones, sandbox_settings
 from dispatcher.local.sandbox.control import SandboxControl
 from dispatcher.local.stack import Stack, wait_for
 from dispatcher.producer import Dispatcher, JobStatus
-from dispatcher.redis_connection import connect_url
+from dispatcher.redis_connection import connect
 
 #: Timings shrunk so the sweeps and reconciliation act within a drill's patience
 #: (the idea of tests/integration/pipeline.py's FAST): a chunk left ``sending`` by
@@ -112,18 +113,23 @@ class DrillRig:
 
 
 def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, batch_max: int = 1000,
-              sandbox_url: str | None = None, webhook: bool = True) -> DrillRig:
+              sandbox_url: str | None = None, webhook: bool = True, sentinel_replicas: int = 0) -> DrillRig:
     """Start redis-server (AOF on), the sandbox (unless ``sandbox_url``), webhook, workers and beat.
 
-    ``batch_max`` is the opass chunk size. The producer's Redis client retries
-    through a restart (:func:`dispatcher.redis_connection.connect_url`).
-    Raises ``ConfigurationError`` or ``TimeoutError`` if a process does not come up;
-    whatever was started is stopped again then.
+    ``batch_max`` is the opass chunk size. With ``sentinel_replicas`` Redis is a
+    Sentinel group instead (a master, that many replicas, three sentinels:
+    ``stack.sentinels``) and every process finds its master through the sentinels.
+    The producer's Redis client retries through a restart or a failover
+    (:func:`dispatcher.redis_connection.connect`). Raises ``ConfigurationError`` or
+    ``TimeoutError`` if a process does not come up; whatever was started is stopped again then.
     """
     base = Path(base_dir)
     stack = Stack(base / "stack", env={**DRILL_ENV, "SMSD_DATA_DIR": str(base / "data")})
     try:
-        url = stack.start_redis()
+        if sentinel_replicas:
+            stack.start_sentinel_redis(replicas=sentinel_replicas)
+        else:
+            stack.start_redis()
         sandbox_url = sandbox_url or stack.start_sandbox()
         doc = accounts_doc(sandbox_url)
         for provider in ("opass", "aiofish"):
@@ -133,15 +139,16 @@ def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, b
         path.write_text(json.dumps(doc, ensure_ascii=False))
         stack.env["SMSD_ACCOUNTS_FILE"] = str(path)
         control = SandboxControl(sandbox_url)
-        settings: dict[str, Any] = dict(DRILL_SANDBOX)
+        sandbox: dict[str, Any] = dict(DRILL_SANDBOX)
         if webhook:
-            settings = {**sandbox_settings(stack.start_webhook()), **settings}
-        control.configure(**settings)
+            sandbox = {**sandbox_settings(stack.start_webhook()), **sandbox}
+        control.configure(**sandbox)
         for i in range(workers):
             stack.start_worker(f"w{i}", concurrency=concurrency)
         stack.start_beat()
-        client = connect_url(url)
-        dispatcher = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client)
+        settings = Settings.from_env(stack.env)
+        client = connect(settings)
+        dispatcher = Dispatcher(settings, accounts=parse_accounts(doc), client=client)
     except BaseException:
         stack.stop_all()
         raise
@@ -360,3 +367,79 @@ def run_fault_mix(rig: Rig, *, recipients: int, faults: tuple[Mapping[str, Any],
     say(f"fault_mix: submitted after {time.monotonic() - started:.1f} s; faults injected {injected}")
     result = _finish(rig, job_id, started, timeout_s, say, "fault_mix")
     return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "injected": injected}
+
+
+def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3, slow_ms: int = 300,
+                          restart_old: bool = True, seed: int = 104, timeout_s: float = 300.0,
+                          say: Say = print) -> dict[str, Any]:
+    """kill -9 the Sentinel group's master once ``at_fraction`` of a job is out, with requests in flight.
+
+    The sentinels promote a replica; nothing of ours is restarted: workers,
+    beat, webhook and this producer must find the new master by themselves.
+    With ``restart_old`` the killed server is started again once the replica is
+    promoted, as the new master's replica, as an operator would (with one
+    replica, claims wait for it: nothing is sent on a claim no replica holds,
+    so without the restart nothing is sent again until one is back).
+
+    Besides the tally: ``promoted_s`` (kill until the sentinels name a new
+    master that answers as one), ``recovered_s`` (kill until the gateway gets a
+    request claimed on the new master), ``replica_in_sync_s`` (kill until the new
+    master has a replica in sync), ``claims_held_back`` (claims undone because no replica
+    confirmed them), ``receipt_polls_after`` (beat's polls went on),
+    ``pushes_taken_after`` (pushes the webhook answered 200 after the kill),
+    ``processes_exited`` and ``funnel`` (the job's counters at the end; ``funnel_complete``:
+    they add up to every recipient). Raises ``ConfigurationError`` if the rig's stack has no Sentinel group.
+    """
+    group = rig.stack.sentinels
+    if group is None:
+        raise ConfigurationError("this rig's Redis is not a Sentinel group (start_rig(sentinel_replicas=1))")
+    rig.sandbox.set_faults({"kind": "slow", "rate": 1.0, "delay_ms": slow_ms, "path": "/message/"})
+    job_id, chunks, started = _send(rig, recipients, seed, say, "sentinel_failover")
+    before = _at_progress(rig, job_id, at_fraction, timeout_s)
+    polls_before = _requests(rig, RECEIPT_PATH)
+    workers = [name for name in rig.stack.procs if name not in ("sandbox", "beat", "webhook")]
+    offsets = {name: _log_size(rig, name) for name in [*workers, "webhook"]}
+    killed_port = group.kill_master()
+    killed_at = time.monotonic()
+    new_port, promoted_s = group.wait_promoted(killed_port, timeout_s=timeout_s)
+    after = rig.dispatcher.status(job_id)  # the producer's client found the new master by itself
+    say(f"sentinel_failover: master :{killed_port} killed at {_submitted(before)}/{before.total} submitted "
+        f"({before.counts['sending']} recipients in flight); :{new_port} promoted after {promoted_s:.1f} s; "
+        f"its counters: {after.counts}")
+    # Requests already claimed when the master died went out before the promotion (a claim
+    # waits at most SMSD_LIMITER_MAX_WAIT_S for its slot, less than a failover takes): a
+    # request after it was claimed on the new master.
+    sends_at_promotion = _requests(rig, SEND_PATH)
+    if restart_old:
+        group.restart_node(killed_port, replica_of=new_port)  # as an operator would: never as a stale master
+    wait_for(lambda: _requests(rig, SEND_PATH) > sends_at_promotion, timeout_s=timeout_s,
+             what="a request sent after the promotion", interval_s=0.05)
+    recovered_s = time.monotonic() - killed_at
+    # Today's master (the sentinels may have failed over again meanwhile) with a replica in sync:
+    # the killed one restarted, or with two replicas the other one.
+    wait_for(lambda: group.synced_replicas(group.master_port() or new_port) > 0, timeout_s=timeout_s,
+             what="a replica in sync with the new master")
+    replica_s = time.monotonic() - killed_at
+    say(f"sentinel_failover: sending again {recovered_s:.1f} s after the kill; "
+        f"a replica in sync with the new master after {replica_s:.1f} s")
+    rig.sandbox.clear_faults()
+    result = _finish(rig, job_id, started, timeout_s, say, "sentinel_failover")
+    funnel = rig.dispatcher.status(job_id)  # as the new master has it, after the rollback of the failover
+    alive = [name for name in list(rig.stack.procs) if name != "sandbox"]
+    held_back = sum(len(rig.stack.log_events(name, "chunk.claim_unreplicated", since=offsets[name]))
+                    for name in workers)
+    pushes = [e for e in rig.stack.log_events("webhook", "webhook.answer", since=offsets["webhook"])
+              if e.get("status") == "200" and e.get("receipts")]
+    return {**result, "chunks": chunks, "sends": _requests(rig, SEND_PATH), "mid_job": not before.submitted,
+            "in_flight_at_kill": before.counts["sending"], "master_before": killed_port, "master_after": new_port,
+            "promoted_s": round(promoted_s, 2), "recovered_s": round(recovered_s, 2),
+            "replica_in_sync_s": round(replica_s, 2),
+            "master_at_end": group.master_port(),
+            "claims_held_back": held_back, "receipt_polls_after": _requests(rig, RECEIPT_PATH) - polls_before,
+            "pushes_taken_after": len(pushes), "processes_exited": [n for n in alive if not rig.stack.running(n)],
+            "funnel": funnel.counts, "funnel_complete": sum(funnel.counts.values()) == funnel.total == recipients}
+
+
+def _log_size(rig: Rig, name: str) -> int:
+    """How many bytes process ``name`` has logged so far (to read only what comes after)."""
+    return len(rig.stack.log_text(name).encode())

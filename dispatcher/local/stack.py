@@ -19,13 +19,16 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
 from dispatcher.webhook import WEBHOOK_THREADS, webhook_argv
+
+if TYPE_CHECKING:  # sentinels.py waits with this module's wait_for
+    from dispatcher.local.sentinels import SentinelGroup
 
 T = TypeVar("T")
 
@@ -62,6 +65,7 @@ class Stack:
         self.env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.redis: EmbeddedRedis | None = None
+        self.sentinels: SentinelGroup | None = None
         self.sandbox_url = ""
         self.webhook_url = ""
 
@@ -135,6 +139,20 @@ class Stack:
             redis_url = self.redis.start()
         self.env["SMSD_REDIS_URL"] = redis_url
         return redis_url
+
+    def start_sentinel_redis(self, *, replicas: int = 1, down_after_ms: int = 1000,
+                             failover_timeout_ms: int = 3000) -> SentinelGroup:
+        """Start a Redis Sentinel group (a master, ``replicas`` replicas, three sentinels; AOF on)
+        and point every process of this stack at it (``SMSD_REDIS_SENTINELS``, no ``SMSD_REDIS_URL``)."""
+        from dispatcher.local.sentinels import SentinelGroup
+
+        maxmemory_mb = int(self.env.get("SMSD_REDIS_MAXMEMORY_MB", REDIS_MAXMEMORY_MB))
+        group = SentinelGroup(self.base_dir / "sentinel", replicas=replicas, down_after_ms=down_after_ms,
+                              failover_timeout_ms=failover_timeout_ms, maxmemory_mb=maxmemory_mb)
+        self.sentinels = group.start()
+        self.env.pop("SMSD_REDIS_URL", None)
+        self.env.update(group.env())
+        return group
 
     def start_sandbox(self, config: Mapping[str, Any] | None = None, *, time_scale: float | None = None) -> str:
         """Start the sandbox on a free port (with ``config`` as its JSON config); return its URL."""
@@ -240,6 +258,9 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.sentinels is not None:
+            self.sentinels.stop()
+            self.sentinels = None
 
     def __enter__(self) -> Stack:
         return self

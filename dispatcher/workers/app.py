@@ -11,11 +11,12 @@ from kombu import Queue
 from dispatcher.config.settings import load_settings
 from dispatcher.keys import Keys
 from dispatcher.logs import configure
-from dispatcher.redis_connection import redis_url
+from dispatcher.redis_connection import broker_of
 from dispatcher.runtime import reset_runtime, warm_runtime
 
 settings = load_settings()
-_broker = settings.broker_url or redis_url(settings)
+# Under Sentinel: kombu's sentinel:// transport, with the master's name in its options.
+_broker, _broker_options = broker_of(settings)
 
 app = Celery("sms_dispatch", broker=_broker, include=["dispatcher.workers.tasks"])
 app.conf.update(
@@ -28,6 +29,7 @@ app.conf.update(
         # Longer than any countdown we schedule (retry cap 300 s, limiter waits):
         # an unacked task is redelivered only if its worker really died.
         "visibility_timeout": 3600,
+        **_broker_options,
     },
     # Ack after the task ran, and requeue it if the worker process is killed.
     # Safe because a second run of send_chunk is a no-op unless the ledger says

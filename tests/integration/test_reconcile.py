@@ -162,6 +162,26 @@ def test_a_failed_query_keeps_the_chunk_ambiguous_and_its_receipts_are_found_nex
     assert accepted(quick_receipts) == dict.fromkeys(PHONES, 1)
 
 
+def test_a_chunk_whose_receipts_a_query_found_is_not_asked_again_and_resent_before_they_are_applied(
+        redis_client, quick_receipts, sandbox_url) -> None:  # type: ignore[no-untyped-def]
+    """opass hands each receipt out once, so a second query about the same attempt finds nothing. A
+    sweep that asked again before an applier applied what the first query found (a receipt backlog, a
+    busy host) read that as "never arrived" and sent the chunk twice (found by the Sentinel drill)."""
+    rt = make_runtime(redis_client, sandbox_url, opass={"limits": {"reconcile": ROOMY}})
+    store_job(rt, "found")
+    send_into_ambiguity(rt, quick_receipts, "found", "drop")
+    assert after_window(rt).to_query == [("found", 0)]
+    assert reconcile_chunk(rt, "found", 0) is Outcome.RECONCILED
+
+    # No applier has run yet when the chunk's hold runs out and the sweep hands it over again.
+    assert after_window(rt, WINDOW_S + rt.settings.reconcile_retry_s).to_query == [("found", 0)]
+    assert reconcile_chunk(rt, "found", 0) is Outcome.HELD
+    assert rt.ledger.chunk("found", 0)["state"] == "ambiguous"
+    StreamApplier(rt.ledger, "test").drain()
+    assert rt.ledger.chunk("found", 0)["state"] == "accepted"
+    assert accepted(quick_receipts) == dict.fromkeys(PHONES, 1)
+
+
 def test_a_chunk_a_receipt_settled_first_is_left_alone(redis_client, quick_receipts, sandbox_url) -> None:  # type: ignore[no-untyped-def]
     rt = make_runtime(redis_client, sandbox_url, opass={"limits": {"reconcile": ROOMY}})
     store_job(rt, "pushed")
