@@ -1,0 +1,300 @@
+"""Serving the metrics: what one scrape reads, the ledger's gauges, and the worker exporter.
+
+One scrape sees every process of a service: with ``PROMETHEUS_MULTIPROC_DIR`` set,
+each process (a Celery worker's main process and pool children, each gunicorn
+worker of the webhook) writes its counters to its own file there, and a scrape sums
+the files (prometheus_client's multiprocess mode). Each service has its own
+directory, emptied when the service starts (:func:`prepare_dir`: the Celery
+worker's main process, gunicorn's master), before any process writes to it.
+
+* The webhook serves ``GET /metrics`` itself: its own processes' metrics.
+* ``sms-dispatch metrics --bind HOST:PORT`` serves a worker host's: the worker's
+  directory, plus the ledger's gauges (:class:`LedgerCollector`, read from Redis at
+  scrape time, so they are the same whichever host serves them: scrape one exporter
+  per deployment for them, or ignore duplicates with ``max``).
+
+A dead process's counter files stay on purpose (what it counted happened; a counter
+must not go back). prometheus_client's ``mark_process_dead`` removes only the files of
+"live" gauges, which no process here keeps; it is still called when a gunicorn worker
+or a Celery pool process exits (:func:`process_exited`), so a live gauge added later is
+not left standing for a process that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from dispatcher import metrics
+from dispatcher.deliveries import STATES
+from dispatcher.ledger import as_text
+from dispatcher.providers import registry as gateways
+from dispatcher.runtime import Runtime
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Jobs read per round trip of a scrape.
+JOBS_PER_CALL = 1000
+#: Longest field name of the stats hash kept as a label (they are the ledger scripts' own words).
+MAX_EVENT_CHARS = 48
+
+
+def multiproc_dir() -> str:
+    """The multiprocess directory of this process's service, ``""`` when not set."""
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+def prepare_dir() -> None:
+    """Create the service's multiprocess directory and empty it of a previous run's files.
+
+    Called once when a service starts, before it forks (Celery's ``worker_init``, gunicorn's
+    ``on_starting``): a new process that got a dead one's pid would otherwise carry on its values.
+    """
+    path = multiproc_dir()
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    for name in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
+def process_exited(pid: int) -> None:
+    """Bookkeeping for a process of the service that exited (its live gauges' files go)."""
+    path = multiproc_dir()
+    if path:
+        mark_process_dead(pid, path)
+
+
+def process_collector() -> Any:
+    """What a scrape reads of the service's processes: every process's files in multiprocess
+    mode, else this process's own :data:`dispatcher.metrics.REGISTRY`."""
+    path = multiproc_dir()
+    if not path:
+        return metrics.REGISTRY
+    return MultiProcessCollector(None, path)
+
+
+def scrape_registry(*extra: Any) -> CollectorRegistry:
+    """A registry reading the service's processes and ``extra`` collectors at each scrape."""
+    registry = CollectorRegistry()  # no describe: the names are only known once collected
+    registry.register(process_collector())
+    for collector in extra:
+        registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The text exposition of ``registry`` and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class LedgerCollector:
+    """The ledger's numbers, read from Redis at each scrape (a custom prometheus_client collector).
+
+    * ``smsd_recipients{provider,account,state}``: recipients of the live jobs in each state
+      (the sum of their ``status`` funnels; a job counts until it expires);
+    * ``smsd_jobs_in_flight{provider,account,stage}``: live jobs not finished, ``sending``
+      (recipients still pending or in flight) or ``awaiting_receipts``;
+    * ``smsd_account_paused{provider,account,reason}``: 1 while paused, with the reason's class
+      (:func:`dispatcher.metrics.pause_reason_label`), 0 for each configured account that is not;
+    * ``smsd_limiter_limit_per_second{provider,account,op}`` and ``smsd_limiter_slowdown_factor``:
+      the rate each operation's limit allows (its tightest limit, window widened by the jitter),
+      and the factor a throttle answer slowed it by;
+    * ``smsd_receipt_backlog``: receipts recorded and not yet applied (stream entries);
+    * ``smsd_ledger_events_total{event}``: the ledger's own counters (``P:stats``: receipts
+      unmatched, foreign, late…), kept in Redis across restarts;
+    * ``smsd_ledger_up`` (0 when Redis could not be read) and ``smsd_ledger_scrape_seconds``.
+
+    A finished job's counts never change again, so they are read once and kept here
+    until the job expires: a scrape reads the live jobs' ids and the counters of the
+    unfinished ones, in calls of :data:`JOBS_PER_CALL`.
+    """
+
+    def __init__(self, rt: Runtime, *, clock_ms: Any = None) -> None:
+        self.rt = rt
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        #: job id → (provider, account, counts) of finished jobs.
+        self._final: dict[str, tuple[str, str, tuple[int, ...]]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        """The families above (only ``smsd_ledger_up`` 0 when Redis cannot be read)."""
+        started = time.perf_counter()
+        up = GaugeMetricFamily("smsd_ledger_up", "Whether the last scrape could read the ledger in Redis")
+        try:
+            families = self._read()
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+        took = GaugeMetricFamily("smsd_ledger_scrape_seconds", "Time the last scrape took to read the ledger")
+        took.add_metric([], time.perf_counter() - started)
+        yield took
+
+    def _read(self) -> list[Metric]:
+        rt = self.rt
+        keys, accounts = rt.keys, list(rt.accounts)
+        ops = [(a.provider, a.name, op, limits) for a in accounts
+               for op in gateways.gateway(a.provider).limits
+               if (limits := rt.limiter.limits(a.provider, a.name, op))]
+        slow_keys = [keys.slowdown(p, n, limit.kind) for p, n, _, limits in ops for limit in limits]
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.zrangebyscore(keys.jobs(), self._clock_ms(), "+inf")
+        # MGET of no keys is an error: ask for a key that never exists instead.
+        pipe.mget([keys.paused(a.provider, a.name) for a in accounts] or [keys.stats() + ":none"])
+        pipe.mget(slow_keys or [keys.stats() + ":none"])
+        pipe.xlen(keys.receipt_stream())
+        pipe.hgetall(keys.stats())
+        job_ids, paused, slow, backlog, stats = pipe.execute()
+        live = [as_text(j) for j in job_ids]
+        owners = {(a.provider, a.name) for a in accounts}
+        recipients, in_flight = self._job_counts(live, owners)
+        return [
+            *self._job_families(recipients, in_flight),
+            self._paused_family(accounts, paused[: len(accounts)]),
+            *self._limiter_families(ops, slow),
+            _gauge("smsd_receipt_backlog", "Receipts recorded on the receipt stream and not yet applied",
+                   [([], int(backlog))]),
+            self._stats_family(stats),
+        ]
+
+    def _job_counts(self, live: Sequence[str], owners: Iterable[tuple[str, str]]
+                    ) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str, str], int]]:
+        """Recipients per owner and state, and unfinished jobs per owner and stage, over ``live`` jobs."""
+        recipients: dict[tuple[str, str], list[int]] = {owner: [0] * len(STATES) for owner in owners}
+        in_flight: dict[tuple[str, str, str], int] = {}
+        for owner in recipients:
+            in_flight[(*owner, "sending")] = in_flight[(*owner, "awaiting_receipts")] = 0
+        alive = set(live)
+        for job_id in [j for j in self._final if j not in alive]:
+            del self._final[job_id]  # expired: no longer counted
+        todo = [j for j in live if j not in self._final]
+        fields = ["provider", "account", *(f"c:{s}" for s in STATES)]
+        for start in range(0, len(todo), JOBS_PER_CALL):
+            batch = todo[start : start + JOBS_PER_CALL]
+            pipe = self.rt.redis.pipeline(transaction=False)
+            for job_id in batch:
+                pipe.hmget(self.rt.keys.job(job_id), fields)
+            for job_id, values in zip(batch, pipe.execute(), strict=True):
+                if values[0] is None:
+                    continue  # expired since the ids were read
+                provider, account = as_text(values[0]), as_text(values[1] or b"")
+                counts = tuple(int(v or 0) for v in values[2:])
+                by = dict(zip(STATES, counts, strict=True))
+                if by["pending"] + by["sending"]:
+                    stage = "sending"
+                elif by["accepted"]:
+                    stage = "awaiting_receipts"
+                else:
+                    self._final[job_id] = (provider, account, counts)
+                    continue
+                in_flight[(provider, account, stage)] = in_flight.get((provider, account, stage), 0) + 1
+                _add(recipients, (provider, account), counts)
+        for provider, account, counts in self._final.values():
+            _add(recipients, (provider, account), counts)
+        return recipients, in_flight
+
+    @staticmethod
+    def _job_families(recipients: dict[tuple[str, str], list[int]],
+                      in_flight: dict[tuple[str, str, str], int]) -> list[Metric]:
+        by_state = GaugeMetricFamily("smsd_recipients", "Recipients of live jobs by state (the jobs' funnels summed)",
+                                     labels=["provider", "account", "state"])
+        for (provider, account), counts in sorted(recipients.items()):
+            for state, count in zip(STATES, counts, strict=True):
+                by_state.add_metric([provider, account, state], count)
+        jobs = GaugeMetricFamily("smsd_jobs_in_flight", "Live jobs not finished: sending, or awaiting receipts",
+                                 labels=["provider", "account", "stage"])
+        for (provider, account, stage), count in sorted(in_flight.items()):
+            jobs.add_metric([provider, account, stage], count)
+        return [by_state, jobs]
+
+    @staticmethod
+    def _paused_family(accounts: Sequence[Any], reasons: Sequence[Any]) -> Metric:
+        family = GaugeMetricFamily("smsd_account_paused", "1 while an account is paused, with its reason's class",
+                                   labels=["provider", "account", "reason"])
+        for account, reason in zip(accounts, reasons, strict=True):
+            family.add_metric([account.provider, account.name, metrics.pause_reason_label(account.provider, reason)],
+                              0 if reason is None else 1)
+        return family
+
+    def _limiter_families(self, ops: Sequence[tuple[str, str, str, Any]], slow: Sequence[Any]) -> list[Metric]:
+        jitter_s = self.rt.limiter.jitter_s
+        rate = GaugeMetricFamily("smsd_limiter_limit_per_second",
+                                 "Calls per second an operation's tightest limit allows (window widened by the jitter)",
+                                 labels=["provider", "account", "op"])
+        factor = GaugeMetricFamily("smsd_limiter_slowdown_factor", "How much a throttle answer slowed an operation",
+                                   labels=["provider", "account", "op"])
+        values = iter(slow)
+        for provider, account, op, limits in ops:
+            rate.add_metric([provider, account, op], min(1000.0 / limit.interval_ms(jitter_s) for limit in limits))
+            factor.add_metric([provider, account, op],
+                              max([float(v) for v in (next(values) for _ in limits) if v is not None] or [1.0]))
+        return [rate, factor]
+
+    @staticmethod
+    def _stats_family(stats: dict[Any, Any]) -> Metric:
+        family = CounterMetricFamily("smsd_ledger_events", "The ledger's own counters (P:stats), kept in Redis",
+                                     labels=["event"])
+        for name, value in sorted((as_text(k), as_text(v)) for k, v in stats.items()):
+            if len(name) <= MAX_EVENT_CHARS and name.replace("_", "").replace(":", "").replace("-", "").isalnum() \
+                    and name.isascii() and value.lstrip("-").isdigit():
+                family.add_metric([name], int(value))
+        return family
+
+
+def _add(recipients: dict[tuple[str, str], list[int]], owner: tuple[str, str], counts: Sequence[int]) -> None:
+    total = recipients.setdefault(owner, [0] * len(STATES))
+    for i, count in enumerate(counts):
+        total[i] += count
+
+
+def _gauge(name: str, documentation: str, samples: Iterable[tuple[list[str], float]]) -> Metric:
+    family = GaugeMetricFamily(name, documentation)
+    for labels, value in samples:
+        family.add_metric(labels, value)
+    return family
+
+
+def exporter_app(registry: CollectorRegistry) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
+    """A WSGI app answering ``GET /metrics`` with ``registry`` (404 for anything else)."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD", "GET") != "GET":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        body, content_type = render(registry)
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def exporter_server(bind: str, registry: CollectorRegistry) -> WSGIServer:
+    """The exporter's HTTP server on ``bind`` (``HOST:PORT``; port 0 picks a free one), not yet serving.
+
+    Raises ``ValueError`` for a malformed ``bind``, ``OSError`` when it cannot listen.
+    """
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--bind must be HOST:PORT, got {bind!r}")
+    return make_server(host or "0.0.0.0", int(port), exporter_app(registry),  # noqa: S104 - the operator's choice
+                       handler_class=_QuietHandler)
