@@ -2,7 +2,7 @@
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set, every gunicorn worker keeps its metrics in a
 file of that directory and ``/metrics`` sums them (:mod:`dispatcher.metrics_export`).
-The master empties the directory before it forks the first worker, and does the
+The master clears a previous run's files from it before it forks the first worker, and does the
 bookkeeping when a worker exits. gunicorn reads this module's names as settings:
 it holds nothing but the two hooks.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 
 def on_starting(server: Any) -> None:
-    """Empty the metrics directory of a previous run (the master, before any worker exists)."""
+    """Clear the metrics directory of a previous run's files (the master, before any worker exists)."""
     from dispatcher.metrics_export import prepare_dir
 
     prepare_dir()

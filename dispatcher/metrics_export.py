@@ -4,8 +4,8 @@ One scrape sees every process of a service: with ``PROMETHEUS_MULTIPROC_DIR`` se
 each process (a Celery worker's main process and pool children, each gunicorn
 worker of the webhook) writes its counters to its own file there, and a scrape sums
 the files (prometheus_client's multiprocess mode). Each service has its own
-directory, emptied when the service starts (:func:`prepare_dir`: the Celery
-worker's main process, gunicorn's master), before any process writes to it.
+directory on its host, cleared of a previous run's files when the service starts
+(:func:`prepare_dir`: the Celery worker's main process, gunicorn's master).
 
 * The webhook serves ``GET /metrics`` itself: its own processes' metrics.
 * ``sms-dispatch metrics --bind HOST:PORT`` serves a worker host's: the worker's
@@ -13,11 +13,12 @@ worker's main process, gunicorn's master), before any process writes to it.
   scrape time, so they are the same whichever host serves them: scrape one exporter
   per deployment for them, or ignore duplicates with ``max``).
 
-A dead process's counter files stay on purpose (what it counted happened; a counter
-must not go back). prometheus_client's ``mark_process_dead`` removes only the files of
-"live" gauges, which no process here keeps; it is still called when a gunicorn worker
-or a Celery pool process exits (:func:`process_exited`), so a live gauge added later is
-not left standing for a process that is gone.
+A dead process's counter files stay until the service starts again, on purpose (what
+it counted happened; a counter must not go back while the service runs).
+prometheus_client's ``mark_process_dead`` removes only the files of "live" gauges,
+which no process here keeps; it is still called when a gunicorn worker or a Celery pool
+process exits (:func:`process_exited`), so a live gauge added later is not left
+standing for a process that is gone.
 """
 
 from __future__ import annotations
@@ -54,18 +55,34 @@ def multiproc_dir() -> str:
 
 
 def prepare_dir() -> None:
-    """Create the service's multiprocess directory and empty it of a previous run's files.
+    """Create the service's multiprocess directory and remove the files of processes no longer running.
 
-    Called once when a service starts, before it forks (Celery's ``worker_init``, gunicorn's
-    ``on_starting``): a new process that got a dead one's pid would otherwise carry on its values.
+    Called when a service starts, before it forks (Celery's ``worker_init``, gunicorn's
+    ``on_starting``). A new process given a dead one's pid would otherwise carry on a
+    previous run's values; the files of running processes stay, so a second worker
+    started on the same host with the same directory (``honcho start worker=2``) does
+    not wipe the first one's counts. The directory is one host's: pids name its processes.
     """
     path = multiproc_dir()
     if not path:
         return
     os.makedirs(path, exist_ok=True)
     for name in glob.glob(os.path.join(path, "*.db")):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(name)
+        pid = os.path.basename(name)[: -len(".db")].rpartition("_")[2]
+        if not (pid.isdigit() and _running(int(pid))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: running
+    return True
 
 
 def process_exited(pid: int) -> None:

@@ -188,7 +188,7 @@ def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, acc
 
 def metrics_registry() -> CollectorRegistry:
     """What ``/metrics`` serves: every webhook process's metrics (gunicorn's workers share
-    ``PROMETHEUS_MULTIPROC_DIR``, emptied by the master at start: :mod:`dispatcher.gunicorn_hooks`)."""
+    ``PROMETHEUS_MULTIPROC_DIR``, cleared by the master at start: :mod:`dispatcher.gunicorn_hooks`)."""
     global _metrics_registry
     if _metrics_registry is None:
         _metrics_registry = scrape_registry()

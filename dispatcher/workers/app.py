@@ -95,7 +95,7 @@ def _fresh_runtime(**_: Any) -> None:
 
 @worker_init.connect
 def _fresh_metrics_dir(**_: Any) -> None:
-    """Empty the worker's PROMETHEUS_MULTIPROC_DIR of a previous run before the pool forks (metrics_export)."""
+    """Clear the worker's PROMETHEUS_MULTIPROC_DIR of a previous run's files before the pool forks (metrics_export)."""
     metrics_export.prepare_dir()
 
 

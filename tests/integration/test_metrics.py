@@ -9,17 +9,28 @@ and with what the sandbox counted (requests it took, pushes it made).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from dispatcher import metrics, pauses
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
 from dispatcher.deliveries import STATES
-from dispatcher.local.demo import phones
+from dispatcher.keys import client_id
+from dispatcher.ledger import ChunkData, Ledger
+from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.local.stack import wait_for
+from dispatcher.metrics_export import LedgerCollector
+from dispatcher.providers.results import Receipt
+from dispatcher.receipt_stream import StreamApplier, record
 from dispatcher.redis_server import free_port
+from dispatcher.runtime import Runtime
 from tests.integration.pipeline import Pipeline, pipeline_factory  # noqa: F401 - fixture
 from tests.integration.processes import SMS_DISPATCH
 
@@ -27,6 +38,8 @@ ONE_PARAM = "1000000000000000002"
 #: Small chunks, so a job of a few dozen phones makes several gateway requests.
 CHUNK = 10
 OWNER = {"provider": "opass", "account": "demo"}
+PHONE = "13912345678"
+NOW = 1_700_000_000_000
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -138,3 +151,67 @@ def test_scrapes_of_a_worker_and_the_webhook_during_a_job_match_the_ledger_and_t
     p.wait(second.job_id, timeout_s=120)
     _agree(p, worker_url, hook_url, jobs, paused="")
     assert _send_path_requests(p) == first.chunks + second.chunks
+
+
+# -- the same numbers on one Redis, in this process (no worker) --------------------------------------
+
+
+def _runtime(redis_url: str, client: redis.Redis) -> Runtime:
+    return Runtime(Settings(redis_url=redis_url), accounts=parse_accounts(accounts_doc("http://127.0.0.1:9")),
+                   client=client)
+
+
+def _collect(collector: LedgerCollector) -> Samples:
+    return {(s.name, frozenset(s.labels.items())): s.value for family in collector.collect() for s in family.samples}
+
+
+def _applied(owner: str, result: str) -> float:
+    provider, _, account = owner.partition(":")
+    return metrics.REGISTRY.get_sample_value("smsd_receipts_applied_total", {
+        "provider": provider, "account": account, "source": "push", "result": result}) or 0.0
+
+
+def test_forged_duplicate_and_unmatched_receipts_are_counted_apart_from_applied_ones(redis_client: redis.Redis) -> None:
+    """Pushed receipts taken off the stream by an applier: one that moves a phone is 'applied', its repeat
+    'duplicate', one naming that chunk through another account's hook 'refused' (under the hook's
+    account), one naming no id of ours 'unmatched'."""
+    ledger = Ledger(redis_client)
+    numbers = phones(3, seed=73)
+    ledger.create_job("jm", {"provider": "opass", "account": "mine", "kind": "opass.send"}, [ChunkData(numbers)],
+                      now_ms=NOW)
+    claim = ledger.claim("jm", 0, provider="opass", account="mine", now_ms=NOW + 1)
+    ledger.accept("jm", 0, attempt=claim.attempt, message_id="m1", failed_indexes=[], now_ms=NOW + 2)
+    ours = Receipt("opass", "m1", numbers[0], "DELIVRD", True, client_id=client_id("jm", 0, claim.attempt))
+    stranger = Receipt("opass", "m9", numbers[1], "DELIVRD", True, client_id="not-ours")
+    before = {(o, r): _applied(o, r) for o in ("opass:mine", "opass:other")
+              for r in ("applied", "duplicate", "refused", "unmatched")}
+    stream = ledger.keys.receipt_stream()
+    pushes = [("mine", [ours, stranger]), ("mine", [ours]), ("other", [ours])]  # (hook's account, receipts)
+    for account, receipts in pushes:
+        record(redis_client, stream, "opass", account, receipts, source="push", now_ms=NOW + 3)
+    StreamApplier(ledger, "test").drain()
+    counted = {key: _applied(*key) - seen for key, seen in before.items() if _applied(*key) != seen}
+    assert counted == {("opass:mine", "applied"): 1, ("opass:mine", "duplicate"): 1,
+                       ("opass:mine", "unmatched"): 1, ("opass:other", "refused"): 1}
+
+
+def test_the_ledger_gauges_follow_a_job_until_it_expires_and_show_a_fatal_pause_by_its_code(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    """A cancelled job's recipients show as cancelled (its counts then kept by the collector, since they
+    cannot change) and leave the gauge when the job is gone; an account paused by a fatal answer whose
+    text holds a phone shows the code alone."""
+    rt = _runtime(redis_url, redis_client)
+    collector = LedgerCollector(rt)
+    rt.ledger.create_job("jx", {"provider": "opass", "account": "demo", "kind": "opass.send"},
+                         [ChunkData(phones(4, seed=74))], now_ms=int(time.time() * 1000))
+    cancelled = ("smsd_recipients", frozenset({**OWNER, "state": "cancelled"}.items()))
+    pending = ("smsd_recipients", frozenset({**OWNER, "state": "pending"}.items()))
+    assert _collect(collector)[pending] == 4
+    rt.ledger.cancel("jx", now_ms=int(time.time() * 1000))
+    assert (_collect(collector)[cancelled], _collect(collector)[pending]) == (4, 0)
+    rt.ledger.delete_job("jx", chunks=1)
+    assert _collect(collector)[cancelled] == 0
+    pauses.pause_after_fatal(rt, "opass", "demo", f"40002: 余额不足 (call {PHONE})")
+    samples = _collect(collector)
+    assert samples[("smsd_account_paused", frozenset({**OWNER, "reason": "40002"}.items()))] == 1
+    assert not [labels for _, labels in samples if any(PHONE in v for _, v in labels)]
