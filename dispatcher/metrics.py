@@ -151,14 +151,30 @@ def gateway_call(job: Mapping[str, str], recipients: int, started_s: float, exc:
     outcome = outcome_label(exc)
     if exc is not None:
         code = getattr(exc, "code", None) or type(exc).__name__
-    GATEWAY_REQUESTS.labels(provider, account, outcome, code_label(provider, code or "ok")).inc()
-    GATEWAY_RECIPIENTS.labels(provider, account, outcome).inc(recipients)
-    GATEWAY_SECONDS.labels(provider, account, outcome).observe(elapsed_s)
+    key = (provider, account, outcome, code_label(provider, code or "ok"))
+    children = _CALLS.get(key)
+    if children is None:
+        children = _CALLS[key] = (GATEWAY_REQUESTS.labels(*key), GATEWAY_RECIPIENTS.labels(*key[:3]),
+                                  GATEWAY_SECONDS.labels(*key[:3]))
+    requests, carried, seconds = children
+    requests.inc()
+    carried.inc(recipients)
+    seconds.observe(elapsed_s)
 
 
 def limiter_slot(provider: str, account: str, op: str, wait_s: float) -> None:
     """Count one rate-limit slot of ``op`` taken ``wait_s`` ahead of its time."""
-    LIMITER_WAIT.labels(provider, account, op).observe(max(0.0, wait_s))
+    key = (provider, account, op)
+    child = _SLOTS.get(key)
+    if child is None:
+        child = _SLOTS[key] = LIMITER_WAIT.labels(*key)
+    child.observe(max(0.0, wait_s))
+
+
+# The labelled children of the per-chunk calls, by their (bounded) label values: looking a child
+# up by its labels costs a lock and a tuple check per call, about as much as counting itself.
+_CALLS: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
+_SLOTS: dict[tuple[str, str, str], Any] = {}
 
 
 def receipts_recorded(provider: str, account: str, source: str, count: int) -> None:

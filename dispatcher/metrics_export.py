@@ -134,14 +134,19 @@ class LedgerCollector:
 
     A finished job's counts never change again, so they are read once and kept here
     until the job expires: a scrape reads the live jobs' ids and the counters of the
-    unfinished ones, in calls of :data:`JOBS_PER_CALL`.
+    unfinished ones, in calls of :data:`JOBS_PER_CALL`; jobs with the same owner and
+    funnel share one kept value (``python -m bench.metrics`` measures both).
     """
 
     def __init__(self, rt: Runtime, *, clock_ms: Any = None) -> None:
         self.rt = rt
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        #: job id → (provider, account, counts) of finished jobs.
-        self._final: dict[str, tuple[str, str, tuple[int, ...]]] = {}
+        #: job id → (provider, account, counts) of finished jobs; the value is shared by every job
+        #: with the same owner and counts (an account's OTPs have a handful of different funnels) ...
+        self._final: dict[str, _Final] = {}
+        #: ... and how many jobs share it, so a scrape sums distinct funnels, not jobs.
+        self._refs: dict[_Final, int] = {}
+        self._shared: dict[_Final, _Final] = {}
 
     def collect(self) -> Iterator[Metric]:
         """The families above (only ``smsd_ledger_up`` 0 when Redis cannot be read)."""
@@ -196,7 +201,7 @@ class LedgerCollector:
             in_flight[(*owner, "sending")] = in_flight[(*owner, "awaiting_receipts")] = 0
         alive = set(live)
         for job_id in [j for j in self._final if j not in alive]:
-            del self._final[job_id]  # expired: no longer counted
+            self._forget(job_id)  # expired: no longer counted
         todo = [j for j in live if j not in self._final]
         fields = ["provider", "account", *(f"c:{s}" for s in STATES)]
         for start in range(0, len(todo), JOBS_PER_CALL):
@@ -215,13 +220,28 @@ class LedgerCollector:
                 elif by["accepted"]:
                     stage = "awaiting_receipts"
                 else:
-                    self._final[job_id] = (provider, account, counts)
+                    self._keep(job_id, (provider, account, counts))
                     continue
                 in_flight[(provider, account, stage)] = in_flight.get((provider, account, stage), 0) + 1
                 _add(recipients, (provider, account), counts)
-        for provider, account, counts in self._final.values():
-            _add(recipients, (provider, account), counts)
+        for (provider, account, counts), jobs in self._refs.items():
+            _add(recipients, (provider, account), [c * jobs for c in counts])
         return recipients, in_flight
+
+    def _keep(self, job_id: str, final: _Final) -> None:
+        """Keep a finished job's funnel (shared with the jobs that have the same)."""
+        final = self._shared.setdefault(final, final)
+        self._final[job_id] = final
+        self._refs[final] = self._refs.get(final, 0) + 1
+
+    def _forget(self, job_id: str) -> None:
+        """Drop an expired job's funnel."""
+        final = self._final.pop(job_id)
+        left = self._refs[final] - 1
+        if left:
+            self._refs[final] = left
+        else:
+            del self._refs[final], self._shared[final]
 
     @staticmethod
     def _job_families(recipients: dict[tuple[str, str], list[int]],
@@ -269,6 +289,10 @@ class LedgerCollector:
                     and name.isascii() and value.lstrip("-").isdigit():
                 family.add_metric([name], int(value))
         return family
+
+
+#: A finished job's owner and counts per state.
+_Final = tuple[str, str, tuple[int, ...]]
 
 
 def _add(recipients: dict[tuple[str, str], list[int]], owner: tuple[str, str], counts: Sequence[int]) -> None:
