@@ -43,6 +43,10 @@ from dispatcher.providers import registry as gateways
 from dispatcher.runtime import Runtime
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The families :class:`LedgerCollector` serves (docs/grafana-dashboard.json draws them).
+LEDGER_METRICS = ("smsd_ledger_up", "smsd_recipients", "smsd_jobs_in_flight", "smsd_account_paused",
+                  "smsd_limiter_limit_per_second", "smsd_limiter_slowdown_factor", "smsd_receipt_backlog",
+                  "smsd_ledger_events", "smsd_ledger_scrape_seconds")
 #: Jobs read per round trip of a scrape.
 JOBS_PER_CALL = 1000
 #: Longest field name of the stats hash kept as a label (they are the ledger scripts' own words).

@@ -26,7 +26,7 @@ from dispatcher.keys import client_id
 from dispatcher.ledger import ChunkData, Ledger
 from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.local.stack import wait_for
-from dispatcher.metrics_export import LedgerCollector
+from dispatcher.metrics_export import LEDGER_METRICS, LedgerCollector
 from dispatcher.providers.results import Receipt
 from dispatcher.receipt_stream import StreamApplier, record
 from dispatcher.redis_server import free_port
@@ -215,3 +215,4 @@ def test_the_ledger_gauges_follow_a_job_until_it_expires_and_show_a_fatal_pause_
     samples = _collect(collector)
     assert samples[("smsd_account_paused", frozenset({**OWNER, "reason": "40002"}.items()))] == 1
     assert not [labels for _, labels in samples if any(PHONE in v for _, v in labels)]
+    assert [family.name for family in collector.collect()] == list(LEDGER_METRICS)

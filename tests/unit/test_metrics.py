@@ -6,7 +6,9 @@ These run without ``PROMETHEUS_MULTIPROC_DIR``, so what a call counts is read ba
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from dispatcher.errors import (
     ThrottledError,
     TransientError,
 )
-from dispatcher.metrics_export import prepare_dir, process_exited
+from dispatcher.metrics_export import LEDGER_METRICS, prepare_dir, process_exited
 from dispatcher.receipt_stream import Entry, plan_calls
 
 PHONE = "13912345678"
@@ -132,3 +134,20 @@ def test_a_service_start_clears_dead_processes_files_and_keeps_running_ones(
     process_exited(77)
     assert not (tmp_path / "gauge_livesum_77.db").exists()
     assert (tmp_path / "counter_77.db").exists()
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def test_the_grafana_dashboard_draws_every_metric_and_names_no_other() -> None:
+    """Every query of docs/grafana-dashboard.json names metrics that are exported (with their sample
+    suffixes), and every family a process or the ledger collector exports is drawn somewhere."""
+    panels = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    queried = {name for panel in panels for target in panel["targets"]
+               for name in re.findall(r"smsd_[a-z_]+", target["expr"])}
+    families = {f.name: f.type for f in metrics.REGISTRY.collect()}
+    families.update({name: "counter" if name == "smsd_ledger_events" else "gauge" for name in LEDGER_METRICS})
+    samples = {family + suffix for family, kind in families.items() for suffix in SUFFIXES[kind]}
+    assert queried - samples == set()
+    assert {f for f, kind in families.items() if not any(f + s in queried for s in SUFFIXES[kind])} == set()
