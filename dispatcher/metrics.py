@@ -19,6 +19,7 @@ and the other ``*_label`` functions, pure, make sure).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,12 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.providers import registry as gateways
+
+# In multiprocess mode the first value counted opens a file in the directory: a process
+# started before its service created it (a CLI command that takes a rate-limit slot)
+# would fail on that write instead of counting.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 #: The process's own metrics (not prometheus_client's default registry, so an app that
 #: imports the producer API and exports its own metrics does not export ours too).
