@@ -119,8 +119,13 @@ def _mismatches(p: Pipeline, worker_url: str, hook_url: str, jobs: list[str], *,
 def _agree(p: Pipeline, worker_url: str, hook_url: str, jobs: list[str], *, paused: str) -> None:
     """Wait until the sandbox has made every push and the scrapes agree with the ledger; fail with the differences."""
     wait_for(lambda: p.sandbox.wait_idle(timeout_s=1), what="the sandbox's pushes done", timeout_s=60)
-    wait_for(lambda: _mismatches(p, worker_url, hook_url, jobs, paused=paused), ok=lambda found: not found,
-             what="the scraped metrics agree with the ledger and the sandbox", timeout_s=60, interval_s=0.5)
+    try:
+        wait_for(lambda: _mismatches(p, worker_url, hook_url, jobs, paused=paused), ok=lambda found: not found,
+                 what="the scraped metrics agree with the ledger and the sandbox", timeout_s=60, interval_s=0.5)
+    except TimeoutError:
+        # Every difference in full (the timeout's message clips the list).
+        found = _mismatches(p, worker_url, hook_url, jobs, paused=paused)
+        raise AssertionError("the scrapes disagree with the ledger and the sandbox:\n" + "\n".join(found)) from None
 
 
 def test_scrapes_of_a_worker_and_the_webhook_during_a_job_match_the_ledger_and_the_sandbox(
