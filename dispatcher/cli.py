@@ -642,7 +642,8 @@ def metrics(bind: str) -> None:
     """Serve a worker host's Prometheus metrics at /metrics: the worker's processes (the files under
     PROMETHEUS_MULTIPROC_DIR, the same directory the worker was started with) and the ledger's
     gauges read from Redis at each scrape."""
-    from dispatcher.metrics_export import LedgerCollector, exporter_server, multiproc_dir, scrape_registry
+    from dispatcher.metrics_export import LedgerCollector, multiproc_dir, scrape_registry
+    from dispatcher.metrics_server import exporter_server
     from dispatcher.runtime import get_runtime
 
     if not multiproc_dir():

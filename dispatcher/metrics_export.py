@@ -8,7 +8,7 @@ directory on its host, cleared of a previous run's files when the service starts
 (:func:`prepare_dir`: the Celery worker's main process, gunicorn's master).
 
 * The webhook serves ``GET /metrics`` itself: its own processes' metrics.
-* ``sms-dispatch metrics --bind HOST:PORT`` serves a worker host's: the worker's
+* ``sms-dispatch metrics --bind HOST:PORT`` (:mod:`dispatcher.metrics_server`) serves a worker host's: the worker's
   directory, plus the ledger's gauges (:class:`LedgerCollector`, read from Redis at
   scrape time, so they are the same whichever host serves them: scrape one exporter
   per deployment for them, or ignore duplicates with ``max``).
@@ -27,9 +27,8 @@ import contextlib
 import glob
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -310,36 +309,3 @@ def _gauge(name: str, documentation: str, samples: Iterable[tuple[list[str], flo
     for labels, value in samples:
         family.add_metric(labels, value)
     return family
-
-
-def exporter_app(registry: CollectorRegistry) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
-    """A WSGI app answering ``GET /metrics`` with ``registry`` (404 for anything else)."""
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD", "GET") != "GET":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
-        body, content_type = render(registry)
-        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return app
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access line on stderr per scrape."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def exporter_server(bind: str, registry: CollectorRegistry) -> WSGIServer:
-    """The exporter's HTTP server on ``bind`` (``HOST:PORT``; port 0 picks a free one), not yet serving.
-
-    Raises ``ValueError`` for a malformed ``bind``, ``OSError`` when it cannot listen.
-    """
-    host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--bind must be HOST:PORT, got {bind!r}")
-    return make_server(host or "0.0.0.0", int(port), exporter_app(registry),  # noqa: S104 - the operator's choice
-                       handler_class=_QuietHandler)
