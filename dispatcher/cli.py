@@ -749,6 +749,33 @@ def webhook(bind: str, workers: int) -> None:
 
 
 @main.command()
+@click.option("--bind", default="127.0.0.1:9808", show_default=True, help="host:port to listen on (port 0: any free).")
+def metrics(bind: str) -> None:
+    """Serve a worker host's Prometheus metrics at /metrics: the worker's processes (the files under
+    PROMETHEUS_MULTIPROC_DIR, the same directory the worker was started with) and the ledger's
+    gauges read from Redis at each scrape."""
+    from dispatcher.metrics_export import LedgerCollector, multiproc_dir, scrape_registry
+    from dispatcher.metrics_server import exporter_server
+    from dispatcher.runtime import get_runtime
+
+    if not multiproc_dir():
+        # Without it the pool processes' counts live and die in each process: say so, then serve the ledger.
+        click.echo("PROMETHEUS_MULTIPROC_DIR is not set: serving the ledger's gauges only, no worker counters",
+                   err=True)
+    try:
+        server = exporter_server(bind, scrape_registry(LedgerCollector(get_runtime())))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"metrics on http://{bind.rpartition(':')[0]}:{server.server_port}/metrics", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command()
 @click.option("--recipients", default=100_000, show_default=True, help="Campaign size, split 60/40 opass/aiofish.")
 @click.option("--otps", default=5, show_default=True, help="OTPs sent while the campaign runs.")
 @click.option("--workers", default=2, show_default=True, help="Celery worker processes to start.")

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 import redis
 
 from dispatcher import limiter_scripts as lua
+from dispatcher import metrics
 from dispatcher.keys import Keys
 from dispatcher.limits import Limit
 from dispatcher.providers.registry import documented_limits
@@ -135,6 +136,7 @@ class RateLimiter:
         the wake overran the slot by more than half the jitter allowance (a busy
         host), the account's next slots move back by the overrun: see :meth:`defer`.
         """
+        metrics.limiter_slot(provider, account, op, wait_s)
         if wait_s > 0:
             # The whole wait from the reply: the slot is wait_s after the script
             # ran, which was before the reply came, so the call never goes out early.

@@ -30,6 +30,7 @@ from typing import Any
 import redis
 import structlog
 
+from dispatcher import metrics
 from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt
 from dispatcher.receipts import MAX_RECEIPTS_PER_CALL, Applied, Group, apply_packed, group_receipts, owner_of
@@ -79,6 +80,11 @@ def decode_packed(fields: dict[Any, Any]) -> tuple[str, list[Packed], int]:
 _NO_CODES = ("", "", "")
 
 
+def _source_of(fields: dict[Any, Any]) -> str:
+    """The ``s`` field of an entry (where its receipts came from), ``""`` if it has none. Pure."""
+    return as_text(fields.get(b"s", fields.get("s", b"")))
+
+
 def merge_packed(packed: Iterable[Packed]) -> list[Packed]:
     """The groups of several entries with one group per chunk attempt, receipts in arrival order. Pure.
 
@@ -112,6 +118,7 @@ def record(client: redis.Redis, stream: str, provider: str, account: str, receip
     count = unmatched + sum(len(g[3]) for g in groups)
     if count:
         client.xadd(stream, encode_entry(owner_of(provider, account), source, groups, unmatched, now_ms))  # type: ignore[arg-type]
+        metrics.receipts_recorded(provider, account, source, count)
     return count
 
 
@@ -123,6 +130,8 @@ class Entry:
     owner: str
     groups: list[Packed]  # phones: the repr shows ids and counts only
     unmatched: int
+    #: Where its receipts came from (``push``, ``pull``, ``query``): the metrics' label.
+    source: str = ""
 
     def __repr__(self) -> str:
         return build_repr(self, entry_id=repr(self.entry_id), owner=repr(self.owner), groups=size_repr(self.groups),
@@ -135,14 +144,16 @@ class Entry:
 
 
 def plan_calls(entries: Sequence[Entry], most: int = MAX_RECEIPTS_PER_CALL) -> list[list[Entry]]:
-    """Whole entries of one owner per script call, about ``most`` receipts a call (one big entry alone). Pure."""
+    """Whole entries of one owner and source per script call, about ``most`` receipts a call (one big
+    entry alone). Pure. (An account's receipts come one way, pushed or pulled, so keeping the
+    sources apart, for the metrics, rarely makes a second call.)"""
     calls: list[list[Entry]] = []
-    open_calls: dict[str, tuple[list[Entry], list[int]]] = {}
+    open_calls: dict[tuple[str, str], tuple[list[Entry], list[int]]] = {}
     for entry in entries:
-        current = open_calls.get(entry.owner)
+        current = open_calls.get((entry.owner, entry.source))
         if current is None or (current[0] and current[1][0] + entry.size > most):
             current = ([], [0])
-            open_calls[entry.owner] = current
+            open_calls[(entry.owner, entry.source)] = current
             calls.append(current[0])
         current[0].append(entry)
         current[1][0] += entry.size
@@ -215,7 +226,7 @@ class StreamApplier:
             except ValueError:
                 corrupt.append(as_text(entry_id))
                 continue
-            entries.append(Entry(as_text(entry_id), owner, groups, unmatched))
+            entries.append(Entry(as_text(entry_id), owner, groups, unmatched, _source_of(fields)))
         if corrupt:
             # Not written by record(): nothing to apply; drop it rather than retry it forever.
             log.error("receipts.corrupt_entry", entries=len(corrupt))
@@ -227,7 +238,7 @@ class StreamApplier:
             groups = merge_packed(g for e in call for g in e.groups)
             total += apply_packed(self.ledger, groups, owner=call[0].owner, now_ms=now_ms,
                                   unmatched=sum(e.unmatched for e in call),
-                                  ack=(self.stream, GROUP, [e.entry_id for e in call]))
+                                  ack=(self.stream, GROUP, [e.entry_id for e in call]), source=call[0].source)
         return total
 
     def drain(self) -> Applied:

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 import structlog
 
+from dispatcher import metrics
 from dispatcher.keys import Keys, client_id, parse_client_id
 from dispatcher.ledger import Ledger, Packed, as_text, pack_receipts
 from dispatcher.providers.results import Receipt, Uplink
@@ -156,11 +157,15 @@ def split_calls(groups: Sequence[Group], most: int = MAX_RECEIPTS_PER_CALL) -> l
 
 
 def apply_packed(ledger: Ledger, packed: Sequence[Packed], *, owner: str, now_ms: int,
-                 unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None) -> Applied:
+                 unmatched: int = 0, ack: tuple[str, str, Sequence[str]] | None = None, source: str = "") -> Applied:
     """Apply groups in the stream's packed form in one script call (``Ledger.apply_packed_groups``),
-    ``ack`` stream entries in the same step. Raises ``redis.RedisError``."""
+    ``ack`` stream entries in the same step; counted in the metrics under ``source`` (push, pull,
+    query). Raises ``redis.RedisError``."""
     results = ledger.apply_packed_groups(packed, owner=owner, now_ms=now_ms, unmatched=unmatched, ack=ack)
-    return _tally([(g[0], g[1], g[2]) for g in packed], results, owner, unmatched)
+    done = _tally([(g[0], g[1], g[2]) for g in packed], results, owner, unmatched)
+    metrics.receipts_applied(owner, source, applied=done.applied, ignored=done.ignored, refused=done.refused,
+                             unmatched=done.unmatched)
+    return done
 
 
 def _tally(attempts: Sequence[tuple[str, int, int]], results: Sequence[tuple[int, int, str]], owner: str,

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from dispatcher import metrics
 from dispatcher.backoff import backoff_s
 from dispatcher.deliveries import CodeEntry, clean_id
 from dispatcher.errors import (
@@ -84,7 +85,15 @@ def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloa
     Raises ``ConfigurationError`` for a kind no gateway declares, or the client's errors.
     """
     client = rt.client(job["provider"], job["account"])
-    return registry.job_kind(job["kind"]).send(client, job, phones, payloads, cid)
+    send = registry.job_kind(job["kind"]).send
+    started_s = time.perf_counter()
+    try:
+        result = send(client, job, phones, payloads, cid)
+    except Exception as exc:
+        metrics.gateway_call(job, len(phones), started_s, exc)
+        raise
+    metrics.gateway_call(job, len(phones), started_s, None, getattr(result, "code", None))
+    return result
 
 
 def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms,

@@ -2,6 +2,8 @@
 
 Routes (``TOKEN`` is the account's ``callback_secret``, compared in constant time)::
 
+    GET  /metrics                                  Prometheus metrics of the webhook's processes
+
     POST /hooks/opass/{account}/{TOKEN}            status and uplink pushes (JSON)
     POST /hooks/aiofish/{account}/{TOKEN}          reports and uplinks, in the account's push_variant
     POST /hooks/aiofish-isms/{account}/{TOKEN}     international SMS status pushes (JSON)
@@ -36,10 +38,13 @@ from typing import Any
 
 import redis
 import structlog
+from prometheus_client import CollectorRegistry
 
+from dispatcher import metrics
 from dispatcher.config.accounts import AccountConfig
 from dispatcher.config.settings import load_settings
 from dispatcher.errors import ConfigurationError, PushVerificationError
+from dispatcher.metrics_export import render, scrape_registry
 from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.results import Receipt, Uplink
@@ -185,12 +190,26 @@ def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, acc
     """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
     pushes cannot keep another vendor's answer past its 1 s limit (opass stops
     pushing after three slow answers); the work is mostly waiting on Redis."""
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+    # The hooks keep the metrics of every worker process in one directory (dispatcher.gunicorn_hooks).
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:dispatcher.gunicorn_hooks",
+            "--bind", bind, "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads), "--backlog", "2048"]
     if access_log:
         # No request path: it carries the account's callback secret.
         argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
     return [*argv, "dispatcher.webhook:app"]
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What ``/metrics`` serves: every webhook process's metrics (gunicorn's workers share
+    ``PROMETHEUS_MULTIPROC_DIR``, cleared by the master at start: :mod:`dispatcher.gunicorn_hooks`)."""
+    global _metrics_registry
+    if _metrics_registry is None:
+        _metrics_registry = scrape_registry()
+    return _metrics_registry
+
+
+_metrics_registry: CollectorRegistry | None = None
 
 
 #: The webhook process's runtime (built on the first request).
@@ -206,9 +225,14 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
         parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
         status, body, content_type = "200 OK", b"ok", "text/plain"
         provider = name = "-"
+        route = "other"
         done: dict[str, int] = {}
         try:
-            if parts == ["healthz"] and method == "GET":
+            if parts == ["metrics"] and method == "GET":
+                route = "metrics"
+                body, content_type = render(metrics_registry())
+            elif parts == ["healthz"] and method == "GET":
+                route = "healthz"
                 # Ready only when the accounts loaded, each can be served and Redis
                 # answers: a webhook that cannot take pushes must fail its start.
                 rt = runtime()
@@ -217,6 +241,7 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
                     raise _Reject("503 Service Unavailable", "not ready: " + "; ".join(problems))
                 rt.redis.ping()
             elif len(parts) == 4 and parts[0] == "hooks" and method == "POST":
+                route = "hook"
                 _, provider, name, token = parts
                 body, content_type, done = handle_push(runtime(), provider, name, token, environ)
             else:
@@ -236,6 +261,7 @@ def make_app(runtime: Callable[[], Runtime] = webhook_runtime) -> WsgiApp:
             status, body, content_type = "500 Internal Server Error", b"error", "text/plain"
             log.exception("webhook.error", provider=provider, account=name, error=type(exc).__name__)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.webhook_answer(route, provider, status, elapsed_ms / 1000)
         # One line per request, the push's counts included: each line is a locked, flushed
         # write shared by all threads of the worker, so a second line per push cost latency.
         log.info("webhook.answer", provider=provider, account=name, status=status.split()[0],

@@ -179,13 +179,14 @@ class Stack:
         wait_for(listening, timeout_s=30, what="sandbox")
         return self.sandbox_url
 
-    def start_webhook(self, *, workers: int = 2, threads: int = WEBHOOK_THREADS, expect_ready: bool = True) -> str:
-        """Serve the webhook with gunicorn on a free port; return its base URL.
+    def start_webhook(self, *, workers: int = 2, threads: int = WEBHOOK_THREADS, expect_ready: bool = True,
+                      env: Mapping[str, str] | None = None) -> str:
+        """Serve the webhook with gunicorn on a free port (``env`` added to the stack's); return its base URL.
 
         Waits until ``/healthz`` answers 200 or, with ``expect_ready`` False, anything.
         """
         port = free_port()
-        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers, threads=threads))
+        self._spawn("webhook", webhook_argv(f"127.0.0.1:{port}", workers, threads=threads), env=env)
         self.webhook_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
@@ -200,11 +201,12 @@ class Stack:
         wait_for(healthy, timeout_s=30, what="webhook")
         return self.webhook_url
 
-    def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk") -> None:
-        """Start a Celery worker process and wait until it is ready to take tasks."""
+    def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk",
+                     env: Mapping[str, str] | None = None) -> None:
+        """Start a Celery worker process (``env`` added to the stack's) and wait until it is ready to take tasks."""
         self.spawn(name, [sys.executable, "-m", "celery", "-A", "dispatcher.workers", "worker", "-Q", queues,
                           "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-                          "--without-mingle", "--without-heartbeat", "-l", "INFO"], ready=" ready.")
+                          "--without-mingle", "--without-heartbeat", "-l", "INFO"], ready=" ready.", env=env)
 
     def start_beat(self) -> None:
         """Start celery beat (its schedule file under ``base_dir``)."""

@@ -86,6 +86,9 @@ class Gateway:
     #: The producer calls it serves: ``"template"`` → the checks of ``Dispatcher.send_template``,
     #: which sends through this gateway's accounts. Each form belongs to one gateway.
     sends: Mapping[str, SendCheck] = field(default_factory=dict)
+    #: The vendor's code table (code → its meaning): a metric keeps a code as a label only if it is
+    #: here, so a gateway answering codes nobody documented cannot grow a label without bound.
+    codes: Mapping[str, Any] = field(default_factory=dict)
 
 
 def settings_of(account: Any, cls: type, channel: str) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
+from dispatcher import metrics_export
 from dispatcher.config.settings import load_settings
 from dispatcher.keys import Keys
 from dispatcher.logs import configure
@@ -91,6 +93,18 @@ def _fresh_runtime(**_: Any) -> None:
     """
     reset_runtime()
     warm_runtime()
+
+
+@worker_init.connect
+def _fresh_metrics_dir(**_: Any) -> None:
+    """Clear the worker's PROMETHEUS_MULTIPROC_DIR of a previous run's files before the pool forks (metrics_export)."""
+    metrics_export.prepare_dir()
+
+
+@worker_process_shutdown.connect
+def _metrics_process_gone(**_: Any) -> None:
+    """A pool process exits: prometheus_client's bookkeeping for its pid (``mark_process_dead``)."""
+    metrics_export.process_exited(os.getpid())
 
 
 class ReceiptApplier(bootsteps.StartStopStep):

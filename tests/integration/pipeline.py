@@ -69,12 +69,16 @@ def build_accounts(sandbox_url: str, *, limits: dict[str, Any] | None,
 @pytest.fixture
 def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, sandbox: SandboxControl,
                      sandbox_url: str) -> Iterator[Any]:
-    """Call with options to get a running :class:`Pipeline`; everything stops after the test."""
+    """Call with options to get a running :class:`Pipeline`; everything stops after the test.
+
+    ``process_env`` adds variables to one process by name (``webhook``, ``w0``, ``w1``…).
+    """
     stacks: list[Stack] = []
 
     def make(*, workers: int = 1, concurrency: int = 2, beat: bool = True, webhook: bool = True,
              limits: dict[str, Any] | None = FAST_LIMITS, env: dict[str, str] | None = None,
-             sandbox_settings: dict[str, Any] | None = None, opass: dict[str, Any] | None = None) -> Pipeline:
+             sandbox_settings: dict[str, Any] | None = None, opass: dict[str, Any] | None = None,
+             process_env: dict[str, dict[str, str]] | None = None) -> Pipeline:
         accounts = build_accounts(sandbox_url, limits=limits, opass=opass)
         path = tmp_path / "accounts.json"
         path.write_text(json.dumps(accounts, ensure_ascii=False))
@@ -84,11 +88,11 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
         stack.start_redis(redis_url)
         settings = SANDBOX_FAST | (sandbox_settings or {})
         if webhook:
-            hook = stack.start_webhook()
+            hook = stack.start_webhook(env=(process_env or {}).get("webhook"))
             settings = deep_merge(settings, _push_to(hook))  # keeps a test's own opass/aiofish settings
         sandbox.configure(**settings)
         for i in range(workers):
-            stack.start_worker(f"w{i}", concurrency=concurrency)
+            stack.start_worker(f"w{i}", concurrency=concurrency, env=(process_env or {}).get(f"w{i}"))
         if beat:
             stack.start_beat()
         d = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(accounts), client=redis_client)

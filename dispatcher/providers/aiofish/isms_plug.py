@@ -13,6 +13,7 @@ from typing import Any
 
 from dispatcher.limits import Limit
 from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.aiofish.jobs import ISMS_SEND as KIND
 from dispatcher.providers.aiofish.jobs import check_international_send
 from dispatcher.providers.aiofish.vsms import ISMS, MAX_MOBILES
@@ -65,5 +66,6 @@ PLUG = Gateway(
     accounts_of="aiofish",
     cannot_serve=_without_app_key,
     sends={"international": check_international_send},
+    codes=AIOFISH_CODES,
     has_balance=False,  # the isms API has no balance call: its sends are not guarded
 )

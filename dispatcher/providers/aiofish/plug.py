@@ -8,6 +8,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.aiofish.jobs import BATCH, BATCH_MAX, NAME, SEND, SEND_MAX, check_content_send
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
@@ -79,4 +80,5 @@ PLUG = Gateway(
     raw_fields=("push_variant",),
     account_extras=_push_variant,
     sends={"content": check_content_send},
+    codes=AIOFISH_CODES,
 )

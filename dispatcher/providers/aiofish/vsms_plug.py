@@ -20,6 +20,7 @@ from typing import Any
 
 from dispatcher.limits import Limit
 from dispatcher.providers.aiofish.account import AiofishAccount
+from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.aiofish.jobs import VSMS_MESSAGE as MESSAGE
 from dispatcher.providers.aiofish.jobs import VSMS_VARS as VARS
 from dispatcher.providers.aiofish.jobs import check_video_send
@@ -88,6 +89,7 @@ PLUG = Gateway(
     cannot_serve=_without_app_key,
     keep_items=_keep_audits,
     sends={"video": check_video_send},
+    codes=AIOFISH_CODES,
     has_balance=False,  # aiofish documents no vsms balance query: its sends are not guarded
     placeholder=lambda name: AiofishAccount(name=name, account="fake", password="fake"),  # noqa: S106
 )

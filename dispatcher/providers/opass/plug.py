@@ -9,6 +9,7 @@ from typing import Any
 from dispatcher.errors import ConfigurationError
 from dispatcher.limits import Limit
 from dispatcher.providers.opass.account import OpassAccount
+from dispatcher.providers.opass.codes import OPASS_CODES
 from dispatcher.providers.opass.jobs import BATCH, NAME, SEND, check_template_send
 from dispatcher.providers.registry import Gateway, JobKind, settings_of
 
@@ -83,4 +84,5 @@ PLUG = Gateway(
     raw_fields=("templates",),
     account_extras=_templates,
     sends={"template": check_template_send},
+    codes=OPASS_CODES,
 )
