@@ -138,6 +138,7 @@ class Ledger:
         self._apply = client.register_script(lua.APPLY_RECEIPTS)
         self._expire = client.register_script(lua.EXPIRE_AWAITING)
         self._cancel = client.register_script(lua.CANCEL)
+        self._reroute = client.register_script(lua.REROUTE)
         self._index_phones = client.register_script(lua.INDEX_PHONES)
         self._unindex_phones = client.register_script(lua.UNINDEX_PHONES)
         self._meta: dict[str, dict[str, str]] = {}
@@ -463,6 +464,23 @@ class Ledger:
                 raise KeyError(f"no job {job_id}")
             total += done
         return total
+
+    def reroute_chunks(self, job_id: str, ns: Iterable[int], *, entry: CodeEntry, now_ms: int) -> list[int]:
+        """Take those of chunks ``ns`` still pending away from the job's account (a route's failover):
+        each becomes ``cancelled`` with ``entry`` as its recipients' code, counted in the job's
+        ``c:rerouted`` too, checked and moved in one step (``REROUTE``), so a chunk a worker
+        claims is never also moved. Returns the chunks moved, in calls of ``CANCEL_CHUNKS_PER_CALL``."""
+        keys, moved = self.keys, []
+        ns = list(ns)
+        for start in range(0, len(ns), CANCEL_CHUNKS_PER_CALL):
+            part = ns[start : start + CANCEL_CHUNKS_PER_CALL]
+            chunk_keys = [k for n in part for k in (keys.chunk(job_id, n), keys.chunk_states(job_id, n),
+                                                     keys.chunk_record(job_id, n))]
+            done: Any = self._reroute(
+                keys=[keys.job(job_id), keys.pending(), *self._outcome_keys(), *chunk_keys],
+                args=[now_ms, job_id, self.outcome_feed_max, entry.packed(), *(chunk_member(job_id, n) for n in part)])
+            moved += [int(as_text(n)) for n in done]
+        return moved
 
     def apply_receipts(
         self, job_id: str, n: int, *, attempt: int, receipts: Sequence[ReceiptLike], owner: str, now_ms: int

@@ -696,3 +696,27 @@ for _, key in ipairs(KEYS) do
 end
 return out
 """
+
+# Move a route job's chunks still pending to another account (dispatcher.route_failover):
+# each becomes 'cancelled' (every phone 'C', its record carrying the given code, e.g.
+# "rerouted<TAB>to aiofish:b") and counted in 'c:rerouted' besides 'c:cancelled', in the
+# same step that checks it is pending. CLAIM moves a chunk pending -> sending in one step
+# too, so a chunk is either claimed (and stays with this account) or moved, never both.
+# KEYS: job, z:pending, feed, events, then per chunk: chunk, st, rec
+# ARGV: now_ms, job_id, feed_max, code entry, then per chunk: member
+# Returns the numbers of the chunks moved.
+REROUTE = _RECORD + _CANCEL_CHUNK + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local moved = {}
+for c = 0, (#KEYS - 4) / 3 - 1 do
+  local chunk = KEYS[5 + 3 * c]
+  if redis.call('HGET', chunk, 'state') == 'pending' then
+    local size = cancel_chunk(chunk, KEYS[1], KEYS[6 + 3 * c], KEYS[7 + 3 * c], KEYS[2], KEYS[3], ARGV[3],
+                              ARGV[5 + c], ARGV[1], code_index(chunk, ARGV[4]))
+    redis.call('HINCRBY', KEYS[1], 'c:rerouted', size)
+    moved[#moved + 1] = string.match(ARGV[5 + c], ':(%d+)$')
+  end
+end
+if #moved > 0 then job_events(KEYS[1], KEYS[4], ARGV[2], ARGV[1]) end
+return moved
+"""
