@@ -9,6 +9,9 @@ workers and beat (:func:`dispatcher.local.drill.start_rig`) and one opass job:
   nothing else is restarted;
 * ``fault_mix``: 10 % refused connections, 5 % ``-1``, 5 % ``6000``, 2 % taken
   but unanswered, on ``/message/``, until the job is submitted;
+* ``route_failover``: one route job, 3:1 over opass:demo and aiofish:demo; once a fifth of
+  opass's share is accepted the sandbox answers every opass send ``40002`` (余额不足, account-fatal):
+  opass is paused and its recipients not yet submitted move to aiofish; each is accepted once;
 * ``applier_kill9``: pushes arrive at 200/s for 30 s (opass 100 receipts, 1 in 5
   an encrypted aiofish report; 10 s with ``--quick``); kill -9 the worker whose
   applier holds unapplied entries; the other worker's applier claims them;
@@ -43,6 +46,7 @@ DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
     "kill9": (drill.run_kill9, 200),
     "redis_restart": (drill.run_redis_restart, 200),
     "fault_mix": (drill.run_fault_mix, 100),
+    "route_failover": (drill.run_route_failover, 200),
 }
 #: Receipt drills: name -> (runner, options). Their size is pushes, not recipients.
 RECEIPT_DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], dict[str, Any]]] = {
@@ -69,7 +73,7 @@ def run_one(name: str, recipients: int, base: Path, **options: Any) -> dict[str,
         batch_max = max(10, min(1000, recipients // chunks))
         options = {**options, "recipients": recipients}
     say(f"{name}: starting redis-server, sandbox, webhook, 2 workers and beat (chunks of {batch_max})")
-    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max)
+    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max, route=name == "route_failover")
     try:
         return runner(rig, say=say, **options)
     finally:

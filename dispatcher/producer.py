@@ -411,9 +411,10 @@ class Producer:
         """Keep what a failover needs to send a route send's recipients again; nothing unless a subclass does."""
         del route_id, route, tpl, same, values, priority, send_at_ms
 
-    def _add_route_job(self, route_id: str, handle: JobHandle) -> None:
-        """Note a job of a route send; nothing unless a subclass keeps them."""
-        del route_id, handle
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
+        """Note a job of a route send (holding ``moved`` recipients the failover moved); nothing unless a
+        subclass keeps them."""
+        del route_id, handle, moved
 
     def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
         """The template's last known audit result; none known unless a subclass knows better."""
@@ -631,15 +632,15 @@ class Dispatcher(Producer):
         pipe.zadd(self.keys.route_jobs(), {route_id: self._clock_ms() + ttl_s * 1000})
         pipe.execute()
 
-    def _add_route_job(self, route_id: str, handle: JobHandle) -> None:
-        self.redis.hset(self.keys.route_job(route_id), f"j:{handle.job_id}", f"{handle.provider}:{handle.account}")
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
+        self.ledger.routed_moved(route_id, handle.job_id, f"{handle.provider}:{handle.account}", moved)
 
     def take_routed(self, route_id: str, spec: jobs.JobSpec, chunk_size: int) -> JobHandle:
         """Store and queue a route send's recipients moved by its failover (:mod:`dispatcher.route_failover`):
         suppression applies, the balance guard does not (the gateway's answer pauses a short account,
         and its recipients move on), and the job is noted in the route send."""
         handle = self._take(self._without_suppressed(spec), chunk_size, None)
-        self._add_route_job(route_id, handle)
+        self._add_route_job(route_id, handle, moved=handle.total)
         return handle
 
     def route_jobs(self, route_id: str) -> dict[str, str]:
@@ -653,26 +654,25 @@ class Dispatcher(Producer):
         return {k[2:]: v for k, v in fields.items() if k.startswith("j:")}
 
     def _route_status(self, route_id: str, phones: bool) -> JobStatus:
-        """A route send's funnel: its jobs' counts summed, a recipient moved by the failover counted
-        once, where it went (its ``cancelled`` record on the account it left is not counted)."""
-        fields = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self.keys.route_job(route_id)).items()}
-        if not fields:
+        """A route send's funnel: its jobs' counts summed in one consistent read, a recipient moved by
+        the failover counted once, where it is now (its ``cancelled`` record on the account it left is
+        not counted; while it is being stored on the next account it counts as ``pending``)."""
+        route, found = self.ledger.route_counters(route_id, ["total", "c:rerouted", *(f"c:{c}" for c in COUNTERS)])
+        if not route:
             raise KeyError(f"no job {route_id}")
+        moving = int(route.get("moving", 0))
         counts = dict.fromkeys(COUNTERS, 0)
-        total = 0
-        records: list[Delivery] = []
-        for job_id in (k[2:] for k in fields if k.startswith("j:")):
-            job = self.ledger.job(job_id)
-            if not job:
-                continue
-            moved = int(job.get("c:rerouted", 0))
-            for c in COUNTERS:
-                counts[c] += int(job.get(f"c:{c}", 0))
+        counts["pending"] = moving
+        total = moving
+        for total_of, moved, *values in found.values():
+            total += total_of - moved
+            for c, v in zip(COUNTERS, values, strict=True):
+                counts[c] += v
             counts["cancelled"] -= moved
-            total += int(job["total"]) - moved
-            if phones:
-                records += [d for d in self.records.job_records(job_id) if d.code != REROUTED_CODE]
-        return JobStatus(route_id, "route", "", fields.get("route", ""), total, counts, None,
+        records: list[Delivery] = []
+        if phones:
+            records = [d for job_id in found for d in self.records.job_records(job_id) if d.code != REROUTED_CODE]
+        return JobStatus(route_id, "route", "", route.get("route", ""), total, counts, None,
                          records if phones else None)
 
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:

@@ -120,7 +120,7 @@ def move(d: Dispatcher, route_id: str, fields: dict[str, str], route: Route, job
                   error=str(exc))
         return 0
     entry = CodeEntry.clean(REROUTED_CODE, f"to {target.key}")
-    ns = d.ledger.reroute_chunks(job_id, range(int(job["chunks"])), entry=entry, now_ms=now_ms)
+    ns = d.ledger.reroute_chunks(job_id, range(int(job["chunks"])), route_id=route_id, entry=entry, now_ms=now_ms)
     if not ns:
         return 0
     phones = _phones(d, job_id, ns)

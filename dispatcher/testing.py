@@ -182,7 +182,7 @@ class FakeDispatcher(Producer):
         with self._lock:
             self._routes[route_id] = (route.name, [])
 
-    def _add_route_job(self, route_id: str, handle: JobHandle) -> None:
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
         with self._lock:
             self._routes[route_id][1].append(handle.job_id)
 
