@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.local.demo import phones
+import redis
+
+from dispatcher import pauses
+from dispatcher.config.accounts import parse_accounts
+from dispatcher.config.settings import Settings
+from dispatcher.local.demo import accounts_doc, phones
 from dispatcher.local.drill import ROUTE_SIGNATURE, run_route_failover, with_route
+from dispatcher.producer import Dispatcher
+from dispatcher.providers.base import system_clock_ms
+from dispatcher.route_failover import failover
 from tests.integration.pipeline import pipeline_factory  # noqa: F401 - fixture
 
 #: Small opass chunks, so the opass share has many and the fault lands between them.
@@ -77,3 +85,29 @@ def test_an_account_fatal_answer_mid_campaign_moves_the_rest_to_the_other_accoun
     assert result["aiofish_accepted"] == 100 + result["moved"], result
     assert result["moved_detail"] == ["to aiofish:demo"], result
     assert result["route_counts"]["cancelled"] == 0 and result["route_counts"]["pending"] == 0, result
+
+
+def test_the_failover_moves_only_chunks_no_worker_has_claimed(redis_url: str, redis_client: redis.Redis) -> None:
+    """Real Redis, no worker: chunk 0 of the opass job is claimed (as a worker would, the instant before the
+    move), the account is paused past the cooldown, and the failover moves the other three chunks only: the
+    claimed one stays `sending` on opass, a later claim of a moved chunk finds it `cancelled`, and the route's
+    status counts each of the 50 recipients once."""
+    doc = with_route(accounts_doc("http://127.0.0.1:9"), cooldown_s=0)
+    doc["opass"][0]["batch_max"] = CHUNK
+    d = Dispatcher(Settings(redis_url=redis_url, broker_url=redis_url), accounts=parse_accounts(doc),
+                   client=redis_client, enqueue=lambda job_id, queue, countdown: None)
+    handle = d.send("drill", template="otp", params=["111111"], phones=phones(50, seed=73), force=True)
+    opass_job = handle.jobs[0].job_id
+    assert d.ledger.claim(opass_job, 0, provider="opass", account="demo", now_ms=1).status == "ok"
+    pauses.pause_after_fatal(d.runtime, "opass", "demo", "40002: 余额不足")
+    # 3:1 of 50 is 38:12: opass's chunks hold 10, 10, 10 and 8; chunks 1-3 move
+    assert failover(d, now_ms=system_clock_ms()) == 28
+    assert d.ledger.state_and_attempt(opass_job, 0) == ("sending", 1)
+    d.redis.delete(d.keys.paused("opass", "demo"))  # back in credit: a late task for a moved chunk sends nothing
+    late = d.ledger.claim(opass_job, 1, provider="opass", account="demo", now_ms=2)
+    assert (late.status, late.detail) == ("skip", "cancelled")
+    jobs = d.route_jobs(handle.job_id)
+    assert list(jobs.values()) == ["opass:demo", "aiofish:demo", "aiofish:demo"]
+    status = d.status(handle.job_id)
+    assert (status.total, status.counts["pending"], status.counts["sending"], status.counts["cancelled"]) == (
+        50, 40, 10, 0)
