@@ -18,6 +18,8 @@ records   1M records: Redis bytes once all receipts are in,       bench/records.
           lookup latency by phone and by message id
 suppress  a 1M job stored with 100k of its phones on the           bench/suppress.py
           suppression list vs none; the list's bytes per phone
+routes    a 1M job stored direct vs through a 3:1 route (same     bench/routes.py
+          values, per-phone values); one failover moving 750k
 ========  ======================================================  ===============
 
 ``targets`` holds each target of issues 4 and 9 with the measured value and whether
@@ -46,7 +48,7 @@ import redis
 from bench.common import CONCURRENCY, WORKERS
 from dispatcher.local.stack import Stack
 
-SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records", "suppress")
+SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records", "suppress", "routes")
 #: Sections that keep their own worker set: the limiter wants many processes
 #: competing for one limit (2 workers x 4), not the fastest set.
 OWN_WORKERS = frozenset({"limiter"})
@@ -73,7 +75,8 @@ HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recip
             "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate",
             "webhook_sender_late_p99_ms", "receipt_apply_lag_p99_ms",
             "records_store_s", "lookup_by_phone_p50_ms", "lookup_by_message_id_p50_ms",
-            "suppress_store_none_recipients_per_s", "suppress_store_listed_recipients_per_s")
+            "suppress_store_none_recipients_per_s", "suppress_store_listed_recipients_per_s",
+            "routes_store_direct_recipients_per_s", "routes_store_route_recipients_per_s")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }

@@ -14,6 +14,9 @@ workers and beat (:func:`dispatcher.local.drill.start_rig`) and one opass job:
   start it again once a replica is promoted (a supervisor would); nothing else is
   restarted. Reports the time until the sentinels promoted and until chunks were
   sent again;
+* ``route_failover``: one route job, 3:1 over opass:demo and aiofish:demo; once a fifth of
+  opass's share is accepted the sandbox answers every opass send ``40002`` (余额不足, account-fatal):
+  opass is paused and its recipients not yet submitted move to aiofish; each is accepted once;
 * ``applier_kill9``: pushes arrive at 200/s for 30 s (opass 100 receipts, 1 in 5
   an encrypted aiofish report; 10 s with ``--quick``); kill -9 the worker whose
   applier holds unapplied entries; the other worker's applier claims them;
@@ -49,6 +52,7 @@ DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
     "redis_restart": (drill.run_redis_restart, 200),
     "fault_mix": (drill.run_fault_mix, 100),
     "sentinel_failover": (drill.run_sentinel_failover, 200),
+    "route_failover": (drill.run_route_failover, 200),
 }
 #: Receipt drills: name -> (runner, options). Their size is pushes, not recipients.
 RECEIPT_DRILLS: dict[str, tuple[Callable[..., dict[str, Any]], dict[str, Any]]] = {
@@ -77,7 +81,8 @@ def run_one(name: str, recipients: int, base: Path, **options: Any) -> dict[str,
     replicas = int(options.pop("sentinel_replicas", 0))
     redis = f"a Sentinel group ({replicas} replica{'s' if replicas > 1 else ''})" if replicas else "redis-server"
     say(f"{name}: starting {redis}, sandbox, webhook, 2 workers and beat (chunks of {batch_max})")
-    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max, sentinel_replicas=replicas)
+    rig = drill.start_rig(base / name, workers=2, concurrency=2, batch_max=batch_max, sentinel_replicas=replicas,
+                          route=name == "route_failover")
     try:
         return runner(rig, say=say, **options)
     finally:

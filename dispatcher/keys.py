@@ -42,6 +42,12 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:tpl:{provider}:{name}:{tpl}     STRING JSON {state, reason, at_ms}: a template's audit result as last
                                       pushed or queried (vsms: 100 pending, 200 approved, 400 rejected;
                                       TTL ``TEMPLATE_AUDIT_TTL_S``, renewed by each push or query)
+    P:route:{id}                HASH  a route send: route, template, params (JSON), priority, send_at, and
+                                      ``j:{job}`` -> "provider:account" per job it stored (TTL = its jobs')
+    P:route:{id}:v              HASH  phone -> JSON values of a per-phone route send (same TTL)
+    P:routes                    ZSET  route send ids by the ms they expire (trimmed by the failover)
+    P:route:down:{provider}:{name}    STRING ms the failover first saw a route's account paused (deleted
+                                      once it is not): the route's cooldown counts from there
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
     P:rx                        STREAM receipts recorded by the webhook and the polls, waiting to be
                                       applied (consumer group ``apply``); an entry is deleted in
@@ -201,6 +207,22 @@ class Keys:
     def stats(self) -> str:
         """Process-wide counters."""
         return f"{self.prefix}:stats"
+
+    def route_job(self, route_id: str) -> str:
+        """A route send's hash: route, template, values, ``j:{job}`` → ``provider:account`` per job."""
+        return f"{self.prefix}:route:{route_id}"
+
+    def route_values(self, route_id: str) -> str:
+        """A per-phone route send's values: phone → JSON list (what a failover sends again)."""
+        return f"{self.prefix}:route:{route_id}:v"
+
+    def route_jobs(self) -> str:
+        """Route send ids by the ms they expire (what the failover looks through)."""
+        return f"{self.prefix}:routes"
+
+    def route_down(self, provider: str, account: str) -> str:
+        """When the failover first saw a route account paused (ms): its cooldown starts there."""
+        return f"{self.prefix}:route:down:{provider}:{account}"
 
     def receipt_stream(self) -> str:
         """Receipts recorded (pushed or pulled) and not yet applied; no TTL: entries are deleted when applied."""

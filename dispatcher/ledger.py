@@ -146,6 +146,8 @@ class Ledger:
         self._apply = client.register_script(lua.APPLY_RECEIPTS)
         self._expire = client.register_script(lua.EXPIRE_AWAITING)
         self._cancel = client.register_script(lua.CANCEL)
+        self._reroute = client.register_script(lua.REROUTE)
+        self._route_status = client.register_script(lua.ROUTE_STATUS)
         self._index_phones = client.register_script(lua.INDEX_PHONES)
         self._unindex_phones = client.register_script(lua.UNINDEX_PHONES)
         self._meta: dict[str, dict[str, str]] = {}
@@ -505,6 +507,48 @@ class Ledger:
                 raise KeyError(f"no job {job_id}")
             total += done
         return total
+
+    def reroute_chunks(self, job_id: str, ns: Iterable[int], *, route_id: str, entry: CodeEntry,
+                       now_ms: int) -> list[int]:
+        """Take those of chunks ``ns`` still pending away from the job's account (a route's failover):
+        each becomes ``cancelled`` with ``entry`` as its recipients' code, counted in the job's
+        ``c:rerouted`` and in route send ``route_id``'s ``moving`` (until :meth:`routed_moved`),
+        checked and moved in one step (``REROUTE``), so a chunk a worker claims is never also
+        moved. Returns the chunks moved, in calls of ``CANCEL_CHUNKS_PER_CALL``."""
+        keys, moved = self.keys, []
+        ns = list(ns)
+        for start in range(0, len(ns), CANCEL_CHUNKS_PER_CALL):
+            part = ns[start : start + CANCEL_CHUNKS_PER_CALL]
+            chunk_keys = [k for n in part for k in (keys.chunk(job_id, n), keys.chunk_states(job_id, n),
+                                                     keys.chunk_record(job_id, n))]
+            done: Any = self._reroute(
+                keys=[keys.job(job_id), keys.pending(), *self._outcome_keys(), keys.route_job(route_id), *chunk_keys],
+                args=[now_ms, job_id, self.outcome_feed_max, entry.packed(), *(chunk_member(job_id, n) for n in part)])
+            moved += [int(as_text(n)) for n in done]
+        return moved
+
+    def routed_moved(self, route_id: str, job_id: str, owner: str, recipients: int) -> None:
+        """Note job ``job_id`` (of ``owner``, ``provider:account``) in a route send and take the
+        ``recipients`` it now holds out of ``moving``, in one step (MULTI)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.route_job(route_id), f"j:{job_id}", owner)
+        if recipients:
+            pipe.hincrby(self.keys.route_job(route_id), "moving", -recipients)
+        pipe.execute()
+
+    def route_counters(self, route_id: str, fields: Sequence[str]) -> tuple[dict[str, str], dict[str, list[int]]]:
+        """A route send's hash and each of its jobs' ``fields`` (0 if unset), read in one step
+        (``ROUTE_STATUS``). A job gone (expired) is left out."""
+        reply: Any = self._route_status(keys=[self.keys.route_job(route_id)],
+                                        args=[self.keys.job(""), *fields])
+        flat = [as_text(v) for v in reply[0]]
+        route = dict(zip(flat[::2], flat[1::2], strict=True))
+        found = {}
+        for at in range(1, len(reply), 2):
+            values = reply[at + 1]
+            if values[0] is not None:  # the first field is the job's total: gone with the job
+                found[as_text(reply[at])] = [int(v or 0) for v in values]
+        return route, found
 
     def apply_receipts(
         self, job_id: str, n: int, *, attempt: int, receipts: Sequence[ReceiptLike], owner: str, now_ms: int

@@ -714,3 +714,51 @@ for _, key in ipairs(KEYS) do
 end
 return out
 """
+
+# Move a route job's chunks still pending to another account (dispatcher.route_failover):
+# each becomes 'cancelled' (every phone 'C', its record carrying the given code, e.g.
+# "rerouted<TAB>to aiofish:b") and counted in 'c:rerouted' besides 'c:cancelled', in the
+# same step that checks it is pending. CLAIM moves a chunk pending -> sending in one step
+# too, so a chunk is either claimed (and stays with this account) or moved, never both.
+# The route send's hash counts them in 'moving' in the same step, until the failover has stored
+# them on the next account (ROUTE_STATUS counts them pending meanwhile).
+# KEYS: job, z:pending, feed, events, route send, then per chunk: chunk, st, rec
+# ARGV: now_ms, job_id, feed_max, code entry, then per chunk: member
+# Returns the numbers of the chunks moved.
+REROUTE = _RECORD + _CANCEL_CHUNK + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local moved, total = {}, 0
+for c = 0, (#KEYS - 5) / 3 - 1 do
+  local chunk = KEYS[6 + 3 * c]
+  if redis.call('HGET', chunk, 'state') == 'pending' then
+    local size = cancel_chunk(chunk, KEYS[1], KEYS[7 + 3 * c], KEYS[8 + 3 * c], KEYS[2], KEYS[3], ARGV[3],
+                              ARGV[5 + c], ARGV[1], code_index(chunk, ARGV[4]))
+    redis.call('HINCRBY', KEYS[1], 'c:rerouted', size)
+    total = total + size
+    moved[#moved + 1] = string.match(ARGV[5 + c], ':(%d+)$')
+  end
+end
+if #moved > 0 then
+  redis.call('HINCRBY', KEYS[5], 'moving', total)
+  job_events(KEYS[1], KEYS[4], ARGV[2], ARGV[1])
+end
+return moved
+"""
+
+# A route send's jobs' counters read in one step (a consistent sum while the failover moves
+# recipients: they are in the source job, or in 'moving', or in the target job, never two).
+# KEYS: route send   ARGV: job key head, then the counter fields to read
+# Returns {route send's fields (flat HGETALL), then per job: job id, its values of ARGV[2..]}
+ROUTE_STATUS = """
+local fields = redis.call('HGETALL', KEYS[1])
+local out = {fields}
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if string.sub(name, 1, 2) == 'j:' then
+    local id = string.sub(name, 3)
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HMGET', ARGV[1] .. id, unpack(ARGV, 2))
+  end
+end
+return out
+"""

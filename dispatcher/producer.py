@@ -8,6 +8,7 @@ recipients in Redis, and enqueue ONE small task carrying only the job id;
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,16 +23,19 @@ from dispatcher.config.accounts import Accounts
 from dispatcher.config.settings import Settings
 from dispatcher.deliveries import Delivery
 from dispatcher.enqueue import Enqueuer
-from dispatcher.errors import InsufficientBalanceError, Problem, ValidationError
+from dispatcher.errors import ConfigurationError, InsufficientBalanceError, Problem, ValidationError
 from dispatcher.estimates import UNKNOWN, BalanceReading, Estimate, estimate_of, shortfall
 from dispatcher.ledger import COUNTERS, as_text
 from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
 from dispatcher.receipts import read_uplinks
 from dispatcher.records import RecordReader, lookup_records
+from dispatcher.routes import REROUTED_CODE, Route, RouteEntry, split
 from dispatcher.runtime import Runtime
 from dispatcher.suppression import MemorySuppressions, SuppressionStore, check_phones
 from dispatcher.template_audits import Audit, read_audit
+from dispatcher.templates import Template
+from dispatcher.validation import MAX_PARAM_CHARS, Checker
 
 log = structlog.get_logger("dispatcher.producer")
 
@@ -56,6 +60,33 @@ class JobHandle:
     invalid: tuple[Problem, ...] = field(default=(), repr=False)
     queued: bool = True
     suppressed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHandle:
+    """A route send (:meth:`Producer.send`): ``job_id`` names the whole send (``status(job_id)``
+    sums its jobs), ``jobs`` the job stored on each account, in the route's order."""
+
+    job_id: str
+    route: str
+    jobs: tuple[JobHandle, ...]
+    duplicates: int = 0
+    invalid: tuple[Problem, ...] = field(default=(), repr=False)
+
+    @property
+    def total(self) -> int:
+        """Every recipient stored, on every account."""
+        return sum(j.total for j in self.jobs)
+
+    @property
+    def suppressed(self) -> int:
+        """Recipients set aside as on their account's suppression list."""
+        return sum(j.suppressed for j in self.jobs)
+
+    @property
+    def queued(self) -> bool:
+        """Whether the broker took every job's fan-out (see :attr:`JobHandle.queued`)."""
+        return all(j.queued for j in self.jobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +143,19 @@ def check_send(accounts: Accounts, form: str, account: str, *, send_at: dt.datet
         raise ValidationError([Problem("send", f"must be one of {list(registry.send_forms())}, got {form!r}")]) \
             from None
     return check(accounts.get(plug.name, account), send_at_ms=_ms(send_at), **arguments)
+
+
+def _match(check: Checker, tpl: Template, given: Any, values: list[str], field: str) -> None:
+    """Check one set of values against a route template: one per variable, each within its ``maxLen``."""
+    if isinstance(given, str) or not isinstance(given, Sequence):
+        return  # not a list: already refused as such
+    wrong_count = tpl.count_problem(len(given))
+    if wrong_count:
+        check.add(field, wrong_count)
+    elif len(values) == len(given):
+        for index, message in tpl.problems(values):
+            if index is not None:
+                check.add(f"{field}[{index}]", message)
 
 
 #: Arguments of ``send_*`` that do not shape the job: ``estimate`` accepts and ignores them.
@@ -262,6 +306,115 @@ class Producer:
             if audit is not None and audit.refusal:
                 raise ValidationError([Problem("template_id", audit.refusal)])
         return self._send(spec, chunk_size, progress, force)
+
+    def send(
+        self,
+        route: str,
+        *,
+        template: str,
+        params: Sequence[Any] | None = None,
+        phones: Iterable[Any] | None = None,
+        recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
+        priority: str = "bulk",
+        send_at: dt.datetime | int | None = None,
+        skip_invalid: bool = False,
+        progress: Callable[[int], None] | None = None,
+        force: bool = False,
+    ) -> RouteHandle:
+        """Queue ``template`` (a name of the accounts file's ``templates``) through route ``route``:
+        ``phones`` + ``params`` (the same values for all) or ``recipients`` ``[(phone, [value, …]), …]``.
+
+        Recipients are split by the weights of the route's accounts that are not paused, in the
+        route's order (:func:`dispatcher.routes.split`), one job per account, each in its gateway's
+        own form (``Gateway.route``). Everything is checked before anything is stored: raises
+        ``ConfigurationError`` (an unknown route, an account that cannot send the template),
+        ``ValidationError`` listing every problem (values against the template's variables, and
+        each account's own checks), ``InsufficientBalanceError`` (unless ``force=True``) or
+        ``StorageFullError``. ``status(handle.job_id)`` sums the jobs, each recipient counted where
+        it is now (a recipient moved by the failover counts once, on the account it moved to).
+        """
+        chosen = self.accounts.route(route)
+        tpl = self.accounts.templates.get(template) if isinstance(template, str) else None
+        check = Checker()
+        if tpl is None:
+            check.add("template", f"must be one of {sorted(self.accounts.templates)}, got {template!r}")
+            check.done()
+        assert tpl is not None
+        same: list[str] | None = None
+        if recipients is None:
+            same = check.params(params or [], field="params", max_chars=MAX_PARAM_CHARS)
+            _match(check, tpl, params or [], same, "params")
+        elif params is not None:
+            check.add("params", "give params (same for all) or recipients (per phone), not both")
+
+        def per_phone(values: Any, where: str) -> list[str]:
+            got = check.params(values, field=f"{where}.params", max_chars=MAX_PARAM_CHARS)
+            _match(check, tpl, values, got, f"{where}.params")
+            return got
+
+        numbers, values, dups, skipped = jobs.recipients(
+            check, phones, recipients, per_phone if recipients is not None else None, skip_invalid)
+        check.done()
+        up = [e for e in chosen.entries if not self._is_paused(e.provider, e.account)] or list(chosen.entries)
+        route_id = secrets.token_hex(8)
+        specs = []
+        start = 0
+        for entry, share in zip(up, split(len(numbers), [e.weight for e in up]), strict=True):
+            part = slice(start, start + share)
+            start += share
+            if share:
+                specs.append(self.route_spec(entry, tpl, numbers[part], same, values[part] if values else None,
+                                             route_id=route_id, priority=priority, send_at=send_at))
+        specs = [(self._without_suppressed(spec), size) for spec, size in specs]
+        if not force:
+            for spec, _ in specs:
+                if spec.phones:
+                    self._guard(spec)
+        self._keep_route(route_id, chosen, tpl, same, dict(zip(numbers, values, strict=True)) if values else None,
+                         priority=priority, send_at_ms=_ms(send_at))
+        handles = []
+        for spec, size in specs:
+            handle = self._take(spec, size, progress)
+            self._add_route_job(route_id, handle)
+            handles.append(handle)
+        log.info("route.sent", route=chosen.name, route_job=route_id, jobs=[h.job_id for h in handles],
+                 recipients=len(numbers))
+        return RouteHandle(route_id, chosen.name, tuple(handles), dups, tuple(skipped))
+
+    def route_spec(self, entry: RouteEntry, tpl: Template, phones: list[str], same: list[str] | None,
+                   values: Sequence[list[str]] | None, *, route_id: str, priority: str,
+                   send_at: dt.datetime | int | None) -> tuple[jobs.JobSpec, int]:
+        """The job ``entry``'s account sends for these phones of a route send (its gateway's own form,
+        checked as its ``send_<form>`` checks it): ``(job, chunk size)``. Raises ``ConfigurationError``
+        (the account cannot send the template) or ``ValidationError``."""
+        form = registry.gateway(entry.provider).route
+        if form is None:
+            raise ConfigurationError(f"{entry.key} cannot be in a route")
+        routed = form(self.accounts.get(entry.provider, entry.account), tpl, entry.options)
+        arguments: dict[str, Any] = dict(routed.arguments)
+        if values is None:
+            arguments.update(routed.same(same or []), phones=phones)
+        else:
+            arguments["recipients"] = [(p, routed.each(v)) for p, v in zip(phones, values, strict=True)]
+        spec, size = check_send(self.accounts, routed.form, entry.account, priority=priority, send_at=send_at,
+                                **arguments)
+        spec.meta["route"] = route_id
+        return spec, size
+
+    def _is_paused(self, provider: str, account: str) -> bool:
+        """Whether the account is paused (a route send leaves it out); a subclass knows."""
+        del provider, account
+        return False
+
+    def _keep_route(self, route_id: str, route: Route, tpl: Template, same: list[str] | None,
+                    values: dict[str, list[str]] | None, *, priority: str, send_at_ms: int | None) -> None:
+        """Keep what a failover needs to send a route send's recipients again; nothing unless a subclass does."""
+        del route_id, route, tpl, same, values, priority, send_at_ms
+
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
+        """Note a job of a route send (holding ``moved`` recipients the failover moved); nothing unless a
+        subclass keeps them."""
+        del route_id, handle, moved
 
     def _template_audit(self, provider: str, account: str, tpl_id: str) -> Audit | None:
         """The template's last known audit result; none known unless a subclass knows better."""
@@ -449,13 +602,90 @@ class Dispatcher(Producer):
         return JobHandle(job_id, spec.provider, spec.account, len(spec.phones) + len(spec.suppressed), chunks,
                          spec.duplicates, spec.invalid, queued, len(spec.suppressed))
 
+    def _is_paused(self, provider: str, account: str) -> bool:
+        return bool(self.redis.exists(self.keys.paused(provider, account)))
+
+    def _route_ttl_s(self, send_at_ms: int | None) -> int:
+        """A route send's record lives as long as its jobs' hashes (a scheduled one from its send time)."""
+        delay_s = max(0, ((send_at_ms or 0) - self._clock_ms()) // 1000)
+        return self.ledger.job_ttl_s + self.ledger.job_hash_grace_s + delay_s
+
+    def _keep_route(self, route_id: str, route: Route, tpl: Template, same: list[str] | None,
+                    values: dict[str, list[str]] | None, *, priority: str, send_at_ms: int | None) -> None:
+        """``P:route:{id}`` (and ``:v``, the values per phone) and the id in ``P:routes``, before any job."""
+        ttl_s = self._route_ttl_s(send_at_ms)
+        key = self.keys.route_job(route_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping={"route": route.name, "template": tpl.code, "priority": priority,
+                                "send_at_ms": send_at_ms or 0, "created_ms": self._clock_ms(),
+                                "params": json.dumps(same, ensure_ascii=False) if values is None else ""})
+        pipe.expire(key, ttl_s)
+        if values:
+            items = list(values.items())
+            for start in range(0, len(items), 1000):
+                part = items[start : start + 1000]
+                pipe.hset(self.keys.route_values(route_id),
+                          mapping={p: json.dumps(v, ensure_ascii=False, separators=(",", ":")) for p, v in part})
+                if (start // 1000) % 50 == 49:  # 50,000 phones a round trip
+                    pipe.execute()
+            pipe.expire(self.keys.route_values(route_id), ttl_s)
+        pipe.zadd(self.keys.route_jobs(), {route_id: self._clock_ms() + ttl_s * 1000})
+        pipe.execute()
+
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
+        self.ledger.routed_moved(route_id, handle.job_id, f"{handle.provider}:{handle.account}", moved)
+
+    def take_routed(self, route_id: str, spec: jobs.JobSpec, chunk_size: int) -> JobHandle:
+        """Store and queue a route send's recipients moved by its failover (:mod:`dispatcher.route_failover`):
+        suppression applies, the balance guard does not (the gateway's answer pauses a short account,
+        and its recipients move on), and the job is noted in the route send."""
+        handle = self._take(self._without_suppressed(spec), chunk_size, None)
+        self._add_route_job(route_id, handle, moved=handle.total)
+        return handle
+
+    def route_jobs(self, route_id: str) -> dict[str, str]:
+        """The jobs a route send stored, failovers' included: job id → ``provider:account``, oldest first.
+
+        Raises ``KeyError`` for an unknown (or expired) route send.
+        """
+        fields = {as_text(k): as_text(v) for k, v in self.redis.hgetall(self.keys.route_job(route_id)).items()}
+        if not fields:
+            raise KeyError(f"no route send {route_id}")
+        return {k[2:]: v for k, v in fields.items() if k.startswith("j:")}
+
+    def _route_status(self, route_id: str, phones: bool) -> JobStatus:
+        """A route send's funnel: its jobs' counts summed in one consistent read, a recipient moved by
+        the failover counted once, where it is now (its ``cancelled`` record on the account it left is
+        not counted; while it is being stored on the next account it counts as ``pending``)."""
+        route, found = self.ledger.route_counters(route_id, ["total", "c:rerouted", *(f"c:{c}" for c in COUNTERS)])
+        if not route:
+            raise KeyError(f"no job {route_id}")
+        moving = int(route.get("moving", 0))
+        counts = dict.fromkeys(COUNTERS, 0)
+        counts["pending"] = moving
+        total = moving
+        for total_of, moved, *values in found.values():
+            total += total_of - moved
+            for c, v in zip(COUNTERS, values, strict=True):
+                counts[c] += v
+            counts["cancelled"] -= moved
+        records: list[Delivery] = []
+        if phones:
+            records = [d for job_id in found for d in self.records.job_records(job_id) if d.code != REROUTED_CODE]
+        return JobStatus(route_id, "route", "", route.get("route", ""), total, counts, None,
+                         records if phones else None)
+
     def status(self, job_id: str, *, phones: bool = False) -> JobStatus:
         """The job's funnel; with ``phones=True`` also every recipient's :class:`Delivery` record.
 
+        For a route send's id (:meth:`send`), its jobs' funnels summed (``kind`` ``"route"``,
+        ``account`` the route's name), each recipient counted once, where it is now.
         Raises ``KeyError`` for an unknown (or expired) job.
         """
         job = self.ledger.job(job_id)
         if not job:
+            if self.redis.exists(self.keys.route_job(job_id)):
+                return self._route_status(job_id, phones)
             raise KeyError(f"no job {job_id}")
         counts = {c: int(job.get(f"c:{c}", 0)) for c in COUNTERS}
         paused = self.redis.get(self.keys.paused(job["provider"], job["account"]))

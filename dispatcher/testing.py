@@ -141,6 +141,8 @@ class FakeDispatcher(Producer):
         self.balances: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        #: route send id -> (route name, its jobs' ids) (``send``); ``status`` of the id sums them.
+        self._routes: dict[str, tuple[str, list[str]]] = {}
 
     # The producer API -------------------------------------------------------------------------------
 
@@ -150,6 +152,8 @@ class FakeDispatcher(Producer):
         Raises ``KeyError`` for an unknown job.
         """
         with self._lock:
+            if job_id in self._routes:
+                return self._route_status(job_id, phones)
             job = self._job(job_id)
             sent = job.sent
             counts = dict.fromkeys(STATES, 0)
@@ -159,6 +163,28 @@ class FakeDispatcher(Producer):
                              self._paused.get((sent.provider, sent.account)),
                              list(job.deliveries.values()) if phones else None, tag=sent.tag,
                              cancelled=job_id in self._cancelled)
+
+    def _route_status(self, route_id: str, phones: bool) -> JobStatus:
+        """A route send's jobs summed (``kind`` ``"route"``), as the real one sums them (nothing moves here)."""
+        counts = dict.fromkeys(STATES, 0)
+        name, job_ids = self._routes[route_id]
+        records = [d for job_id in job_ids for d in self._jobs[job_id].deliveries.values()]
+        for d in records:
+            counts[d.state] += 1
+        return JobStatus(route_id, "route", "", name, len(records), counts, None, records if phones else None)
+
+    def _is_paused(self, provider: str, account: str) -> bool:
+        with self._lock:
+            return (provider, account) in self._paused
+
+    def _keep_route(self, route_id: str, route: Any, tpl: Any, same: Any, values: Any, *, priority: str,
+                    send_at_ms: int | None) -> None:
+        with self._lock:
+            self._routes[route_id] = (route.name, [])
+
+    def _add_route_job(self, route_id: str, handle: JobHandle, moved: int = 0) -> None:
+        with self._lock:
+            self._routes[route_id][1].append(handle.job_id)
 
     def lookup(self, *, message_id: str | None = None, phone: str | None = None, provider: str | None = None,
                limit: int = 100) -> list[Delivery]:

@@ -31,6 +31,7 @@ from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers import registry
 from dispatcher.providers.base import AccountSettings
+from dispatcher.routes import Route, parse_routes, parse_templates
 from dispatcher.suppression import Unsubscribe, parse_unsubscribe
 from dispatcher.templates import Template
 
@@ -102,6 +103,18 @@ class Accounts:
     by_key: Mapping[tuple[str, str], AccountConfig]
     #: Accounts a channel had to leave out (``Gateway.cannot_serve``), with why.
     unusable: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: Routes by name and the templates they send (the file's top-level ``routes``,
+    #: ``templates``; :mod:`dispatcher.routes`).
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
+
+    def route(self, name: str) -> Route:
+        """The route ``name``; raises ``ConfigurationError`` naming the configured ones."""
+        try:
+            return self.routes[name]
+        except KeyError:
+            raise ConfigurationError(f"no route {name!r} (configured: {', '.join(sorted(self.routes)) or 'none'})") \
+                from None
 
     def get(self, provider: str, name: str) -> AccountConfig:
         """The account ``provider:name``; raises ``ConfigurationError`` if unknown or unusable (saying why)."""
@@ -214,7 +227,13 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s,
                                         channel_limits=channel_limits, unsubscribe=unsubscribe, **extras)
-    return Accounts(by_key, _add_channels(by_key))
+    unusable = _add_channels(by_key)
+    routes = parse_routes(doc.get("routes"), set(by_key))
+    for route in routes.values():
+        for i, entry in enumerate(route.entries):
+            if registry.gateway(entry.provider).route is None:
+                raise ConfigurationError(f"routes.{route.name}[{i}]: {entry.provider} accounts cannot be in a route")
+    return Accounts(by_key, unusable, routes, parse_templates(doc.get("templates")))
 
 
 def _check_channels(provider: str, channel_limits: Mapping[str, Any], where: str) -> None:

@@ -113,10 +113,12 @@ class DrillRig:
 
 
 def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, batch_max: int = 1000,
-              sandbox_url: str | None = None, webhook: bool = True, sentinel_replicas: int = 0) -> DrillRig:
+              sandbox_url: str | None = None, webhook: bool = True, sentinel_replicas: int = 0,
+              route: bool = False) -> DrillRig:
     """Start redis-server (AOF on), the sandbox (unless ``sandbox_url``), webhook, workers and beat.
 
-    ``batch_max`` is the opass chunk size. With ``sentinel_replicas`` Redis is a
+    ``batch_max`` is the opass chunk size; ``route`` adds the route drill's route (:func:`with_route`).
+    With ``sentinel_replicas`` Redis is a
     Sentinel group instead (a master, that many replicas, three sentinels:
     ``stack.sentinels``) and every process finds its master through the sentinels.
     The producer's Redis client retries through a restart or a failover
@@ -135,6 +137,8 @@ def start_rig(base_dir: str | Path, *, workers: int = 2, concurrency: int = 2, b
         for provider in ("opass", "aiofish"):
             doc[provider][0]["limits"] = DRILL_LIMITS
         doc["opass"][0]["batch_max"] = batch_max
+        if route:
+            with_route(doc)
         path = base / "accounts.json"
         path.write_text(json.dumps(doc, ensure_ascii=False))
         stack.env["SMSD_ACCOUNTS_FILE"] = str(path)
@@ -443,3 +447,83 @@ def run_sentinel_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.3
 def _log_size(rig: Rig, name: str) -> int:
     """How many bytes process ``name`` has logged so far (to read only what comes after)."""
     return len(rig.stack.log_text(name).encode())
+# -- routes ---------------------------------------------------------------------------
+
+#: The route drill's template: the text the sandbox's opass template ``…002`` has, declared
+#: under that code on the opass account and as the route template ``otp``.
+ROUTE_TEMPLATE_TEXT = "您的验证码是{验证码,6}，5分钟内有效。"
+ROUTE_SIGNATURE = "飞鱼"
+#: opass's account-fatal "余额不足" (dispatcher/providers/opass/codes.py): the sandbox answers it on
+#: every send once the drill starts the fault, and the worker pauses the account.
+ACCOUNT_FATAL = {"kind": "code", "code": "40002", "path": "/message/"}
+
+
+def with_route(doc: dict[str, Any], *, name: str = "drill", cooldown_s: float = 1.0) -> dict[str, Any]:
+    """``doc`` (the demo's accounts) with route ``name``: opass:demo weight 3, then aiofish:demo weight 1,
+    sending the route template ``otp``, and a paused account's recipients moving on after ``cooldown_s``."""
+    doc["opass"][0]["templates"] = {ONE_PARAM_TEMPLATE: ROUTE_TEMPLATE_TEXT}
+    doc["templates"] = {"otp": ROUTE_TEMPLATE_TEXT}
+    doc["routes"] = {name: {"cooldown_s": cooldown_s, "accounts": [
+        {"account": "opass:demo", "weight": 3},
+        {"account": "aiofish:demo", "weight": 1, "signature": ROUTE_SIGNATURE}]}}
+    return doc
+
+
+def run_route_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.2, route: str = "drill",
+                       seed: int = 107, slow_ms: int = 50, timeout_s: float = 300.0,
+                       say: Say = print) -> dict[str, Any]:
+    """Send one route job (3:1 opass:aiofish); once ``at_fraction`` of opass's share is accepted the
+    sandbox answers every opass send ``40002``; the rest must go out once each, through aiofish.
+
+    The sandbox holds each opass send ``slow_ms`` so the fault lands mid-campaign. Returns
+    ``recipients``, ``lost`` (accepted by neither gateway), ``duplicated`` (more than once in
+    all), ``through_both``, per-gateway acceptances, ``moved`` (records on opass saying
+    ``rerouted``), ``moved_sent_elsewhere`` (of those, accepted once by aiofish and never by
+    opass), ``fault_answers``, ``paused`` and ``final``.
+    """
+    rig.sandbox.set_faults({"kind": "slow", "delay_ms": slow_ms, "path": "/message/"})
+    numbers = phones(recipients, seed=seed)
+    started = time.monotonic()
+    handle = rig.dispatcher.send(route, template="otp", params=["246810"], phones=numbers, force=True)
+    opass_job = handle.jobs[0]
+    say(f"route_failover: {handle.total} recipients in jobs of {[j.total for j in handle.jobs]} "
+        f"({', '.join(f'{j.provider}:{j.account}' for j in handle.jobs)})")
+
+    def opass_accepted() -> int:
+        seen = rig.sandbox.ledger()["accepted"]["opass"]
+        return sum(1 for p in numbers if seen.get(p))
+
+    wait_for(opass_accepted, ok=lambda n: n >= at_fraction * opass_job.total, timeout_s=timeout_s,
+             interval_s=0.05, what=f"{at_fraction:.0%} of the opass share accepted")
+    rig.sandbox.set_faults(dict(ACCOUNT_FATAL), {"kind": "slow", "delay_ms": slow_ms, "path": "/message/"})
+    say("route_failover: the sandbox now answers every opass send 40002")
+    try:
+        wait_for(lambda: rig.dispatcher.status(handle.job_id).submitted, timeout_s=timeout_s, interval_s=0.2,
+                 what="the route job submitted")
+        final = True
+    except TimeoutError:
+        final = False
+    finish_s = time.monotonic() - started
+    fault_answers = int(next(r for r in rig.sandbox.faults() if r["kind"] == "code").get("injected", 0))
+    rig.sandbox.clear_faults()
+    accepted = rig.sandbox.ledger()["accepted"]
+    counts = [(accepted["opass"].get(p, 0), accepted["aiofish"].get(p, 0)) for p in numbers]
+    moved = [d for d in rig.dispatcher.status(opass_job.job_id, phones=True).phones or [] if d.code == "rerouted"]
+    result = {
+        "recipients": len(numbers), "final": final, "finish_s": round(finish_s, 1),
+        "lost": sum(1 for o, a in counts if o + a == 0),
+        "duplicated": sum(1 for o, a in counts if o + a > 1),
+        "through_both": sum(1 for o, a in counts if o and a),
+        "opass_accepted": sum(1 for o, _ in counts if o), "aiofish_accepted": sum(1 for _, a in counts if a),
+        "moved": len(moved), "moved_detail": sorted({d.detail for d in moved}),
+        "moved_sent_elsewhere": sum(1 for d in moved
+                                    if (accepted["opass"].get(d.phone, 0), accepted["aiofish"].get(d.phone, 0))
+                                    == (0, 1)),
+        "fault_answers": fault_answers,
+        "paused": rig.dispatcher.status(opass_job.job_id).paused,
+        "jobs": rig.dispatcher.route_jobs(handle.job_id),
+        "route_counts": rig.dispatcher.status(handle.job_id).counts,
+    }
+    say(f"route_failover: {'submitted' if final else 'NOT submitted'} after {finish_s:.1f} s: lost {result['lost']}, "
+        f"duplicated {result['duplicated']}, moved {result['moved']} to aiofish")
+    return result

@@ -31,6 +31,24 @@ SendCheck = Callable[..., tuple[Any, int]]
 
 
 @dataclass(frozen=True, slots=True)
+class RoutedForm:
+    """How one account sends a route's template (:mod:`dispatcher.routes`): the producer call
+    (``form``, e.g. ``"template"``) with its fixed arguments, then the values: ``same(values)`` →
+    the arguments for one set of values for every phone, ``each(values)`` → one phone's payload
+    in that call's ``recipients``."""
+
+    form: str
+    arguments: Mapping[str, Any]
+    same: Callable[[list[str]], dict[str, Any]]
+    each: Callable[[list[str]], Any]
+
+
+#: ``(account config, template, the route entry's options) -> RoutedForm``; raises
+#: ``ConfigurationError`` saying why this account cannot send that template.
+RouteForm = Callable[[Any, Any, Mapping[str, Any]], RoutedForm]
+
+
+@dataclass(frozen=True, slots=True)
 class JobKind:
     """One kind of job a gateway sends (``opass.send`` …): its chunk size and the call that sends a chunk."""
 
@@ -89,6 +107,8 @@ class Gateway:
     #: The vendor's code table (code → its meaning): a metric keeps a code as a label only if it is
     #: here, so a gateway answering codes nobody documented cannot grow a label without bound.
     codes: Mapping[str, Any] = field(default_factory=dict)
+    #: How an account of this gateway sends a route's template (``None``: it cannot be in a route).
+    route: RouteForm | None = None
 
 
 def settings_of(account: Any, cls: type, channel: str) -> Any:

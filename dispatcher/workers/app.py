@@ -74,6 +74,7 @@ app.conf.update(
         "poll-receipts": {"task": "workers.tasks.poll_receipts", "schedule": settings.receipt_tick_s,
                           "options": {"queue": settings.queue_otp}},
         "check-paused": {"task": "workers.tasks.check_paused", "schedule": settings.check_paused_every_s},
+        "route-failover": {"task": "workers.tasks.route_failover", "schedule": settings.sweep_every_s},
     },
 )
 

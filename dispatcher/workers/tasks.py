@@ -10,6 +10,7 @@ import importlib
 import os
 import socket
 import time
+from typing import Any
 
 import structlog
 from celery import current_task, shared_task
@@ -264,3 +265,21 @@ def check_paused() -> list[str]:
         if balance.total > 0 and resume_account(account.provider, account.name, automatic=True) is not None:
             resumed.append(f"{account.provider}:{account.name}")
     return resumed
+
+
+_route_producers: dict[int, Any] = {}
+
+
+@shared_task(name="workers.tasks.route_failover")
+def route_failover() -> int:
+    """Move the pending recipients of route accounts paused past their cooldown (:mod:`dispatcher.route_failover`)."""
+    from dispatcher.producer import Dispatcher
+    from dispatcher.route_failover import failover
+
+    rt = get_runtime()
+    if not rt.accounts.routes:
+        return 0
+    if id(rt) not in _route_producers:  # one producer (and broker client) per process
+        _route_producers.clear()
+        _route_producers[id(rt)] = Dispatcher(rt.settings, accounts=rt.accounts, client=rt.redis)
+    return failover(_route_producers[id(rt)], now_ms=system_clock_ms())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,11 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
     def make(*, workers: int = 1, concurrency: int = 2, beat: bool = True, webhook: bool = True,
              limits: dict[str, Any] | None = FAST_LIMITS, env: dict[str, str] | None = None,
              sandbox_settings: dict[str, Any] | None = None, opass: dict[str, Any] | None = None,
-             process_env: dict[str, dict[str, str]] | None = None) -> Pipeline:
+             process_env: dict[str, dict[str, str]] | None = None,
+             edit: Callable[[dict[str, Any]], Any] | None = None) -> Pipeline:
         accounts = build_accounts(sandbox_url, limits=limits, opass=opass)
+        if edit is not None:  # top-level sections (routes, templates) a test adds
+            edit(accounts)
         path = tmp_path / "accounts.json"
         path.write_text(json.dumps(accounts, ensure_ascii=False))
         stack = Stack(tmp_path / "stack", env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path),

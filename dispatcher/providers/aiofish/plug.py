@@ -11,7 +11,7 @@ from dispatcher.providers.aiofish.account import AiofishAccount
 from dispatcher.providers.aiofish.codes import AIOFISH_CODES
 from dispatcher.providers.aiofish.jobs import BATCH, BATCH_MAX, NAME, SEND, SEND_MAX, check_content_send
 from dispatcher.providers.base import system_clock_ms
-from dispatcher.providers.registry import Gateway, JobKind, settings_of
+from dispatcher.providers.registry import Gateway, JobKind, RoutedForm, settings_of
 
 #: The forms an aiofish console can push in (its 推送方式): plain form, form with an
 #: AES-encrypted phoneNumber, fully encrypted and signed JSON.
@@ -29,6 +29,22 @@ def _push_variant(fields: dict[str, Any], gateway: Any, where: str) -> dict[str,
     if variant == "full" and not getattr(gateway, "app_secret", None):
         raise ConfigurationError(f"{where}.push_variant: full pushes need app_secret")
     return {"push_variant": variant}
+
+
+def _route(account: Any, template: Any, options: Mapping[str, Any]) -> RoutedForm:
+    """A route's template as free content: the rendered text behind the route entry's
+    ``【signature】`` (signatures are registered per vendor account, so the entry names it).
+    Raises ConfigurationError when the entry has no signature or other options."""
+    signature = options.get("signature")
+    unknown = sorted(set(options) - {"signature"})
+    if unknown:
+        raise ConfigurationError(f"{NAME}:{account.name} takes only a route signature, got {unknown}")
+    if not isinstance(signature, str) or not 1 <= len(signature) <= 20 or "【" in signature or "】" in signature:
+        raise ConfigurationError(f"{NAME}:{account.name} in a route needs \"signature\": the 1-20 characters "
+                                 f"its texts carry in 【】, got {signature!r}")
+    head = f"【{signature}】"
+    return RoutedForm("content", {}, same=lambda values: {"content": head + template.render(values)},
+                      each=lambda values: head + template.render(values))
 
 
 def make_client(account: Any) -> Any:
@@ -81,4 +97,5 @@ PLUG = Gateway(
     account_extras=_push_variant,
     sends={"content": check_content_send},
     codes=AIOFISH_CODES,
+    route=_route,
 )

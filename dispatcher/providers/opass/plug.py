@@ -11,7 +11,7 @@ from dispatcher.limits import Limit
 from dispatcher.providers.opass.account import OpassAccount
 from dispatcher.providers.opass.codes import OPASS_CODES
 from dispatcher.providers.opass.jobs import BATCH, NAME, SEND, check_template_send
-from dispatcher.providers.registry import Gateway, JobKind, settings_of
+from dispatcher.providers.registry import Gateway, JobKind, RoutedForm, settings_of
 
 
 def _templates(fields: dict[str, Any], _gateway: Any, where: str) -> dict[str, Any]:
@@ -31,6 +31,21 @@ def _templates(fields: dict[str, Any], _gateway: Any, where: str) -> dict[str, A
         except TemplateSyntaxError as exc:
             raise ConfigurationError(f"{where} template {code}: {exc}") from None
     return {"templates": out}
+
+
+def _route(account: Any, template: Any, options: Mapping[str, Any]) -> RoutedForm:
+    """A route's template as this account's console template: the declared one whose text is
+    exactly the route template's (codes differ per account; the text is what both share).
+    Raises ConfigurationError naming the account when it declares none, or takes options."""
+    if options:
+        raise ConfigurationError(f"{NAME}:{account.name} takes no route options, got {sorted(options)}")
+    code = next((c for c, declared in account.templates.items() if declared.text == template.text), None)
+    if code is None:
+        raise ConfigurationError(f"{NAME}:{account.name} declares no template with the text of route template "
+                                 f"{template.code!r} ({template.text!r}): add its console code to the "
+                                 f"entry's \"templates\"")
+    return RoutedForm("template", {"template_code": code}, same=lambda values: {"params": values},
+                      each=lambda values: values)
 
 
 def make_client(account: Any) -> Any:
@@ -85,4 +100,5 @@ PLUG = Gateway(
     account_extras=_templates,
     sends={"template": check_template_send},
     codes=OPASS_CODES,
+    route=_route,
 )
