@@ -220,6 +220,10 @@ class Keys:
         """Route send ids by the ms they expire (what the failover looks through)."""
         return f"{self.prefix}:routes"
 
+    def failing(self, provider: str, account: str) -> str:
+        """Set while a worker sees an account's calls fail too often (:mod:`dispatcher.account_health`)."""
+        return f"{self.prefix}:acct:{provider}:{account}:failing"
+
     def route_down(self, provider: str, account: str) -> str:
         """When the failover first saw a route account paused (ms): its cooldown starts there."""
         return f"{self.prefix}:route:down:{provider}:{account}"

@@ -324,7 +324,7 @@ class Producer:
         """Queue ``template`` (a name of the accounts file's ``templates``) through route ``route``:
         ``phones`` + ``params`` (the same values for all) or ``recipients`` ``[(phone, [value, …]), …]``.
 
-        Recipients are split by the weights of the route's accounts that are not paused, in the
+        Recipients are split by the weights of the route's accounts not paused or failing, in the
         route's order (:func:`dispatcher.routes.split`), one job per account, each in its gateway's
         own form (``Gateway.route``). Everything is checked before anything is stored: raises
         ``ConfigurationError`` (an unknown route, an account that cannot send the template),
@@ -402,7 +402,7 @@ class Producer:
         return spec, size
 
     def _is_paused(self, provider: str, account: str) -> bool:
-        """Whether the account is paused (a route send leaves it out); a subclass knows."""
+        """Whether the account is paused or failing (a route send leaves it out); a subclass knows."""
         del provider, account
         return False
 
@@ -603,7 +603,8 @@ class Dispatcher(Producer):
                          spec.duplicates, spec.invalid, queued, len(spec.suppressed))
 
     def _is_paused(self, provider: str, account: str) -> bool:
-        return bool(self.redis.exists(self.keys.paused(provider, account)))
+        # A failing account (dispatcher.account_health) is left out of a route send like a paused one.
+        return bool(self.redis.exists(self.keys.paused(provider, account), self.keys.failing(provider, account)))
 
     def _route_ttl_s(self, send_at_ms: int | None) -> int:
         """A route send's record lives as long as its jobs' hashes (a scheduled one from its send time)."""
@@ -642,6 +643,12 @@ class Dispatcher(Producer):
         handle = self._take(self._without_suppressed(spec), chunk_size, None)
         self._add_route_job(route_id, handle, moved=handle.total)
         return handle
+
+    def failing(self, provider: str, account: str) -> str | None:
+        """Why a worker marked the account failing (its error rate, :mod:`dispatcher.account_health`), or
+        ``None``: a route moves a failing account's recipients on as it does a paused one's."""
+        reason = self.redis.get(self.keys.failing(provider, account))
+        return as_text(reason) if reason is not None else None
 
     def route_jobs(self, route_id: str) -> dict[str, str]:
         """The jobs a route send stored, failovers' included: job id → ``provider:account``, oldest first.

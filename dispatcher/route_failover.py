@@ -1,8 +1,9 @@
-"""A route's failover: the recipients of a paused account not yet submitted move to the next account.
+"""A route's failover: the recipients of a paused or failing account not yet submitted move to the next account.
 
 Beat runs :func:`failover` (``workers.tasks.route_failover``, every ``SMSD_SWEEP_EVERY_S``).
 An account of a route that has been paused (an account-fatal answer such as opass's
-``40002`` 余额不足, or an operator) for the route's ``cooldown_s`` — counted from the
+``40002`` 余额不足, or an operator), or marked failing by a worker that saw too many of its
+calls fail (:mod:`dispatcher.account_health`), for the route's ``cooldown_s`` — counted from the
 first failover pass that saw it paused, ``P:route:down:…`` — loses its route jobs'
 pending chunks to the next account of the route that is not paused:
 
@@ -44,14 +45,17 @@ PROBE_PHONE = "13800000000"
 
 
 def down_since(d: Dispatcher, now_ms: int) -> dict[str, int]:
-    """Accounts of any route that are paused now → since when the failover has seen them paused (ms).
+    """Accounts of any route that are paused or failing (:mod:`dispatcher.account_health`) now → since
+    when the failover has seen them so (ms).
 
-    Two round trips: the pauses, then the marks (set on the first sighting, deleted once not paused).
+    Two round trips: the pauses and failing marks, then the sightings (set on the first, deleted once
+    neither holds).
     """
     keys = sorted({(e.provider, e.account) for r in d.accounts.routes.values() for e in r.entries})
     if not keys:
         return {}
-    paused = d.redis.mget([d.keys.paused(p, a) for p, a in keys])
+    marks = d.redis.mget([k for p, a in keys for k in (d.keys.paused(p, a), d.keys.failing(p, a))])
+    paused = [marks[2 * i] or marks[2 * i + 1] for i in range(len(keys))]
     pipe = d.redis.pipeline(transaction=False)
     for (provider, account), reason in zip(keys, paused, strict=True):
         mark = d.keys.route_down(provider, account)

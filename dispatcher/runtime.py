@@ -13,6 +13,7 @@ from typing import Any
 import redis
 import structlog
 
+from dispatcher.account_health import ErrorWindow
 from dispatcher.config.accounts import AccountConfig, Accounts, load_accounts
 from dispatcher.config.settings import Settings, load_settings
 from dispatcher.keys import Keys
@@ -40,6 +41,9 @@ class Runtime:
                              wait_timeout_ms=self.settings.redis_wait_timeout_ms)
         self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides(),
                                    jitter_s=self.settings.limiter_jitter_s)
+        # This process's view of each account's recent calls (a route moves a failing account's recipients).
+        self.errors = ErrorWindow(window_s=self.settings.error_window_s, min_calls=self.settings.error_min_calls,
+                                  max_share=self.settings.error_rate_max)
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

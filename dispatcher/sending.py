@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from dispatcher import metrics
+from dispatcher.account_health import observe
 from dispatcher.backoff import backoff_s
 from dispatcher.deliveries import CodeEntry, clean_id
 from dispatcher.errors import (
@@ -132,7 +133,10 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     try:
         result = call_gateway(rt, job, phones, payloads, cid)
     except (ProviderError, ValidationError, ConfigurationError) as exc:
+        if not isinstance(exc, ThrottledError | AccountFatalError | ConfigurationError):  # those pause or slow down
+            observe(rt, provider, account, ok=False)
         return _record_failure(rt, bound, job_id, n, attempt, provider, account, exc, clock_ms)
+    observe(rt, provider, account, ok=True)
     failed: list[tuple[int, CodeEntry]] = []
     if result.failed:  # the index of 1000 phones is built only when some failed
         index = {p: i for i, p in enumerate(phones)}

@@ -90,6 +90,13 @@ class Settings:
     on_job_event: str = ""
     #: The queue that task is sent to (the app's worker must consume it).
     job_event_queue: str = "celery"
+    #: An account whose calls failed this often (transient, ambiguous, refused whole;
+    #: not throttled) over ``error_window_s`` is marked failing: a route moves its
+    #: recipients not yet submitted to its next account, as for a paused one.
+    error_rate_max: float = 0.5
+    error_window_s: float = 60.0
+    #: ... once at least this many calls are in the window (one process's count).
+    error_min_calls: int = 20
     #: How often beat checks the balance of paused accounts and resumes those
     #: with credit left (``workers.tasks.check_paused``).
     check_paused_every_s: float = 60.0
@@ -132,6 +139,10 @@ class Settings:
         if self.redis_maxmemory_mb < 0:
             raise ConfigurationError(f"SMSD_REDIS_MAXMEMORY_MB must be 0 (no limit) or more, "
                                      f"got {self.redis_maxmemory_mb}")
+        if not 0 < self.error_rate_max <= 1 or self.error_window_s <= 0 or self.error_min_calls < 1:
+            raise ConfigurationError(
+                f"SMSD_ERROR_RATE_MAX must be in (0, 1], SMSD_ERROR_WINDOW_S above 0 and SMSD_ERROR_MIN_CALLS 1 or "
+                f"more; got {self.error_rate_max:g}, {self.error_window_s:g}, {self.error_min_calls}")
         _check_sentinel(self)
 
     @property

@@ -456,6 +456,8 @@ ROUTE_SIGNATURE = "飞鱼"
 #: opass's account-fatal "余额不足" (dispatcher/providers/opass/codes.py): the sandbox answers it on
 #: every send once the drill starts the fault, and the worker pauses the account.
 ACCOUNT_FATAL = {"kind": "code", "code": "40002", "path": "/message/"}
+#: opass's -1 (系统繁忙): a transient answer, retried; enough of them mark the account failing.
+TRANSIENT = {"kind": "code", "code": "-1", "path": "/message/"}
 
 
 def with_route(doc: dict[str, Any], *, name: str = "drill", cooldown_s: float = 1.0) -> dict[str, Any]:
@@ -470,10 +472,11 @@ def with_route(doc: dict[str, Any], *, name: str = "drill", cooldown_s: float = 
 
 
 def run_route_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.2, route: str = "drill",
-                       seed: int = 107, slow_ms: int = 50, timeout_s: float = 300.0,
+                       seed: int = 107, slow_ms: int = 50, timeout_s: float = 300.0, transient: bool = False,
                        say: Say = print) -> dict[str, Any]:
     """Send one route job (3:1 opass:aiofish); once ``at_fraction`` of opass's share is accepted the
-    sandbox answers every opass send ``40002``; the rest must go out once each, through aiofish.
+    sandbox answers every opass send ``40002`` (``transient``: ``-1``, busy, so opass is not paused
+    but marked failing by its error rate); the rest must go out once each, through aiofish.
 
     The sandbox holds each opass send ``slow_ms`` so the fault lands mid-campaign. Returns
     ``recipients``, ``lost`` (accepted by neither gateway), ``duplicated`` (more than once in
@@ -495,8 +498,9 @@ def run_route_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.2, r
 
     wait_for(opass_accepted, ok=lambda n: n >= at_fraction * opass_job.total, timeout_s=timeout_s,
              interval_s=0.05, what=f"{at_fraction:.0%} of the opass share accepted")
-    rig.sandbox.set_faults(dict(ACCOUNT_FATAL), {"kind": "slow", "delay_ms": slow_ms, "path": "/message/"})
-    say("route_failover: the sandbox now answers every opass send 40002")
+    fault = TRANSIENT if transient else ACCOUNT_FATAL
+    rig.sandbox.set_faults(dict(fault), {"kind": "slow", "delay_ms": slow_ms, "path": "/message/"})
+    say(f"route_failover: the sandbox now answers every opass send {fault['code']}")
     try:
         wait_for(lambda: rig.dispatcher.status(handle.job_id).submitted, timeout_s=timeout_s, interval_s=0.2,
                  what="the route job submitted")
@@ -521,6 +525,7 @@ def run_route_failover(rig: Rig, *, recipients: int, at_fraction: float = 0.2, r
                                     == (0, 1)),
         "fault_answers": fault_answers,
         "paused": rig.dispatcher.status(opass_job.job_id).paused,
+        "failing": rig.dispatcher.failing(opass_job.provider, opass_job.account),
         "jobs": rig.dispatcher.route_jobs(handle.job_id),
         "route_counts": rig.dispatcher.status(handle.job_id).counts,
     }

@@ -87,6 +87,25 @@ def test_an_account_fatal_answer_mid_campaign_moves_the_rest_to_the_other_accoun
     assert result["route_counts"]["cancelled"] == 0 and result["route_counts"]["pending"] == 0, result
 
 
+def test_an_account_failing_too_often_mid_campaign_moves_the_rest_to_the_other_account_each_sent_once(
+    pipeline_factory: Any,  # noqa: F811
+) -> None:
+    """The error-rate trigger: the sandbox answers every opass send -1 (busy, transient) from mid-campaign.
+    opass is never paused (the answer is retried), but the worker sees most of its calls fail, marks it
+    failing, and the failover moves its pending recipients to aiofish. Every phone is accepted once."""
+    limits = {"send": [{"kind": "send", "count": 5, "window_s": 1}]}
+    p = pipeline_factory(webhook=False, opass={"batch_max": CHUNK}, edit=with_route, limits=limits,
+                         env={"SMSD_ERROR_MIN_CALLS": "6", "SMSD_ERROR_WINDOW_S": "30"})
+    result = run_route_failover(p, recipients=400, say=_say, timeout_s=180, transient=True)
+    assert result["final"], result
+    assert result["fault_answers"] >= 6, result  # the fault really landed, often enough to count
+    assert result["paused"] is None, result
+    assert result["failing"] is not None and result["failing"].startswith("error rate:"), result
+    assert (result["lost"], result["duplicated"], result["through_both"]) == (0, 0, 0), result
+    assert result["moved"] > 0 and result["moved"] == result["moved_sent_elsewhere"], result
+    assert result["route_counts"]["pending"] == 0, result
+
+
 def test_the_failover_moves_only_chunks_no_worker_has_claimed(redis_url: str, redis_client: redis.Redis) -> None:
     """Real Redis, no worker: chunk 0 of the opass job is claimed (as a worker would, the instant before the
     move), the account is paused past the cooldown, and the failover moves the other three chunks only: the
