@@ -52,14 +52,22 @@ return {taken and 1 or 0, string.format('%.3f', wait)}
 """
 
 # A reserved slot was used late_ms late (the caller woke late): move every
-# limit's next free slot back by as much, so the call N tokens later is still a
-# whole widened window after this one. KEYS: tat1, tat2, …   ARGV: late_ms
+# limit's next free slot back, so the calls after it still fit the widened
+# window. By at most one spacing per late call (the limit's interval times its
+# slow-down factor), not by the whole lateness: B calls a stall made late
+# together crowd at most B spacings into the windows after them, so B spacings
+# of delay undo that (the allowance covers the rest); shifting each by its
+# whole lateness would push the limit back B times over (a process holding
+# 30 reservations stalled 50 ms would lose 1.5 s of the account's limit).
+# KEYS: tat1, slow1, tat2, slow2, …   ARGV: late_ms, interval1_ms, interval2_ms, …
 DEFER = """
-for i = 1, #KEYS do
+for i = 1, #KEYS, 2 do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   local ttl = redis.call('PTTL', KEYS[i])
+  local spacing = tonumber(ARGV[(i + 1) / 2 + 1]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
+  local shift = math.min(tonumber(ARGV[1]), spacing)
   if tat > 0 and ttl > 0 then
-    redis.call('SET', KEYS[i], string.format('%.3f', tat + tonumber(ARGV[1])), 'PX', ttl + math.ceil(ARGV[1]))
+    redis.call('SET', KEYS[i], string.format('%.3f', tat + shift), 'PX', ttl + math.ceil(shift))
   end
 end
 return 0
