@@ -17,7 +17,7 @@ trip of every token (``python -m bench.limiter``: 0.91 → 0.95 of a 50/s limit)
 A slot is never earlier than its spacing allows, so the bound above is unchanged.
 Using the whole budget leaves ``jitter_s`` as the only slack, so a caller that
 wakes more than ``jitter_s / 2`` after its slot (a stalled process) moves the
-account's next free slots back by its overrun, up to one spacing per late call
+account's next free slot to where its call really goes out, one spacing on
 (:meth:`RateLimiter.defer`): the allowance then only has to cover the rest of
 the way to the gateway.
 
@@ -151,13 +151,14 @@ class RateLimiter:
             self.defer(provider, account, op, late_s)
 
     def defer(self, provider: str, account: str, op: str, late_s: float) -> None:
-        """Move ``op``'s next free slots back by ``late_s``, at most one spacing: a token was used that late.
+        """A token was used ``late_s`` late: ``op``'s next free slot moves to now plus one spacing (or ``late_s``).
 
-        The allowance ``jitter_s`` then need not cover this lateness. Slots already
-        reserved keep their time (the reservation horizon is short next to a window).
-        One spacing per late token is enough, and not more: a stall that makes B
-        reserved calls late crowds at most B spacings' worth of calls into the
-        windows after it (see ``DEFER`` in :mod:`dispatcher.limiter_scripts`).
+        The late call takes a slot again, where it really goes out, so the
+        allowance ``jitter_s`` need not cover this lateness. Slots already
+        reserved keep their time (the reservation horizon is short next to a
+        window). A stall that makes B reserved calls late moves the limit back
+        by B spacings, not B times the stall (``DEFER`` in
+        :mod:`dispatcher.limiter_scripts`).
         """
         script = self.slot_script_args(provider, account, op, reserve_ms=0.0)
         if script is not None:

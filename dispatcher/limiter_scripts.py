@@ -51,23 +51,25 @@ local taken, wait = take_slot(0, 1, tonumber(ARGV[1]))
 return {taken and 1 or 0, string.format('%.3f', wait)}
 """
 
-# A reserved slot was used late_ms late (the caller woke late): move every
-# limit's next free slot back, so the calls after it still fit the widened
-# window. By at most one spacing per late call (the limit's interval times its
-# slow-down factor), not by the whole lateness: B calls a stall made late
-# together crowd at most B spacings into the windows after them, so B spacings
-# of delay undo that (the allowance covers the rest); shifting each by its
-# whole lateness would push the limit back B times over (a process holding
-# 30 reservations stalled 50 ms would lose 1.5 s of the account's limit).
+# A reserved slot was used late_ms late (the caller woke late): its slot went by
+# unused and its call goes out now, among calls reserved after it. Every limit's
+# next free slot moves to at least now, plus one spacing (the limit's interval
+# times its slow-down factor) or the lateness if that is less: the late call takes
+# a slot again, at the time it really goes out. Not the whole lateness on top of
+# the slots already moved: B calls made late by one stall then move the limit back
+# by B spacings, which is what they crowded into the windows after them (each
+# such window holds either a slot they left unused or this gap), not by B times
+# the stall (30 reservations 50 ms late would have cost the account 1.5 s).
 # KEYS: tat1, slow1, tat2, slow2, …   ARGV: late_ms, interval1_ms, interval2_ms, …
 DEFER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 for i = 1, #KEYS, 2 do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local ttl = redis.call('PTTL', KEYS[i])
-  local spacing = tonumber(ARGV[(i + 1) / 2 + 1]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
-  local shift = math.min(tonumber(ARGV[1]), spacing)
-  if tat > 0 and ttl > 0 then
-    redis.call('SET', KEYS[i], string.format('%.3f', tat + shift), 'PX', ttl + math.ceil(shift))
+  if tat > 0 then
+    local spacing = tonumber(ARGV[(i + 1) / 2 + 1]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
+    local new_tat = math.max(tat, now) + math.min(tonumber(ARGV[1]), spacing)
+    redis.call('SET', KEYS[i], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 60000)
   end
 end
 return 0
