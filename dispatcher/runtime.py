@@ -18,6 +18,7 @@ from dispatcher.config.settings import Settings, load_settings
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
 from dispatcher.limiter import RateLimiter
+from dispatcher.pacing import Gates
 from dispatcher.providers import registry
 from dispatcher.redis_connection import connect
 
@@ -38,6 +39,8 @@ class Runtime:
                              outcome_feed_max=self.settings.outcome_feed_max)
         self.limiter = RateLimiter(self.redis, self.keys, overrides=self.accounts.limit_overrides(),
                                    jitter_s=self.settings.limiter_jitter_s)
+        #: Per account, how many bulk chunks of this process may hold a reserved slot at once.
+        self.gates = Gates()
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
