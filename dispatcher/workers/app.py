@@ -38,7 +38,8 @@ app.conf.update(
     # Many requests in flight, few processes: a pool of threads, each running
     # one send task (its chunks in turn); the threads of a process share its
     # Redis and HTTP connections. SMSD_SEND_CONCURRENCY threads unless -c says
-    # otherwise (see _pool_supported and docs/operations.md).
+    # otherwise (see _pool_supported and docs/operations.md). Celery reads
+    # "-P prefork" (its default's name) as no -P at all: prefork is -P processes.
     worker_pool="threads",
     # One task per thread at a time: no bulk chunks sit prefetched in front of an OTP.
     worker_prefetch_multiplier=1,
@@ -112,7 +113,7 @@ def pool_refusal(pool: Any) -> str | None:
     why = REFUSED_POOLS.get(name, "not one the send path was built and measured on")
     return (f"sms-dispatch: the Celery pool {name!r} is not supported ({why}); "
             f"use -P threads (the default, {settings.send_concurrency} threads = requests in flight "
-            f"per process, see SMSD_SEND_CONCURRENCY) or -P prefork")
+            f"per process, see SMSD_SEND_CONCURRENCY) or -P processes (prefork)")
 
 
 @celeryd_init.connect
