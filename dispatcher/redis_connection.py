@@ -33,6 +33,11 @@ FAIL_FAST_RETRIES = 3
 #: No command we send blocks in the server, so a reply this late means it hung.
 SOCKET_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 2.0
+#: Connections one client may open. redis-py 8 caps a pool at 100 unless told, and a
+#: worker's threads (SMSD_SEND_CONCURRENCY, 128) each hold one while a command of
+#: theirs is under way: past the cap a claim or an accept failed with
+#: MaxConnectionsError. Connections are opened only as needed.
+MAX_CONNECTIONS = 1024
 
 
 def reconnecting_retry(retries: int = RETRY_COUNT) -> Retry:
@@ -57,7 +62,7 @@ def connect_url(url: str, *, retries: int = RETRY_COUNT) -> redis.Redis:
     """
     return redis.Redis.from_url(
         url, retry=reconnecting_retry(retries), health_check_interval=30, socket_keepalive=True,
-        socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S, max_connections=MAX_CONNECTIONS,
     )
 
 
