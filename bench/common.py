@@ -38,6 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 #: BENCHMARKS.md): more processes than cores only add switching between them.
 WORKERS = 1
 CONCURRENCY = 3
+#: Their pool: prefork (``-P processes``; Celery reads ``-P prefork`` as "the app's pool", threads).
+#: With the gateway on loopback and no binding limit, three processes on two cores send
+#: more than one GIL-bound process of threads; the distance section measures the
+#: Procfile's threads worker with the gateway far away, which is what threads are for.
+POOL = "processes"
 #: A limit no benchmark reaches ("out of the way"), for our accounts file.
 UNLIMITED_SEND: list[dict[str, Any]] = [{"kind": "send", "count": 100_000, "window_s": 1}]
 #: The same for the sandbox's limit table.
@@ -146,9 +151,9 @@ def require_no_workers(stack: Stack) -> None:
 
 @contextlib.contextmanager
 def workers(stack: Stack, prefix: str, count: int, concurrency: int,
-            start: Callable[[str], None] | None = None) -> Iterator[list[str]]:
-    """Start ``count`` workers named ``<prefix><i>`` (our Celery app unless ``start`` is given);
-    stop every one on exit, even after an error. Raises ``RuntimeError`` (see
+            start: Callable[[str], None] | None = None, pool: str = POOL) -> Iterator[list[str]]:
+    """Start ``count`` workers named ``<prefix><i>`` (our Celery app with ``pool`` unless ``start``
+    is given); stop every one on exit, even after an error. Raises ``RuntimeError`` (see
     :func:`require_no_workers`) before starting any."""
     require_no_workers(stack)
     names: list[str] = []
@@ -157,7 +162,7 @@ def workers(stack: Stack, prefix: str, count: int, concurrency: int,
             name = f"{prefix}{i}"
             names.append(name)
             if start is None:
-                stack.start_worker(name, concurrency=concurrency)
+                stack.start_worker(name, concurrency=concurrency, pool=pool)
             else:
                 start(name)
         yield names

@@ -23,6 +23,7 @@ lag's percentiles and its spread, the quantity the limiter's allowance must cove
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import threading
 import time
@@ -42,6 +43,7 @@ from bench.common import (
 )
 from dispatcher.keys import Keys
 from dispatcher.limiter import Limit
+from dispatcher.limiter_scripts import DEFER
 from dispatcher.local.demo import phones
 from dispatcher.local.sandbox.control import SandboxControl
 from dispatcher.local.stack import Stack, wait_for
@@ -78,7 +80,8 @@ class TokenWatch:
         self.client = redis.Redis.from_url(url)
         self.interval_s = interval_ms / 1000.0
         self.tat_key = keys.limiter(provider, account, "send")
-        self.slow_key = keys.slowdown(provider, account, "send")  # in ACQUIRE's keys, not in DEFER's
+        self.slow_key = keys.slowdown(provider, account, "send")  # in the keys of the scripts that take tokens
+        self.defer_sha = hashlib.sha1(DEFER.encode()).hexdigest()  # which has them too, and takes none
         self.chunk_marker = f"{keys.prefix}:job:"
         self.tokens: dict[tuple[str, int], float] = {}  # (job_id, chunk) -> token's slot (Redis clock, s)
         self.claim_lag_s: list[float] = []  # token's slot -> its chunk claimed (same worker connection)
@@ -115,7 +118,8 @@ class TokenWatch:
                     continue
                 if not cmd.startswith("EVALSHA"):
                     continue
-                last_script_port, last_was_acquire = event["client_port"], self.slow_key in cmd
+                last_script_port = event["client_port"]
+                last_was_acquire = self.slow_key in cmd and self.defer_sha not in cmd
                 parts = cmd.split(" ")
                 # CLAIM's first key is the chunk: <prefix>:job:<id>:c:<n>; it follows the token.
                 if len(parts) > 3 and parts[3].startswith(self.chunk_marker) and ":c:" in parts[3]:

@@ -778,11 +778,13 @@ def metrics(bind: str) -> None:
 @main.command()
 @click.option("--recipients", default=100_000, show_default=True, help="Campaign size, split 60/40 opass/aiofish.")
 @click.option("--otps", default=5, show_default=True, help="OTPs sent while the campaign runs.")
-@click.option("--workers", default=2, show_default=True, help="Celery worker processes to start.")
-@click.option("--concurrency", default=4, show_default=True, help="Pool size of each worker.")
+@click.option("--workers", default=1, show_default=True,
+              help="Celery worker processes to start (as the Procfile's worker line: -P threads).")
+@click.option("--concurrency", type=int, default=None,
+              help="Threads of each worker's pool (default: SMSD_SEND_CONCURRENCY, 128).")
 @click.option("--dir", "base_dir", type=click.Path(file_okay=False),
               help="Where logs and data go (default: a temp dir).")
-def demo(recipients: int, otps: int, workers: int, concurrency: int, base_dir: str | None) -> None:
+def demo(recipients: int, otps: int, workers: int, concurrency: int | None, base_dir: str | None) -> None:
     """Run everything locally and send a campaign end to end; exit 1 if anything was lost or duplicated."""
     from dispatcher.local.demo import run_demo
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +91,13 @@ def join_phones(phones: Sequence[str], width: int) -> str:
     return "".join(phones) if width == PHONE_WIDTH else "".join(p.zfill(width) for p in phones)
 
 
+_NUMBERS = re.compile(f".{{1,{PHONE_WIDTH}}}", re.S)
+
+
 def split_phones(text: str, width: int) -> tuple[str, ...]:
     """A chunk's stored numbers back as numbers (padding stripped). Pure."""
     if width == PHONE_WIDTH:
-        return tuple(text[i : i + PHONE_WIDTH] for i in range(0, len(text), PHONE_WIDTH))
+        return tuple(_NUMBERS.findall(text))  # the same slices as below, cut in C: a send's hot path
     return tuple(text[i : i + width].lstrip("0") for i in range(0, len(text), width))
 
 

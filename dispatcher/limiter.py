@@ -17,8 +17,9 @@ trip of every token (``python -m bench.limiter``: 0.91 → 0.95 of a 50/s limit)
 A slot is never earlier than its spacing allows, so the bound above is unchanged.
 Using the whole budget leaves ``jitter_s`` as the only slack, so a caller that
 wakes more than ``jitter_s / 2`` after its slot (a stalled process) moves the
-account's next free slots back by its overrun (:meth:`RateLimiter.defer`):
-the allowance then only has to cover the rest of the way to the gateway.
+account's next free slot to where its call really goes out, one spacing on
+(:meth:`RateLimiter.defer`): the allowance then only has to cover the rest of
+the way to the gateway.
 
 When the gateway answers a throttle code, :meth:`RateLimiter.slow_down` doubles
 that operation's intervals (up to 16×) for ``slow_ttl_s``; the factor decays by
@@ -68,6 +69,11 @@ class RateLimiter:
         the gateway's plug documents (:func:`~dispatcher.providers.registry.documented_limits`)."""
         override = self.overrides.get((provider, account, op))
         return override if override is not None else documented_limits(provider, op)
+
+    def interval_s(self, provider: str, account: str, op: str) -> float:
+        """Seconds between two ``op`` calls of ``account`` at its limits (the widest spacing; 0 if unlimited)."""
+        return max((limit.interval_ms(self.jitter_s) for limit in self.limits(provider, account, op)),
+                   default=0.0) / 1000.0
 
     def _keys(self, provider: str, account: str, limits: tuple[Limit, ...]) -> list[str]:
         return [self.keys.limiter(provider, account, limit.kind) for limit in limits]
@@ -147,14 +153,19 @@ class RateLimiter:
             self.defer(provider, account, op, late_s)
 
     def defer(self, provider: str, account: str, op: str, late_s: float) -> None:
-        """Move ``op``'s next free slots back by ``late_s``: a token taken was used that late.
+        """A token was used ``late_s`` late: ``op``'s next free slot moves to now plus one spacing (or ``late_s``).
 
-        The allowance ``jitter_s`` then need not cover this lateness. Slots already
-        reserved keep their time (the reservation horizon is short next to a window).
+        The late call takes a slot again, where it really goes out, so the
+        allowance ``jitter_s`` need not cover this lateness. Slots already
+        reserved keep their time (the reservation horizon is short next to a
+        window). A stall that makes B reserved calls late moves the limit back
+        by B spacings, not B times the stall (``DEFER`` in
+        :mod:`dispatcher.limiter_scripts`).
         """
-        keys = self._keys(provider, account, self.limits(provider, account, op))
-        if keys:
-            self._defer(keys=keys, args=[late_s * 1000.0])
+        script = self.slot_script_args(provider, account, op, reserve_ms=0.0)
+        if script is not None:
+            keys, args = script  # args: reserve_ms, then interval and burst of each limit
+            self._defer(keys=keys, args=[late_s * 1000.0, *args[1::2]])
 
     def factor(self, provider: str, account: str, op: str) -> float:
         """The current slow-down factor of ``op`` (1.0 when not slowed)."""

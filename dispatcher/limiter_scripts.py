@@ -51,15 +51,25 @@ local taken, wait = take_slot(0, 1, tonumber(ARGV[1]))
 return {taken and 1 or 0, string.format('%.3f', wait)}
 """
 
-# A reserved slot was used late_ms late (the caller woke late): move every
-# limit's next free slot back by as much, so the call N tokens later is still a
-# whole widened window after this one. KEYS: tat1, tat2, …   ARGV: late_ms
+# A reserved slot was used late_ms late (the caller woke late): its slot went by
+# unused and its call goes out now, among calls reserved after it. Every limit's
+# next free slot moves to at least now, plus one spacing (the limit's interval
+# times its slow-down factor) or the lateness if that is less: the late call takes
+# a slot again, at the time it really goes out. Not the whole lateness on top of
+# the slots already moved: B calls made late by one stall then move the limit back
+# by B spacings, which is what they crowded into the windows after them (each
+# such window holds either a slot they left unused or this gap), not by B times
+# the stall (30 reservations 50 ms late would have cost the account 1.5 s).
+# KEYS: tat1, slow1, tat2, slow2, …   ARGV: late_ms, interval1_ms, interval2_ms, …
 DEFER = """
-for i = 1, #KEYS do
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+for i = 1, #KEYS, 2 do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local ttl = redis.call('PTTL', KEYS[i])
-  if tat > 0 and ttl > 0 then
-    redis.call('SET', KEYS[i], string.format('%.3f', tat + tonumber(ARGV[1])), 'PX', ttl + math.ceil(ARGV[1]))
+  if tat > 0 then
+    local spacing = tonumber(ARGV[(i + 1) / 2 + 1]) * tonumber(redis.call('GET', KEYS[i + 1]) or '1')
+    local new_tat = math.max(tat, now) + math.min(tonumber(ARGV[1]), spacing)
+    redis.call('SET', KEYS[i], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 60000)
   end
 end
 return 0

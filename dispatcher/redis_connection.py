@@ -44,6 +44,11 @@ CONNECT_TIMEOUT_S = 2.0
 #: A sentinel that does not answer this fast is skipped for the next one (one try each:
 #: the command's own retries ask them all again).
 SENTINEL_TIMEOUT_S = 0.5
+#: Connections one client may open. redis-py 8 caps a pool at 100 unless told, and a
+#: worker's threads (SMSD_SEND_CONCURRENCY, 128) each hold one while a command of
+#: theirs is under way: past the cap a claim or an accept failed with
+#: MaxConnectionsError. Connections are opened only as needed.
+MAX_CONNECTIONS = 1024
 
 
 def reconnecting_retry(retries: int = RETRY_COUNT) -> Retry:
@@ -68,7 +73,7 @@ def connect_url(url: str, *, retries: int = RETRY_COUNT) -> redis.Redis:
     """
     return redis.Redis.from_url(
         url, retry=reconnecting_retry(retries), health_check_interval=30, socket_keepalive=True,
-        socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S, max_connections=MAX_CONNECTIONS,
     )
 
 
@@ -134,7 +139,7 @@ def connect_sentinel(settings: Settings, *, retries: int = RETRY_COUNT) -> redis
     return sentinel.master_for(
         settings.redis_sentinel_master, retry=reconnecting_retry(retries), health_check_interval=30,
         socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
-        password=settings.redis_password or None,
+        password=settings.redis_password or None, max_connections=MAX_CONNECTIONS,
     )
 
 

@@ -19,6 +19,7 @@ from dispatcher.config.settings import Settings, load_settings
 from dispatcher.keys import Keys
 from dispatcher.ledger import Ledger
 from dispatcher.limiter import RateLimiter
+from dispatcher.pacing import Gates
 from dispatcher.providers import registry
 from dispatcher.redis_connection import connect
 
@@ -44,6 +45,8 @@ class Runtime:
         # This process's view of each account's recent calls (a route moves a failing account's recipients).
         self.errors = ErrorWindow(window_s=self.settings.error_window_s, min_calls=self.settings.error_min_calls,
                                   max_share=self.settings.error_rate_max)
+        #: Per account, how many bulk chunks of this process may hold a reserved slot at once.
+        self.gates = Gates()
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

@@ -35,7 +35,7 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.keys import client_id
-from dispatcher.ledger import UNREPLICATED
+from dispatcher.ledger import UNREPLICATED, Claim
 from dispatcher.pauses import pause_after_fatal
 from dispatcher.providers import registry
 from dispatcher.providers.base import system_clock_ms
@@ -49,33 +49,35 @@ class Next:
     """What the task should do next: nothing (``retry_in_s`` None) or run again later.
 
     ``hold_rest`` says the account, not the chunk, is the reason (rate limit,
-    throttle, pause): the task's other chunks should wait too. ``limited`` says
-    the chunk went out but had to wait for its rate-limit slot: the account's
-    limit, not the CPU, sets the pace.
+    throttle, pause): the task's other chunks should wait too.
     """
 
     retry_in_s: float | None = None
     note: str = ""
     hold_rest: bool = False
-    limited: bool = False
 
 
-#: A wait for the limiter's slot this long means the account's limit, not the
-#: CPU, sets the pace (a limit far out of the way makes racing workers wait
-#: microseconds, which must not count).
-PACED_WAIT_S = 0.001
-#: A job is spread over at least this many send tasks (while chunks allow), so
-#: every worker process of a typical deployment gets a share of it.
-SPREAD_TASKS = 16
+#: A job is spread over at least this many send tasks (while chunks allow): a
+#: task sends its chunks in turn, so this many are in flight at once even for a
+#: small job, enough to keep an account at its limit with the gateway 200 ms away.
+SPREAD_TASKS = 64
+#: A send task holds at most this much of its account's limit (in seconds of
+#: it): a thread that frees up takes the next task, an OTP first, so an OTP
+#: waits about this long for a thread, whatever the account's limit.
+TASK_SPAN_S = 0.03
 
 
-def chunks_per_task(chunks: int, most: int) -> int:
+def chunks_per_task(chunks: int, most: int, *, per_s: float | None = None) -> int:
     """How many chunks one send task takes: 1 for small jobs, up to ``most`` for big ones.
 
     Each Celery task costs the worker about as much CPU as the HTTP call it
     makes (broker fetch, unacked bookkeeping, ack, pool hand-off): measured on a
-    1M-recipient job, 8 chunks a task halved the workers' CPU per chunk.
+    1M-recipient job, 8 chunks a task halved the workers' CPU per chunk. With
+    ``per_s`` (the account's send limit, requests/s) a task holds no more than
+    :data:`TASK_SPAN_S` of it: one chunk a task at 5/s, 8 at 300/s.
     """
+    if per_s is not None:
+        most = min(most, max(1, int(per_s * TASK_SPAN_S)))
     return max(1, min(most, -(-chunks // SPREAD_TASKS)))
 
 
@@ -97,24 +99,53 @@ def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloa
     return result
 
 
+def claim_chunk(rt: Runtime, job_id: str, n: int, provider: str, account: str, *, urgent: bool,
+                clock_ms: Callable[[], int] = system_clock_ms, claimer: str = "") -> Claim:
+    """Claim chunk ``n`` with its rate-limit slot and, once claimed, sleep until that slot is due.
+
+    One round trip takes the slot and claims the chunk; the wait for the slot
+    comes after, so the request leaves right when it is due. An ``urgent``
+    chunk (an OTP) takes the next free slot at once; a bulk chunk claims under
+    a permit of its account's gate in this process (:mod:`dispatcher.pacing`),
+    so bulk holds no more than ``SMSD_SEND_AHEAD_S`` of slots ahead of an OTP.
+    A ``wait`` claim (nothing claimed) says when to come back.
+    """
+    s = rt.settings
+    reserve_ms = s.limiter_max_wait_s * 1000
+
+    def claim_and_sleep() -> Claim:
+        asked_s = time.monotonic()
+        slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=reserve_ms)
+        claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot,
+                                claimer=claimer)
+        if claim.status == "ok":
+            rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
+        return claim
+
+    if urgent:
+        return claim_and_sleep()
+    interval_s = rt.limiter.interval_s(provider, account, "send")
+    gate = rt.gates(provider, account, ahead_s=s.send_ahead_s, interval_s=interval_s)
+    with gate.turn(max_wait_s=s.limiter_max_wait_s, interval_s=interval_s) as come_back_s:
+        if come_back_s is not None:
+            return Claim("wait", wait_s=come_back_s)
+        return claim_and_sleep()
+
+
 def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] = system_clock_ms,
-               claimer: str = "") -> Next:
+               claimer: str = "", urgent: bool = False) -> Next:
     """Send chunk ``n`` of a job once, recording the outcome in the ledger (and ``claimer`` on its claim).
 
     Two Redis round trips on the way: the claim (which takes the rate-limit
-    slot and returns the chunk's phones) and the outcome; the job's meta is cached.
+    slot and returns the chunk's phones) and the outcome; the job's meta is
+    cached. ``urgent``: see :func:`claim_chunk`.
     """
     job = rt.ledger.job_meta(job_id)
     if not job:
         return Next(note="job expired or unknown")
     provider, account = job["provider"], job["account"]
     bound = log.bind(job_id=job_id, chunk=n, provider=provider, account=account)
-    # One round trip takes the rate-limit slot and claims the chunk; the wait
-    # for the slot comes after, so the request leaves right when it is due.
-    asked_s = time.monotonic()
-    slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=rt.settings.limiter_max_wait_s * 1000)
-    claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot,
-                            claimer=claimer)
+    claim = claim_chunk(rt, job_id, n, provider, account, urgent=urgent, clock_ms=clock_ms, claimer=claimer)
     if claim.status == "wait":
         return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
     if claim.status == UNREPLICATED:
@@ -126,7 +157,6 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
-    rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
     attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
@@ -146,7 +176,7 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
                                failed_indexes=[i for i, _ in failed], failed_codes=[c for _, c in failed],
                                now_ms=clock_ms(), provider=provider)
     bound.info("chunk.accepted", message_id=result.message_id, failed=len(failed), ledger=outcome)
-    return Next(note="accepted", limited=claim.wait_s >= PACED_WAIT_S)
+    return Next(note="accepted")
 
 
 def _record_failure(rt: Runtime, bound: Any, job_id: str, n: int, attempt: int, provider: str, account: str,

@@ -112,8 +112,19 @@ class Settings:
     limiter_jitter_s: float = 0.05
     #: How long a task may wait for a rate-limit token before re-queueing itself.
     limiter_max_wait_s: float = 2.0
-    #: Most chunks one send task takes (a job is spread over 16+ tasks first);
-    #: fewer Celery tasks per recipient, as each costs about as much CPU as an HTTP call.
+    #: How much of an account's limit, in seconds of its slots, each worker
+    #: process holds reserved for bulk chunks about to go out: an OTP's slot is
+    #: about this far away however many bulk chunks wait for the account (they
+    #: wait in their process: dispatcher/pacing.py). Also the slack that rides
+    #: out a process slow to send at its slot; less loses slots on a busy host.
+    send_ahead_s: float = 0.1
+    #: Requests in flight per worker process: the threads of its Celery pool
+    #: (``-c`` overrides). An account at 300/s with the gateway 200 ms away
+    #: needs ~60 in flight, plus those waiting up to ``send_ahead_s`` for their slot.
+    send_concurrency: int = 128
+    #: Most chunks one send task takes (a job is spread over 64+ tasks first,
+    #: and a task holds at most ~30 ms of its account's limit); fewer Celery
+    #: tasks per recipient, as each costs more CPU than the HTTP call it makes.
     chunks_per_task: int = 8
     #: Run a receipt applier thread in each Celery worker (reads the receipt stream).
     receipt_applier: bool = True

@@ -74,15 +74,16 @@ def run_demo(
     recipients: int = 100_000,
     otps: int = 5,
     videos: int | None = None,
-    workers: int = 2,
-    concurrency: int = 4,
+    workers: int = 1,
+    concurrency: int | None = None,
     base_dir: str | Path | None = None,
     say: Callable[[str], None] = print,
     timeout_s: float = 900.0,
 ) -> DemoResult:
     """Run the demo; return what it measured. Everything started is stopped on return.
 
-    ``videos`` is the size of the video SMS job (default :data:`VIDEO_RECIPIENTS`).
+    ``videos`` is the size of the video SMS job (default :data:`VIDEO_RECIPIENTS`). The workers
+    are the Procfile's (a threads pool of ``concurrency`` threads, default ``SMSD_SEND_CONCURRENCY``).
     """
     started = time.monotonic()
     base = Path(base_dir or tempfile.mkdtemp(prefix="smsd-demo-"))
@@ -103,7 +104,8 @@ def run_demo(
         for i in range(workers):
             stack.start_worker(f"worker{i + 1}", concurrency=concurrency)
         stack.start_beat()
-        say(f"[demo] {workers} Celery workers (x{concurrency}) and beat running")
+        threads = concurrency or Settings.from_env(stack.env).send_concurrency
+        say(f"[demo] {workers} Celery worker(s) of {threads} threads and beat running")
 
         settings = Settings.from_env(stack.env)
         dispatcher = Dispatcher(settings, accounts=parse_accounts(accounts_doc(sandbox_url)))

@@ -201,12 +201,18 @@ class Stack:
         wait_for(healthy, timeout_s=30, what="webhook")
         return self.webhook_url
 
-    def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "sms.otp,sms.bulk",
-                     env: Mapping[str, str] | None = None) -> None:
-        """Start a Celery worker process (``env`` added to the stack's) and wait until it is ready to take tasks."""
-        self.spawn(name, [sys.executable, "-m", "celery", "-A", "dispatcher.workers", "worker", "-Q", queues,
-                          "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-                          "--without-mingle", "--without-heartbeat", "-l", "INFO"], ready=" ready.", env=env)
+    def start_worker(self, name: str = "worker", *, concurrency: int | None = 2, queues: str = "sms.otp,sms.bulk",
+                     pool: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        """Start a Celery worker process (``env`` added to the stack's) and wait until it is ready to take tasks.
+
+        ``pool`` and ``concurrency`` (``-P``, ``-c``) default to the app's: a threads
+        pool of ``SMSD_SEND_CONCURRENCY`` threads (``concurrency=None`` for that size).
+        """
+        argv = [sys.executable, "-m", "celery", "-A", "dispatcher.workers", "worker", "-Q", queues,
+                "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
+        argv += ["-c", str(concurrency)] if concurrency is not None else []
+        argv += ["-P", pool] if pool is not None else []
+        self.spawn(name, argv, ready=" ready.", env=env)
 
     def start_beat(self) -> None:
         """Start celery beat (its schedule file under ``base_dir``)."""

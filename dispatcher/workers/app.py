@@ -6,13 +6,14 @@ import os
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import celeryd_init, setup_logging, worker_init, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
 from dispatcher import metrics_export
 from dispatcher.config.settings import load_settings
 from dispatcher.keys import Keys
 from dispatcher.logs import configure
+from dispatcher.providers import http
 from dispatcher.redis_connection import broker_of
 from dispatcher.runtime import reset_runtime, warm_runtime
 
@@ -38,7 +39,13 @@ app.conf.update(
     # the chunk is still pending (the Lua claim is atomic).
     task_acks_late=True,
     task_reject_on_worker_lost=True,
-    # One task per process at a time: no bulk chunks sit prefetched in front of an OTP.
+    # Many requests in flight, few processes: a pool of threads, each running
+    # one send task (its chunks in turn); the threads of a process share its
+    # Redis and HTTP connections. SMSD_SEND_CONCURRENCY threads unless -c says
+    # otherwise (see _pool_supported and docs/operations.md). Celery reads
+    # "-P prefork" (its default's name) as no -P at all: prefork is -P processes.
+    worker_pool="threads",
+    # One task per thread at a time: no bulk chunks sit prefetched in front of an OTP.
     worker_prefetch_multiplier=1,
     # Results are never read (the ledger is the state): don't store them.
     task_ignore_result=True,
@@ -83,6 +90,55 @@ app.conf.update(
 def _configure_logging(**_: Any) -> None:
     """Our JSON logs (phones masked) instead of Celery's default set-up."""
     configure(settings.log_level)
+
+
+#: Pools the send path is built for, and why the others are refused.
+SUPPORTED_POOLS = ("threads", "prefork")
+REFUSED_POOLS = {
+    "solo": "runs one task at a time in the thread that fetches tasks: one request in flight, "
+            "and an OTP waits behind the bulk task being sent",
+    "gevent": "greenlets: the per-account send gates and the limiter's sleep-until-slot are built on "
+              "preemptive threads, and a CPU-bound moment (building a 1000-phone request) stalls every "
+              "greenlet's slot; not measured, not supported",
+    "eventlet": "as gevent: greenlets, not the threads the send path is built and measured on",
+}
+
+
+def pool_name(pool: Any) -> str:
+    """Celery's alias of a pool class (``threads``, ``prefork``, ``solo``, ``gevent``…), from its module."""
+    module = getattr(pool, "__module__", str(pool)).rsplit(".", 1)[-1]
+    return {"thread": "threads", "asynpool": "prefork", "prefork": "prefork"}.get(module, module)
+
+
+def pool_refusal(pool: Any) -> str | None:
+    """Why the worker must not start with ``pool`` (a pool class), or ``None`` for a supported one."""
+    name = pool_name(pool)
+    if name in SUPPORTED_POOLS:
+        return None
+    why = REFUSED_POOLS.get(name, "not one the send path was built and measured on")
+    return (f"sms-dispatch: the Celery pool {name!r} is not supported ({why}); "
+            f"use -P threads (the default, {settings.send_concurrency} threads = requests in flight "
+            f"per process, see SMSD_SEND_CONCURRENCY) or -P processes (prefork)")
+
+
+@celeryd_init.connect
+def _pool_supported(options: dict[str, Any] | None = None, **_: Any) -> None:
+    """Refuse an unsupported pool before the worker starts; give a threads pool its default size."""
+    pool = (options or {}).get("pool")
+    refusal = pool_refusal(pool) if pool is not None else None
+    if refusal:
+        raise SystemExit(refusal)
+    if pool is not None and pool_name(pool) == "threads" and not (options or {}).get("concurrency"):
+        app.conf.worker_concurrency = settings.send_concurrency
+
+
+@worker_init.connect
+def _threads_share_connections(sender: Any = None, **_: Any) -> None:
+    """A threads pool: every account's HTTP connection pool holds as many connections as threads
+    (requests beyond it would open and drop a connection each), and the runtime is built now."""
+    if sender is not None and pool_name(sender.pool_cls) == "threads":
+        http.set_pool_size(int(sender.concurrency))
+        warm_runtime()
 
 
 @worker_process_init.connect

@@ -72,7 +72,8 @@ def fanout(job_id: str) -> int:
         log.info("job.fanout", job_id=job_id, chunks=1, per_task=1, queue=queue, kind=job["kind"], inline=True)
         _send_chunks(rt, job_id, 0, 1)
         return 1
-    per_task = chunks_per_task(chunks, rt.settings.chunks_per_task)
+    interval_s = rt.limiter.interval_s(job["provider"], job["account"], "send")
+    per_task = chunks_per_task(chunks, rt.settings.chunks_per_task, per_s=1 / interval_s if interval_s else None)
     enqueue_chunks(job_id, 0, chunks, queue, per_task=per_task)
     log.info("job.fanout", job_id=job_id, chunks=chunks, per_task=per_task, queue=queue, kind=job["kind"])
     return chunks
@@ -95,11 +96,17 @@ def _claimer() -> str:
 
 
 def _send_chunks(rt: Runtime, job_id: str, n: int, count: int) -> str:
-    """Send chunks ``n … n+count-1``; return the last one's note (for the task's log line)."""
+    """Send chunks ``n … n+count-1``; return the last one's note (for the task's log line).
+
+    They go one after another: the worker's other threads send other tasks'
+    chunks meanwhile (dispatcher/pacing.py). An OTP job's chunk takes the next
+    free slot; a bulk chunk queues at its account's gate.
+    """
     note = ""
     claimer = _claimer()
+    urgent = _queue_of(rt.ledger.job_meta(job_id)) == rt.settings.queue_otp
     for i in range(n, n + count):
-        nxt = send_one_chunk(rt, job_id, i, claimer=claimer)
+        nxt = send_one_chunk(rt, job_id, i, claimer=claimer, urgent=urgent)
         note = nxt.note
         if nxt.hold_rest:
             # Rate limit, throttle or pause: the rest of this task's chunks would
@@ -112,13 +119,6 @@ def _send_chunks(rt: Runtime, job_id: str, n: int, count: int) -> str:
             break
         if nxt.retry_in_s is not None:
             enqueue_chunk(job_id, i, _queue_of(rt.ledger.job_meta(job_id)), nxt.retry_in_s)
-        if nxt.limited and i + 1 < n + count:
-            # The account's limit sets the pace, so holding this process for the
-            # rest of the group saves nothing and would make an OTP wait behind
-            # a group's worth of slots: the rest goes back to the queue.
-            rest = n + count - i - 1
-            enqueue_chunks(job_id, i + 1, rest, _queue_of(rt.ledger.job_meta(job_id)), per_task=rest)
-            break
     return note
 
 

@@ -75,7 +75,8 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
     """
     stacks: list[Stack] = []
 
-    def make(*, workers: int = 1, concurrency: int = 2, beat: bool = True, webhook: bool = True,
+    def make(*, workers: int = 1, concurrency: int | None = 2, pool: str | None = None, beat: bool = True,
+             webhook: bool = True,
              limits: dict[str, Any] | None = FAST_LIMITS, env: dict[str, str] | None = None,
              sandbox_settings: dict[str, Any] | None = None, opass: dict[str, Any] | None = None,
              process_env: dict[str, dict[str, str]] | None = None,
@@ -95,7 +96,7 @@ def pipeline_factory(tmp_path: Path, redis_url: str, redis_client: redis.Redis, 
             settings = deep_merge(settings, _push_to(hook))  # keeps a test's own opass/aiofish settings
         sandbox.configure(**settings)
         for i in range(workers):
-            stack.start_worker(f"w{i}", concurrency=concurrency, env=(process_env or {}).get(f"w{i}"))
+            stack.start_worker(f"w{i}", concurrency=concurrency, pool=pool, env=(process_env or {}).get(f"w{i}"))
         if beat:
             stack.start_beat()
         d = Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(accounts), client=redis_client)

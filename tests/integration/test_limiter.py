@@ -122,8 +122,37 @@ def test_acquire_returns_no_earlier_than_the_slot_it_reserved(redis_client) -> N
     assert _redis_now_ms(redis_client) >= slot
 
 
-def test_a_call_that_woke_late_moves_the_next_slots_back(redis_client) -> None:  # type: ignore[no-untyped-def]
-    limiter = RateLimiter(redis_client, overrides={("opass", "l", "send"): (Limit("send", 10, 1.0),)}, jitter_s=0.05)
-    ticks = iter([0.0, 0.8])  # asked at 0 s, back from the (zero) wait 0.8 s later: a stalled process
+def test_a_call_that_woke_late_moves_the_next_slots_back_one_spacing(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """The late call takes a slot again where it goes out: the next caller waits two spacings, not the overrun too."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "l", "send"): (Limit("send", 1, 1.0),)}, jitter_s=0.005)
+    ticks = iter([0.0, 3.0])  # asked at 0 s, back from the (zero) wait 3 s later: a stalled process
     assert limiter.acquire("opass", "l", "send", max_wait_s=1.0, clock_s=lambda: next(ticks)) == 0.0
-    assert limiter.try_acquire("opass", "l", "send") > 800  # one interval (105 ms) + the 800 ms overrun
+    wait_ms = limiter.try_acquire("opass", "l", "send")
+    # One spacing (1005 ms) for the slot taken, one for the late call's new one; 4005 under the old rule.
+    assert 1005 < wait_ms <= 2011, wait_ms
+
+
+def test_a_call_late_past_every_reserved_slot_moves_the_next_one_past_now(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Re-based at the moment it goes out: a call that really stalled does not let the next one follow it at once."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "p", "send"): (Limit("send", 1, 1.0),)}, jitter_s=0.005)
+    assert limiter.acquire("opass", "p", "send", max_wait_s=1.0) == 0.0
+    key = limiter.keys.limiter("opass", "p", "send")
+    # Its slot, and the one after, went by 5 s ago while the caller stalled.
+    redis_client.set(key, f"{_redis_now_ms(redis_client) - 5000:.3f}", px=60_000)
+    limiter.defer("opass", "p", "send", late_s=5.0)
+    assert limiter.try_acquire("opass", "p", "send") > 900  # a spacing (1005 ms) from now, not due at once
+
+
+def test_a_stall_that_made_thirty_reserved_calls_late_moves_the_limit_back_thirty_spacings(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Not thirty stalls: one process holding 30 reservations, stalled 50 ms, must not cost the account 1.5 s."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "b", "send"): (Limit("send", 300, 1.0),)}, jitter_s=0.05)
+    spacing_ms = 1050 / 300
+    for _ in range(30):
+        assert limiter.reserve("opass", "b", "send", within_s=1.0) is not None
+    before = _tat(redis_client, limiter, "opass", "b", "send")
+    for _ in range(30):
+        limiter.defer("opass", "b", "send", late_s=0.05)
+    after = _tat(redis_client, limiter, "opass", "b", "send")
+    moved = after - max(before, _redis_now_ms(redis_client))
+    assert after - before >= 30 * spacing_ms - 0.01
+    assert moved <= 30 * spacing_ms + 0.01, f"moved {moved:.1f} ms (30 x 50 = 1500 under the old rule)"

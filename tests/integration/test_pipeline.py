@@ -189,13 +189,14 @@ def test_an_otp_sent_during_a_large_campaign_is_accepted_before_the_campaigns_wa
 
 
 def test_when_the_account_limit_binds_an_otp_waits_for_at_most_one_bulk_chunk(pipeline_factory) -> None:  # noqa: F811
-    # One pool process, 5 sends/s: the campaign's 120 chunks go out 8 to a task
-    # but the limit sets the pace, so the process hands the rest of each task
-    # back to the queue after every chunk and the OTP is next in line.
+    # One pool thread, 5 sends/s: a send task holds at most ~30 ms of its
+    # account's limit, so at 5/s the campaign's 600 chunks go one to a task
+    # (not 8, as their number alone would give) and the OTP is next in line as
+    # soon as the chunk in hand is out.
     send_5 = {**FAST_LIMITS, "send": [{"kind": "send", "count": 5, "window_s": 1}]}
     p = pipeline_factory(workers=1, concurrency=1, webhook=False, limits=send_5, opass={"batch_max": 10},
                          sandbox_settings={"limits": {"opass_send": {"max": 5, "window_s": 1.0}}})
-    bulk = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(1_200, seed=19), params=["1"])
+    bulk = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=phones(6_000, seed=19), params=["1"])
     # The limit sets the pace once ten chunks (two windows' worth) have gone out.
     wait_for(lambda: _submitted(p.dispatcher.status(bulk.job_id)) >= 100, what="ten campaign chunks out")
     otp = p.dispatcher.send_template("demo", template_code=ONE_PARAM, phones=["18612345679"], params=["000222"],
@@ -206,8 +207,8 @@ def test_when_the_account_limit_binds_an_otp_waits_for_at_most_one_bulk_chunk(pi
     sent_ms = int(ledger.chunk(otp.job_id, 0)["since"])
     between = [n for n in range(bulk.chunks) if ledger.chunk(bulk.job_id, n)["state"] == "accepted"
                and queued_ms <= int(ledger.chunk(bulk.job_id, n)["since"]) <= sent_ms]
-    # The chunk in flight when the OTP arrived may finish first; a task holding
-    # its group would have sent up to 7 more before letting the OTP in.
+    # The chunk in flight when the OTP arrived may finish first; a task of 8
+    # chunks would have sent up to 7 more before letting the OTP in.
     assert len(between) <= 2, between
     assert not p.dispatcher.status(bulk.job_id).submitted
 

@@ -56,3 +56,10 @@ def test_the_image_build_context_leaves_out_local_state_and_caches() -> None:
                if line.strip() and not line.startswith("#")}
     assert {".venv", ".data", ".git", "**/__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"} <= ignored
     assert "config/accounts.local.*" in ignored  # local accounts may hold secrets
+
+
+def test_the_compose_worker_is_the_procfiles_worker() -> None:
+    """The deployment the benchmarks measure (bench.distance starts the Procfile's line) is compose's too."""
+    procfile = next(line for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("worker:"))
+    assert _command("worker") == procfile.split(":", 1)[1].split()
+    assert _command("worker")[_command("worker").index("-P") + 1] == "threads"

@@ -37,7 +37,8 @@ everything and restores the start-up config. ``GET|POST|DELETE
 (partial update, deep-merged; ``outcomes`` is replaced whole). ``GET
 /_sandbox/stats`` (pushes attempted/succeeded/failed/retried/dropped and
 answer-time p50/p99/max per gateway, ``push_stopped``, limiter maxima per
-account and limit, pending receipts, balances). ``GET /_sandbox/messages?phone=``
+account and limit, pending receipts, balances, ``in_flight``: gateway requests
+being answered now and the most at once, per family ``opass``/``aiofish``/``vsms``). ``GET /_sandbox/messages?phone=``
 (what was accepted for a phone: gateway, text, message_id, client_id…).
 ``POST /_sandbox/uplink`` ``{gateway, account, phone, content, ext?}``. Bad
 input answers 400 ``{"error"}``. :class:`dispatcher.local.sandbox.control.SandboxControl`

@@ -89,7 +89,7 @@ async def set_config(request: web.Request) -> web.StreamResponse:
 
 
 async def stats(request: web.Request) -> web.StreamResponse:
-    """GET: push counters and timings, stopped accounts, limiter maxima, pending receipts."""
+    """GET: push counters and timings, stopped accounts, limiter maxima, pending receipts, requests in flight."""
     rt = request.app[RUNTIME]
     state = rt.state
     return json_response({
@@ -99,6 +99,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
         "limits": state.limiter.stats(),
         "pending_receipts": state.receipts.pending(),
         "requests_total": sum(state.requests.values()),
+        "in_flight": state.in_flight.summary(),
         "balances": {"opass": state.opass_balance, "aiofish": state.aiofish_balance},
         "faults": [r.to_json() for r in state.faults.rules],
     })

@@ -49,6 +49,18 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _closing(rt, await handler(request))
     state = rt.state
     state.requests[path] += 1
+    # This request's own counter: a reset meanwhile starts a new one and must not go negative.
+    in_flight, family = state.in_flight, path_family(path) or "other"
+    in_flight.enter(family)
+    try:
+        return await _gateway(rt, request, handler, path)
+    finally:
+        in_flight.leave(family)
+
+
+async def _gateway(rt: Runtime, request: web.Request, handler: Handler, path: str) -> web.StreamResponse:
+    """A gateway request, with the fault that fires for it, if any."""
+    state = rt.state
     rule = state.faults.decide(path) if state.faults.rules else None
     if rule is None:
         return _closing(rt, await handler(request))

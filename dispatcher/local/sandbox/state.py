@@ -106,6 +106,31 @@ class VsmsTemplate:
 
 
 @dataclass(slots=True)
+class InFlight:
+    """Gateway requests being handled right now, per gateway family, and the most ever at once.
+
+    A request counts from its arrival to its answer (a ``slow`` fault's wait
+    included): what a client keeping several requests in flight shows.
+    """
+
+    now: Counter[str] = field(default_factory=Counter)
+    most: Counter[str] = field(default_factory=Counter)
+
+    def enter(self, family: str) -> None:
+        """A request of ``family`` arrived."""
+        self.now[family] += 1
+        self.most[family] = max(self.most[family], self.now[family])
+
+    def leave(self, family: str) -> None:
+        """A request of ``family`` was answered (or its connection dropped)."""
+        self.now[family] -= 1
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """``{family: {"now", "max"}}`` for every family seen."""
+        return {family: {"now": self.now[family], "max": self.most[family]} for family in sorted(self.most)}
+
+
+@dataclass(slots=True)
 class PushStats:
     """Push counters per gateway, answer times, and accounts the vendor stopped pushing to."""
 
@@ -156,6 +181,7 @@ class SandboxState:
         self.accepted: dict[str, LazyCounter] = {g: LazyCounter(fold_at) for g in GATEWAYS}
         self._day_second, self._day_text = -1, ""
         self.requests: Counter[str] = Counter()
+        self.in_flight = InFlight()
         self.nonces = NonceStore()
         self.limiter = Limiter()
         self.receipts = ReceiptStore()

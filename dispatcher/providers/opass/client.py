@@ -120,13 +120,15 @@ def parse_send_answer(doc: Mapping[str, Any], plan: SendPlan, *, account: str) -
             provider=PROVIDER, account=account, code="200", request_id=request_id,
         )
     refused = fail_phones(data.get("failPhones"))
+    # Most answers refuse no phone: then a chunk's 1000 phones are not looked up one by one.
     return SendResult(
         provider=PROVIDER,
         account=account,
         message_id=message_id,
         client_id=plan.client_id,
-        accepted=tuple(p for p in plan.phones if p not in refused),
-        failed=tuple(PhoneFailure(p, FAIL_PHONES_CODE, _FAIL_PHONES_TEXT) for p in plan.phones if p in refused),
+        accepted=tuple(p for p in plan.phones if p not in refused) if refused else tuple(plan.phones),
+        failed=tuple(PhoneFailure(p, FAIL_PHONES_CODE, _FAIL_PHONES_TEXT) for p in plan.phones if p in refused)
+        if refused else (),
         duplicates=plan.duplicates,
         request_id=request_id,
     )
