@@ -36,6 +36,12 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:tpl:{provider}:{name}:{tpl}     STRING JSON {state, reason, at_ms}: a template's audit result as last
                                       pushed or queried (vsms: 100 pending, 200 approved, 400 rejected;
                                       TTL ``TEMPLATE_AUDIT_TTL_S``, renewed by each push or query)
+    P:cap:{provider}:{name}:{priority}:{E}:{epoch}:{bucket}
+                                HASH  phone -> its last send times under that entry's caps of that
+                                      job priority (4-byte epoch seconds, oldest first, up to the
+                                      largest count); E = the largest window, epoch = now // E; a
+                                      claim reads this epoch's and the last one's; expires at the
+                                      end of the next epoch (dispatcher/caps.py)
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
     P:rx                        STREAM receipts recorded by the webhook and the polls, waiting to be
                                       applied (consumer group ``apply``); an entry is deleted in
@@ -181,6 +187,11 @@ class Keys:
     def uplinks(self, provider: str, account: str) -> str:
         """Uplink (MO) messages received for an account."""
         return f"{self.prefix}:mo:{provider}:{account}"
+
+    def cap_head(self, scope: str, priority: str, epoch_s: int) -> str:
+        """``head`` with ``head + f"{epoch}:{bucket}"`` the key of one bucket of an epoch's cap counts
+        (``scope`` = the accounts-file entry's ``provider:name``); the claim script builds them."""
+        return f"{self.prefix}:cap:{scope}:{priority}:{epoch_s}:"
 
     def stats(self) -> str:
         """Process-wide counters."""

@@ -103,18 +103,18 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     asked_s = time.monotonic()
     slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=rt.settings.limiter_max_wait_s * 1000)
     claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot,
-                            claimer=claimer)
+                            claimer=claimer, caps=rt.accounts.cap_rule(provider, account, job.get("priority", "")))
     if claim.status == "wait":
         return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
     rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
-    attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
+    attempt, phones = claim.attempt, claim.phones
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
     try:
-        result = call_gateway(rt, job, phones, payloads, cid)
+        result = call_gateway(rt, job, *claim.sendable(), cid)  # less the phones a frequency cap holds back
     except (ProviderError, ValidationError, ConfigurationError) as exc:
         return _record_failure(rt, bound, job_id, n, attempt, provider, account, exc, clock_ms)
     failed: list[tuple[int, CodeEntry]] = []

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dispatcher.caps import CapRule, Caps, parse_caps, rule_for
 from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers import registry
@@ -67,7 +68,9 @@ class AccountConfig:
     for this account's ambiguous chunks; ``templates`` (opass) are the
     declared console templates by code; ``channel_limits`` are the limits of the
     channels that send through this account (video and international SMS through
-    an aiofish entry), by channel: ``"limits": {"send": […], "aiofish-vsms": {"send": […]}}``.
+    an aiofish entry), by channel: ``"limits": {"send": […], "aiofish-vsms": {"send": […]}}``;
+    ``caps`` the per-phone frequency caps by job priority (``"caps": {"bulk": [[1, 60]], "otp": …}``,
+    :mod:`dispatcher.caps`; the entry's channels share them and their counts).
     """
 
     provider: str
@@ -78,6 +81,7 @@ class AccountConfig:
     reconcile_window_s: float | None = None
     templates: Mapping[str, Template] = field(default_factory=dict)
     channel_limits: Mapping[str, Mapping[str, tuple[Limit, ...]]] = field(default_factory=dict)
+    caps: Caps = field(default_factory=Caps)
 
     @property
     def hook_problem(self) -> str | None:
@@ -121,6 +125,14 @@ class Accounts:
         if account is None or account.reconcile_window_s is None:
             return default_s
         return account.reconcile_window_s
+
+    def cap_rule(self, provider: str, name: str, priority: str) -> CapRule | None:
+        """The frequency caps a chunk of ``provider:name`` at job ``priority`` is claimed under, or ``None``.
+
+        An account no longer configured (its jobs outlive it) has none.
+        """
+        account = self.by_key.get((provider, name))
+        return None if account is None else rule_for(account.caps, provider, name, priority)
 
     def limit_overrides(self) -> dict[tuple[str, str, str], tuple[Limit, ...]]:
         """Per-account limit overrides in the form the limiter takes."""
@@ -180,6 +192,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             # The gateway's own fields are taken out before ${VAR} expansion: opass's
             # template texts are not secrets, and the manual's ${收入,10} is a template variable.
             own = {name: item.pop(name) for name in plug.raw_fields if name in item}
+            caps = parse_caps(item.pop("caps", None), where)  # numbers, not secrets: taken as written
             item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
             raw_limits = dict(item.pop("limits", {}))
@@ -206,7 +219,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s,
-                                        channel_limits=channel_limits, **extras)
+                                        channel_limits=channel_limits, caps=caps, **extras)
     return Accounts(by_key, _add_channels(by_key))
 
 
