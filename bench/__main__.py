@@ -16,6 +16,8 @@ webhook   push answer latency at 1000 pushes/s, answer → applied  bench/webhoo
 limiter   a binding limit: never exceeded, and how much is used   bench/limiter.py
 records   1M records: Redis bytes once all receipts are in,       bench/records.py
           lookup latency by phone and by message id
+caps      per-phone frequency caps on a 1M job: claim cost,       bench/caps.py
+          Redis bytes, pipeline recipients/s, caps on vs off
 ========  ======================================================  ===============
 
 ``targets`` holds each target of issues 4 and 9 with the measured value and whether
@@ -44,7 +46,7 @@ import redis
 from bench.common import CONCURRENCY, WORKERS
 from dispatcher.local.stack import Stack
 
-SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records")
+SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records", "caps")
 #: Sections that keep their own worker set: the limiter wants many processes
 #: competing for one limit (2 workers x 4), not the fastest set.
 OWN_WORKERS = frozenset({"limiter"})
@@ -70,7 +72,8 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
 HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recipients_per_s",
             "aiofish_pipeline_recipients_per_s", "otp_p50_ms", "webhook_p50_ms", "webhook_push_rate",
             "webhook_sender_late_p99_ms", "receipt_apply_lag_p99_ms",
-            "records_store_s", "lookup_by_phone_p50_ms", "lookup_by_message_id_p50_ms")
+            "records_store_s", "lookup_by_phone_p50_ms", "lookup_by_message_id_p50_ms",
+            "caps_pipeline_recipients_per_s_off", "caps_pipeline_recipients_per_s_on")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }

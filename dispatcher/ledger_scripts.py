@@ -65,7 +65,7 @@ local a = 3 + ((#KEYS > 5) and (#KEYS - 4) or 0)  -- the cap arguments, after th
 local plan = nil
 if #ARGV > a then plan = cap_plan(c[3], tonumber(c[5] or '11'), now_s, a) end
 -- nothing to send: no slot taken; claimed all the same, so the caller's REJECT records it
-local all_held = plan ~= nil and #plan.held == size
+local all_held = plan ~= nil and #plan.held_i == size
 local wait = 0
 if #KEYS > 5 and not all_held then
   local taken
@@ -221,68 +221,80 @@ local function cap_return(chunk, ct, now_s)
     end
   end
 end
--- Phase one of a capped claim, reads only: the phones a cap holds back ({index, cap number})
--- and the record each other phone gets. ARGV[a…]: head, epoch length, buckets, times kept,
--- number of caps, then per cap its count, window_s and record entry. A send counts against a
--- cap while it is at most window_s whole seconds old (never more than count in any window_s).
+-- Phase one of a capped claim, reads only: the phones a cap holds back (held_i: index, held_j:
+-- cap number) and the record each other phone gets (keys, fields, values). ARGV[a…]: head, epoch
+-- length, buckets, times kept, number of caps, then per cap its count, window_s and record entry.
+-- A send counts against a cap while it is at most window_s whole seconds old (so no window ever
+-- holds more than count). A phone with no live record (most of a campaign) takes the short way.
 local function cap_plan(phones, width, now_s, a)
   local head, e, b, keep, k = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
                               tonumber(ARGV[a + 4])
-  local epoch = math.floor(now_s / e)
+  local counts, since = {}, {}
+  for j = 1, k do
+    counts[j], since[j] = tonumber(ARGV[a + 2 + 3 * j]), now_s - tonumber(ARGV[a + 3 + 3 * j])
+  end
+  local live, stamp, epoch = now_s - e, be4(now_s), math.floor(now_s / e)
   local cur, prev = head .. string.format('%d', epoch) .. ':', head .. string.format('%d', epoch - 1) .. ':'
-  local plan = {held = {}, writes = {}, expire_at = (epoch + 2) * e + 60}
+  local plan = {held_i = {}, held_j = {}, keys = {}, fields = {}, values = {}, expire_at = (epoch + 2) * e + 60}
+  local held_i, held_j, keys, fields, values = plan.held_i, plan.held_j, plan.keys, plan.fields, plan.values
+  local padded = width ~= 11
   for i = 0, math.floor(#phones / width) - 1 do
-    local field = cap_field(phones, width, i)
-    local bucket = cap_bucket(field, b)
+    local field = string.sub(phones, i * width + 1, (i + 1) * width)
+    if padded then field = string.match(field, '^0*(.-)$') end
+    local bucket = string.format('%d', (tonumber(field) or 0) % b)
     local v = redis.call('HGET', cur .. bucket, field) or redis.call('HGET', prev .. bucket, field)
-    local times = {}
+    local value, hit = stamp, nil
     if v then
+      local times = {}
       for p = 1, #v - 3, 4 do
         local t = unbe4(v, p)
-        if t >= now_s - e then times[#times + 1] = t end
+        if t >= live then times[#times + 1] = t end
       end
-    end
-    local hit = nil
-    for j = 1, k do
-      local count, since = tonumber(ARGV[a + 2 + 3 * j]), now_s - tonumber(ARGV[a + 3 + 3 * j])
-      local n = 0
-      for _, t in ipairs(times) do
-        if t >= since then n = n + 1 end
+      for j = 1, k do
+        local n = 0
+        for x = 1, #times do
+          if times[x] >= since[j] then n = n + 1 end
+        end
+        if n >= counts[j] then
+          hit = j
+          break
+        end
       end
-      if n >= count then
-        hit = j
-        break
+      if not hit and #times > 0 then
+        times[#times + 1] = now_s
+        table.sort(times)
+        local parts = {}
+        for x = math.max(1, #times - keep + 1), #times do parts[#parts + 1] = be4(times[x]) end
+        value = table.concat(parts)
       end
     end
     if hit then
-      plan.held[#plan.held + 1] = {i, hit}
+      held_i[#held_i + 1], held_j[#held_j + 1] = i, hit
     else
-      times[#times + 1] = now_s
-      table.sort(times)
-      local parts = {}
-      for x = math.max(1, #times - keep + 1), #times do parts[#parts + 1] = be4(times[x]) end
-      plan.writes[#plan.writes + 1] = {cur .. bucket, field, table.concat(parts)}
+      local w = #keys + 1
+      keys[w], fields[w], values[w] = cur .. bucket, field, value
     end
   end
   return plan
 end
 -- Phase two, once the chunk is claimed: count the sends, keep the held phones on the chunk.
 local function cap_apply(chunk, plan, now_s, a)
-  for _, w in ipairs(plan.writes) do
+  local keys, fields, values = plan.keys, plan.fields, plan.values
+  for w = 1, #keys do
     -- a bucket just created gets its expiry once (every writer of an epoch sets the same)
-    if redis.call('HSET', w[1], w[2], w[3]) == 1 and redis.call('HLEN', w[1]) == 1 then
-      redis.call('EXPIREAT', w[1], plan.expire_at)
+    if redis.call('HSET', keys[w], fields[w], values[w]) == 1 and redis.call('HLEN', keys[w]) == 1 then
+      redis.call('EXPIREAT', keys[w], plan.expire_at)
     end
   end
-  if #plan.writes > 0 then
+  if #keys > 0 then
     redis.call('HSET', chunk, 'ct', string.format('%d', now_s) .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2] .. '|'
                .. ARGV[a])
   end
   local held, packed = {}, {}
-  for _, h in ipairs(plan.held) do
-    local ci = code_index(chunk, ARGV[a + 4 + 3 * h[2]])
-    held[#held + 1] = string.char(math.floor(h[1] / 256), h[1] % 256, ci)
-    packed[#packed + 1] = string.char(math.floor(h[1] / 256), h[1] % 256)
+  for h = 1, #plan.held_i do
+    local i, ci = plan.held_i[h], code_index(chunk, ARGV[a + 4 + 3 * plan.held_j[h]])
+    held[h] = string.char(math.floor(i / 256), i % 256, ci)
+    packed[h] = string.char(math.floor(i / 256), i % 256)
   end
   if #held > 0 then redis.call('HSET', chunk, 'cap', table.concat(held)) else redis.call('HDEL', chunk, 'cap') end
   return table.concat(packed)
@@ -385,17 +397,34 @@ local function mark(st_key, job, idx, byte, chunk, rec_key, ci, now)
   redis.call('HINCRBY', job, field, 1)
   return 1
 end
--- The phones a cap held back from the chunk's latest claim (its 'cap'): rejected, each with
--- its 'capped' entry, the way the gateway's own per-phone refusals are. Returns their packed indexes.
+-- The phones a cap held back from the chunk's latest claim (its 'cap'), rejected as the gateway's
+-- own per-phone refusals are (mark: state byte 'X', the index of its 'capped' entry in the chunk's
+-- code table, c:accepted -> c:rejected; the caller feeds the returned packed indexes to the
+-- outcome feed). Called right after accept_all, when every phone is 'A' with an empty record, so
+-- the writes of a chunk's many held phones are made at once: its state and record strings
+-- rebuilt once and the counters moved once, not six commands a phone.
 local function mark_capped(chunk, job, st_key, rec_key, now)
   local held, out = redis.call('HGET', chunk, 'cap'), {}
   if not held then return out end
+  local cis = {}
   for p = 1, #held - 2, 3 do
     local hi, lo, ci = string.byte(held, p, p + 2)
-    if mark(st_key, job, hi * 256 + lo, 'X', chunk, rec_key, ci, now) == 1 then
+    if not cis[hi * 256 + lo] then
+      cis[hi * 256 + lo] = ci
       out[#out + 1] = pack_index(hi * 256 + lo)
     end
   end
+  local size = tonumber(redis.call('HGET', chunk, 'size'))
+  local states, records = {}, {}
+  for i = 0, size - 1 do
+    local ci = cis[i]
+    states[i + 1] = ci and 'X' or 'A'
+    records[i + 1] = string.char(ci or 0) .. '\\0\\0\\0\\0'
+  end
+  redis.call('SET', st_key, table.concat(states), 'KEEPTTL')
+  redis.call('SET', rec_key, table.concat(records), 'KEEPTTL')
+  redis.call('HINCRBY', job, 'c:accepted', -#out)
+  redis.call('HINCRBY', job, 'c:rejected', #out)
   return out
 end
 local function counter_of(state)
@@ -456,11 +485,21 @@ if state ~= 'sending' and state ~= 'ambiguous' then return 0 end
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('SET', KEYS[3], string.rep('X', size))
 copy_ttl(KEYS[1], KEYS[3])
-init_records(KEYS[1], KEYS[6], size, ARGV[1], code_index(KEYS[1], ARGV[7]))
-local held = redis.call('HGET', KEYS[1], 'cap') or ''
-for p = 1, #held - 2, 3 do
-  local hi, lo, ci = string.byte(held, p, p + 2)
-  set_record(KEYS[1], KEYS[6], hi * 256 + lo, ci, ARGV[1])
+local ci = code_index(KEYS[1], ARGV[7])
+local held = redis.call('HGET', KEYS[1], 'cap')
+if held then
+  -- the phones a cap held back keep their cap's entry (the records written once, not once a phone)
+  local cis, parts = {}, {}
+  for p = 1, #held - 2, 3 do
+    local hi, lo, hci = string.byte(held, p, p + 2)
+    cis[hi * 256 + lo] = hci
+  end
+  for i = 0, size - 1 do parts[i + 1] = string.char(cis[i] or ci) .. '\\0\\0\\0\\0' end
+  redis.call('HSET', KEYS[1], 't0', ARGV[1])
+  redis.call('SET', KEYS[6], table.concat(parts))
+  copy_ttl(KEYS[1], KEYS[6])
+else
+  init_records(KEYS[1], KEYS[6], size, ARGV[1], ci)
 end
 cap_return(KEYS[1], redis.call('HGET', KEYS[1], 'ct'), math.floor(tonumber(ARGV[1]) / 1000))
 redis.call('HSET', KEYS[1], 'state', 'rejected', 'since', ARGV[1], 'code', ARGV[4], 'nrej', size)
