@@ -6,7 +6,9 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:job:{job}:c:{n}           HASH  chunk: state, size, attempt, phones, payloads, mid, since,
                                       ix (phone index while receipts are due), settled_from,
                                       ra / ux (attempts released after an ambiguous send /
-                                      after a provable non-send: what receipts may name)…
+                                      after a provable non-send: what receipts may name),
+                                      cap / ct (phones a frequency cap held back at the latest
+                                      claim / the cap counts that claim holds)…
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted, rejected or cancelled
     P:job:{job}:c:{n}:rec       STRING five bytes per phone: code index (into the chunk's ``codes``) and
                                       the time of its last change (offset from the chunk's ``t0``)

@@ -28,6 +28,11 @@ every hit checked against the stored phones), else with one plain ``string.find`
 
 Every mutating script checks the chunk's ``attempt`` so a stale actor (a
 redelivered task, a late answer) cannot overwrite a newer decision.
+
+Per-phone frequency caps (:mod:`dispatcher.caps`) are counted by CLAIM; a phone it held
+back is recorded ``X`` with code ``capped`` by whichever script makes the chunk final
+(ACCEPT, APPLY_RECEIPTS, REJECT), and RELEASE, REJECT and a cancel give back the counts
+of a claim that did not send (see ``_CAPS``).
 """
 
 from __future__ import annotations
