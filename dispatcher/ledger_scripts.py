@@ -267,7 +267,7 @@ local function cap_plan(phones, width, now_s, a)
       end
       if not hit and #times > 0 then
         times[#times + 1] = now_s
-        table.sort(times)
+        if now_s < times[#times - 1] then table.sort(times) end  -- a claimer's clock behind another's
         local parts = {}
         for x = math.max(1, #times - keep + 1), #times do parts[#parts + 1] = be4(times[x]) end
         value = table.concat(parts)
