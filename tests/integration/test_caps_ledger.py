@@ -167,7 +167,8 @@ def test_a_capped_phone_is_rejected_capped_in_its_record_counts_and_the_outcome_
 
 def test_a_chunk_of_only_capped_phones_is_rejected_without_a_rate_slot(ledger: Ledger,
                                                                        redis_client: redis.Redis) -> None:
-    """Nothing to send: no rate-limit slot is spent on it, every phone is final ``capped``, the job finished."""
+    """Nothing to send: no rate-limit slot is spent on it, every phone is final ``capped`` with its cap,
+    the job finished."""
     rule = _rule((1, 3600))
     _send(ledger, T0, rule, phones=[PHONE, OTHER])
     limiter = RateLimiter(redis_client, ledger.keys, overrides={("opass", "a", "send"): (Limit("send", 1, 60),)})
@@ -176,7 +177,8 @@ def test_a_chunk_of_only_capped_phones_is_rejected_without_a_rate_slot(ledger: L
     claim = _claim(ledger, job, T0 + S, rule, slot=slot)
     assert claim.status == CAPPED
     assert redis_client.get(ledger.keys.limiter("opass", "a", "send")) is None  # the account's one slot is free
-    assert {(d.state, d.code) for d in RecordReader(ledger).job_records(job)} == {("rejected", CAPPED)}
+    assert {(d.state, d.code, d.detail) for d in RecordReader(ledger).job_records(job)} == {
+        ("rejected", CAPPED, "bulk cap 1 per 3600 s")}  # each phone names the cap that held it
     assert ledger.job(job).get("ev:f")  # its 'finished' event is queued
 
 
