@@ -309,8 +309,9 @@ end
 CLAIM = TAKE_SLOT + _RECORD + _CAPS + _CLAIM
 
 # Cancel a pending chunk: every phone 'C', counted, on the feed (a cap count it still holds given
-# back). Returns its size (0 if not pending).
-_CANCEL_CHUNK = """
+# back: it carries the cap functions, so every script that cancels has them). Returns its size
+# (0 if not pending).
+_CANCEL_CHUNK = _CAPS + """
 local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_max, member, now, ci)
   local c = redis.call('HMGET', chunk, 'state', 'size')
   if c[1] ~= 'pending' then return 0 end
@@ -335,7 +336,7 @@ end
 # KEYS: chunk, job, z:sending, z:ambiguous, z:pending, st, rec, feed, events
 # ARGV: now_ms, member, expected_state, attempt, code, feed_max, job_id
 # Returns 1 (pending again), 2 (cancelled) or 0 (not ours to move)
-RELEASE = _RECORD + _CAPS + _CANCEL_CHUNK + """
+RELEASE = _RECORD + _CANCEL_CHUNK + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[3] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then return 0 end
 -- the attempt's cap counts are given back: the next claim counts its own send
@@ -782,7 +783,7 @@ return marked
 # KEYS: job, z:pending, z:scheduled, feed, events, then per chunk: chunk, st, rec
 # ARGV: now_ms, job_id, feed_max, then per chunk: member
 # Returns the number of recipients cancelled by this call.
-CANCEL = _RECORD + _CAPS + _CANCEL_CHUNK + """
+CANCEL = _RECORD + _CANCEL_CHUNK + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local open = redis.call('HMGET', KEYS[1], 'c:pending', 'c:sending')
 -- A job with nothing left to submit has nothing to cancel: it stays as it ended.
