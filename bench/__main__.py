@@ -23,6 +23,8 @@ routes    a 1M job stored direct vs through a 3:1 route (same     bench/routes.p
 distance  the account's limit with the gateway 0/50/200 ms away,   bench/distance.py
           OTPs meanwhile, CPU and RSS per process, four accounts
           at once (the Procfile's worker)
+caps      per-phone frequency caps on a 1M job: claim cost,       bench/caps.py
+          Redis bytes, pipeline recipients/s, caps on vs off
 ========  ======================================================  ===============
 
 ``targets`` holds each target of issues 4, 9 and 11 with the measured value and whether
@@ -52,7 +54,7 @@ from bench.common import CONCURRENCY, WORKERS
 from dispatcher.local.stack import Stack
 
 SECTIONS = ("opass", "aiofish", "naive", "receipts", "webhook", "limiter", "records", "suppress", "routes",
-            "distance")
+            "distance", "caps")
 #: Sections that keep their own worker set: the limiter wants many processes
 #: competing for one limit (2 workers x 4), not the fastest set; distance measures
 #: the default deployment (the Procfile's worker line).
@@ -87,7 +89,8 @@ HEADLINE = ("direct_recipients_per_s", "pipeline_recipients_per_s", "naive_recip
             "records_store_s", "lookup_by_phone_p50_ms", "lookup_by_message_id_p50_ms",
             "suppress_store_none_recipients_per_s", "suppress_store_listed_recipients_per_s",
             "routes_store_direct_recipients_per_s", "routes_store_route_recipients_per_s",
-            "limit_share_rtt0", "multi_account_requests_per_s", "multi_account_cpu_idle_share", "worker_rss_mb")
+            "limit_share_rtt0", "multi_account_requests_per_s", "multi_account_cpu_idle_share", "worker_rss_mb",
+            "caps_pipeline_recipients_per_s_off", "caps_pipeline_recipients_per_s_on")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
 }

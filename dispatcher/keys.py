@@ -7,7 +7,9 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
                                       ix (phone index while receipts are due), settled_from,
                                       ra / ux (attempts released after an ambiguous send /
                                       after a provable non-send: what receipts may name), qf (the
-                                      attempt whose receipts a reconcile query found)…
+                                      attempt whose receipts a reconcile query found), cap / ct
+                                      (phones a frequency cap held back at the latest claim / the
+                                      cap counts that claim holds)…
     P:job:{job}:c:{n}:st        STRING one byte per phone once the chunk is accepted, rejected or cancelled
     P:job:{job}:c:{n}:rec       STRING five bytes per phone: code index (into the chunk's ``codes``) and
                                       the time of its last change (offset from the chunk's ``t0``)
@@ -48,6 +50,12 @@ Layout (``P`` = the configured prefix, ``smsd`` by default)::
     P:routes                    ZSET  route send ids by the ms they expire (trimmed by the failover)
     P:route:down:{provider}:{name}    STRING ms the failover first saw a route's account paused (deleted
                                       once it is not): the route's cooldown counts from there
+    P:cap:{provider}:{name}:{priority}:{E}:{epoch}:{bucket}
+                                HASH  phone -> its last send times under that entry's caps of that
+                                      job priority (4-byte epoch seconds, oldest first, up to the
+                                      largest count); E = the largest window, epoch = now // E; a
+                                      claim reads this epoch's and the last one's; expires at the
+                                      end of the next epoch (dispatcher/caps.py)
     P:stats                     HASH  process-wide counters (late receipts, duplicates seen…)
     P:rx                        STREAM receipts recorded by the webhook and the polls, waiting to be
                                       applied (consumer group ``apply``); an entry is deleted in
@@ -203,6 +211,10 @@ class Keys:
     def suppressed(self, provider: str, account: str) -> str:
         """The suppression list of an accounts-file entry (:func:`dispatcher.suppression.list_owner`)."""
         return f"{self.prefix}:sup:{provider}:{account}"
+    def cap_head(self, scope: str, priority: str, epoch_s: int) -> str:
+        """``head`` with ``head + f"{epoch}:{bucket}"`` the key of one bucket of an epoch's cap counts
+        (``scope`` = the accounts-file entry's ``provider:name``); the claim script builds them."""
+        return f"{self.prefix}:cap:{scope}:{priority}:{epoch_s}:"
 
     def stats(self) -> str:
         """Process-wide counters."""

@@ -18,6 +18,7 @@ import redis
 import structlog
 
 from dispatcher import ledger_scripts as lua
+from dispatcher.caps import CAPPED, CapRule
 from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
 from dispatcher.errors import StorageFullError
 from dispatcher.keys import DAY_MS, JOB_TTL_S, PHONE_BUCKETS, Keys, chunk_member, phone_bucket_of
@@ -64,7 +65,10 @@ class Claim:
     (``detail`` is the account's pause reason), ``skip`` (``detail`` is the
     chunk's current state: someone else owns it) or ``unreplicated`` (claimed,
     but no replica confirmed the claim in time, so it was undone: ``detail``
-    says how many did; the chunk is pending again and must not be sent now).
+    says how many did; the chunk is pending again and must not be sent now), or ``capped`` (every phone is
+    over a frequency cap: the chunk was recorded rejected, nothing is to be sent).
+    ``capped`` of an ``ok`` claim are the indexes of its phones a cap holds back:
+    :meth:`sendable` leaves them out, and the outcome records them ``rejected``.
     """
 
     status: str
@@ -75,10 +79,21 @@ class Claim:
     #: ``ok``: how long until the rate-limit slot taken with the claim; ``wait``:
     #: how far away the next slot is (nothing was taken or claimed).
     wait_s: float = 0.0
+    capped: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         return build_repr(self, status=repr(self.status), attempt=str(self.attempt), detail=repr(self.detail),
-                          phones=phones_repr(self.phones), payloads=size_repr(self.payloads), wait_s=str(self.wait_s))
+                          phones=phones_repr(self.phones), payloads=size_repr(self.payloads), wait_s=str(self.wait_s),
+                          capped=str(len(self.capped)))
+
+    def sendable(self) -> tuple[tuple[str, ...], list[Any] | None]:
+        """The phones to send and their payloads: the chunk's, less those a frequency cap holds back."""
+        if not self.capped:
+            return self.phones, self.payloads
+        held = set(self.capped)
+        phones = tuple(p for i, p in enumerate(self.phones) if i not in held)
+        payloads = None if self.payloads is None else [x for i, x in enumerate(self.payloads) if i not in held]
+        return phones, payloads
 
 
 def chunk_width(phones: Sequence[str]) -> int:
@@ -360,7 +375,8 @@ class Ledger:
         return [self.keys.outcome_feed(), self.keys.job_events()]
 
     def claim(self, job_id: str, n: int, *, provider: str, account: str, now_ms: int,
-              slot: tuple[Sequence[str], Sequence[float]] | None = None, claimer: str = "") -> Claim:
+              slot: tuple[Sequence[str], Sequence[float]] | None = None, claimer: str = "",
+              caps: CapRule | None = None) -> Claim:
         """Move a chunk ``pending → sending`` unless its account is paused.
 
         With ``slot`` (:meth:`~dispatcher.limiter.RateLimiter.slot_script_args`)
@@ -369,11 +385,15 @@ class Ledger:
         ``claimer`` (who sends it: worker node name and process id) is kept in
         the chunk's ``by`` field. A chunk of a cancelled job is cancelled here
         (status ``cancelled``), whoever reaches it first, the cancel or a sender.
+        With ``caps`` (:func:`dispatcher.caps.rule_for`) each phone is counted
+        against them in the same step; a phone over one is held back (``capped``),
+        and a chunk of only such phones is recorded rejected here (status ``capped``).
         """
         chunk, job, _ = self._chunk_keys(job_id, n)
         slot_keys, slot_args = slot or ((), ())
+        cap_args = caps.script_args(self.keys.cap_head(caps.scope, caps.priority, caps.epoch_s)) if caps else []
         keys = [chunk, job, self.keys.sending(), self.keys.paused(provider, account), self.keys.pending(), *slot_keys]
-        args: list[Any] = [now_ms, chunk_member(job_id, n), *slot_args, claimer]
+        args: list[Any] = [now_ms, chunk_member(job_id, n), *slot_args, *cap_args, claimer]
         if self.wait_replicas:
             reply, replicas = self._claim_replicated(keys, args)
         else:
@@ -391,14 +411,22 @@ class Ledger:
         if status == "cancelled":
             self.cancel_chunks(job_id, [n], now_ms=now_ms)
             return Claim("cancelled", detail="job cancelled")
+        if status == CAPPED:
+            # Claimed with nothing to send: recorded as the gateway's whole-chunk refusals are (each
+            # phone keeps its own cap's entry), so it is counted, fed and final like any other.
+            self.reject(job_id, n, attempt=int(detail), code=CAPPED, now_ms=now_ms,
+                        detail="every recipient of the chunk over a frequency cap")
+            return Claim(CAPPED, attempt=int(detail), detail="every recipient over a frequency cap")
         if status == "wait":
             return Claim("wait", wait_s=float(detail) / 1000.0)
         if status != "ok":
             return Claim(status, detail=detail)
         text, payloads = as_text(reply[2]), reply[3]
         width = int(as_text(reply[5])) if len(reply) > 5 and reply[5] else PHONE_WIDTH
+        held = reply[6] if len(reply) > 6 else b""
         return Claim("ok", attempt=int(detail), phones=split_phones(text, width),
-                     payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0)
+                     payloads=json.loads(payloads) if payloads else None, wait_s=float(reply[4]) / 1000.0,
+                     capped=tuple(int.from_bytes(held[i : i + 2], "big") for i in range(0, len(held), 2)))
 
     def _claim_replicated(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, int]:
         """Run the claim script and ``WAIT`` on one connection, in one round trip; return its reply and

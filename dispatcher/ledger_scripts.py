@@ -29,6 +29,11 @@ every hit checked against the stored phones), else with one plain ``string.find`
 
 Every mutating script checks the chunk's ``attempt`` so a stale actor (a
 redelivered task, a late answer) cannot overwrite a newer decision.
+
+Per-phone frequency caps (:mod:`dispatcher.caps`) are counted by CLAIM; a phone it held
+back is recorded ``X`` with code ``capped`` by whichever script makes the chunk final
+(ACCEPT, APPLY_RECEIPTS, REJECT), and RELEASE, REJECT and a cancel give back the counts
+of a claim that did not send (see ``_CAPS``).
 """
 
 from __future__ import annotations
@@ -39,33 +44,50 @@ from dispatcher.limiter_scripts import TAKE_SLOT
 # needs (phones, payloads), so sending a chunk costs one round trip before the
 # HTTP call. The slot is only taken for a chunk that can be claimed; a chunk
 # whose slot is further than reserve_ms away is left pending ('wait').
+# With cap arguments (dispatcher/caps.py) it also counts each phone against its
+# account's frequency caps: a phone over a cap is held back (returned in 'held',
+# two bytes an index; the chunk's 'cap' keeps it for the outcome scripts, which
+# record it rejected with code 'capped'); a chunk whose every phone is held takes
+# no slot and answers 'capped' (the caller rejects it whole: nothing to send).
 # KEYS: chunk, job, z:sending, paused, z:pending, then the limits' tat1, slow1, …
-# ARGV: now_ms, member, then (with limits only) reserve_ms, interval1_ms, burst1, …, and last the
-# claimer (worker node name and process id), kept in 'by' so an operator, or a
-# drill after a kill -9, can tell whose chunks were in flight.
-# Returns {'ok', attempt, phones, payloads or '', wait_ms, width} | {'wait', wait_ms}
-#       | {'paused', reason} | {'skip', state} | {'cancelled', ''}
-CLAIM = TAKE_SLOT + """
+# ARGV: now_ms, member, then (with limits only) reserve_ms, interval1_ms, burst1, …, then (with
+# caps only) CapRule.script_args, and last the claimer (worker node name and process id), kept
+# in 'by' so an operator, or a drill after a kill -9, can tell whose chunks were in flight.
+# Returns {'ok', attempt, phones, payloads or '', wait_ms, width, held} | {'wait', wait_ms}
+#       | {'paused', reason} | {'skip', state} | {'cancelled', ''} | {'capped', attempt}
+# (assembled below, once the record and cap functions it calls are defined)
+_CLAIM = """
 local reason = redis.call('GET', KEYS[4])
 if reason then return {'paused', reason} end
-local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads', 'w')
+local c = redis.call('HMGET', KEYS[1], 'state', 'size', 'phones', 'payloads', 'w', 'ct')
 if c[1] ~= 'pending' then return {'skip', c[1] or 'missing'} end
 -- A cancelled job's chunk the cancel has not reached yet: the caller cancels it.
 if redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then return {'cancelled', ''} end
+local now_s = math.floor(tonumber(ARGV[1]) / 1000)
+-- a count an earlier claim took and never gave back (undone before it was sent) is not this one's
+cap_return(KEYS[1], c[6], now_s)
+local size = tonumber(c[2])
+local a = 3 + ((#KEYS > 5) and (#KEYS - 4) or 0)  -- the cap arguments, after the limits'
+local plan = nil
+if #ARGV > a then plan = cap_plan(c[3], tonumber(c[5] or '11'), now_s, a) end
+-- nothing to send: no slot taken; claimed all the same, so the caller's REJECT records it
+local all_held = plan ~= nil and #plan.held_i == size
 local wait = 0
-if #KEYS > 5 then
+if #KEYS > 5 and not all_held then
   local taken
   taken, wait = take_slot(5, 3, tonumber(ARGV[3]))
   if not taken then return {'wait', string.format('%.3f', wait)} end
 end
-local size = tonumber(c[2])
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'state', 'sending', 'since', ARGV[1], 'by', ARGV[#ARGV])
 redis.call('HINCRBY', KEYS[2], 'c:pending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', size)
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
-return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait), c[5] or '11'}
+local held = ''
+if plan then held = cap_apply(KEYS[1], plan, now_s, a) end
+if all_held then return {'capped', tostring(attempt)} end
+return {'ok', tostring(attempt), c[3], c[4] or '', string.format('%.3f', wait), c[5] or '11', held}
 """
 
 
@@ -141,12 +163,161 @@ local function job_events(job, events_key, job_id, now)
 end
 """
 
-# Cancel a pending chunk: every phone 'C', counted, on the feed. Returns its size (0 if not pending).
-_CANCEL_CHUNK = """
+# Per-phone frequency caps (dispatcher/caps.py). A phone's count is its record under the
+# entry's caps of one job priority: its last send times, 4-byte big-endian epoch seconds,
+# oldest first, in the hash bucket of its number in the current epoch's keys (head ..
+# epoch .. ':' .. bucket, keys.Keys.cap_head); the first send of an epoch carries the last
+# epoch's live times over, so a record is read from this epoch, else from the last one.
+# A claim that counts leaves 'ct' = "seconds|epoch length|buckets|head" on its chunk:
+# the count it holds, given back (cap_return) when the chunk is released to be sent again
+# or rejected whole (not sent), or by the next claim or a cancel if neither happened (a
+# claim undone before it was sent). 'cap' holds the latest claim's capped phones, three
+# bytes each: index (2) and the index of its 'capped' entry in the chunk's code table.
+_CAPS = """
+local function be4(t)
+  return string.char(math.floor(t / 16777216) % 256, math.floor(t / 65536) % 256, math.floor(t / 256) % 256,
+                     t % 256)
+end
+local function unbe4(s, p)
+  local a, b, c, d = string.byte(s, p, p + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+-- a phone as counted: the stored number without a wide chunk's zero padding
+local function cap_field(phones, width, i)
+  local phone = string.sub(phones, i * width + 1, (i + 1) * width)
+  if width ~= 11 then phone = string.match(phone, '^0*(.-)$') end
+  return phone
+end
+local function cap_bucket(field, buckets)
+  return string.format('%d', (tonumber(field) or 0) % buckets)
+end
+local function cap_return(chunk, ct, now_s)
+  if not ct then return end
+  redis.call('HDEL', chunk, 'ct')
+  local t, e, b, head = string.match(ct, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  t, e, b = tonumber(t), tonumber(e), tonumber(b)
+  local f = redis.call('HMGET', chunk, 'phones', 'w', 'cap')
+  local phones, width, held = f[1] or '', tonumber(f[2] or '11'), f[3] or ''
+  local skip = {}
+  for p = 1, #held - 2, 3 do
+    local hi, lo = string.byte(held, p, p + 1)
+    skip[hi * 256 + lo] = true
+  end
+  -- the claim's epoch, and this one: a later send to the phone carried the time over
+  local epochs = {string.format('%d', math.floor(t / e))}
+  if math.floor(now_s / e) > math.floor(t / e) then epochs[2] = string.format('%d', math.floor(now_s / e)) end
+  local mark = be4(t)
+  for i = 0, math.floor(#phones / width) - 1 do
+    if not skip[i] then
+      local field = cap_field(phones, width, i)
+      local bucket = cap_bucket(field, b)
+      for _, epoch in ipairs(epochs) do
+        local key = head .. epoch .. ':' .. bucket
+        local v = redis.call('HGET', key, field)
+        if v then
+          for p = #v - 3, 1, -4 do
+            if string.sub(v, p, p + 3) == mark then
+              v = string.sub(v, 1, p - 1) .. string.sub(v, p + 4)
+              if v == '' then redis.call('HDEL', key, field) else redis.call('HSET', key, field, v) end
+              break
+            end
+          end
+        end
+      end
+    end
+  end
+end
+-- Phase one of a capped claim, reads only: the phones a cap holds back (held_i: index, held_j:
+-- cap number) and the record each other phone gets (keys, fields, values). ARGV[a…]: head, epoch
+-- length, buckets, times kept, number of caps, then per cap its count, window_s and record entry.
+-- A send counts against a cap while it is at most window_s whole seconds old (so no window ever
+-- holds more than count). A phone with no live record (most of a campaign) takes the short way.
+local function cap_plan(phones, width, now_s, a)
+  local head, e, b, keep, k = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
+                              tonumber(ARGV[a + 4])
+  local counts, since = {}, {}
+  for j = 1, k do
+    counts[j], since[j] = tonumber(ARGV[a + 2 + 3 * j]), now_s - tonumber(ARGV[a + 3 + 3 * j])
+  end
+  local live, stamp, epoch = now_s - e, be4(now_s), math.floor(now_s / e)
+  local cur, prev = head .. string.format('%d', epoch) .. ':', head .. string.format('%d', epoch - 1) .. ':'
+  local plan = {held_i = {}, held_j = {}, keys = {}, fields = {}, values = {}, expire_at = (epoch + 2) * e + 60}
+  local held_i, held_j, keys, fields, values = plan.held_i, plan.held_j, plan.keys, plan.fields, plan.values
+  local padded = width ~= 11
+  for i = 0, math.floor(#phones / width) - 1 do
+    local field = string.sub(phones, i * width + 1, (i + 1) * width)
+    if padded then field = string.match(field, '^0*(.-)$') end
+    local bucket = string.format('%d', (tonumber(field) or 0) % b)
+    local v = redis.call('HGET', cur .. bucket, field) or redis.call('HGET', prev .. bucket, field)
+    local value, hit = stamp, nil
+    if v then
+      local times = {}
+      for p = 1, #v - 3, 4 do
+        local t = unbe4(v, p)
+        if t >= live then times[#times + 1] = t end
+      end
+      for j = 1, k do
+        local n = 0
+        for x = 1, #times do
+          if times[x] >= since[j] then n = n + 1 end
+        end
+        if n >= counts[j] then
+          hit = j
+          break
+        end
+      end
+      if not hit and #times > 0 then
+        times[#times + 1] = now_s
+        if now_s < times[#times - 1] then table.sort(times) end  -- a claimer's clock behind another's
+        local parts = {}
+        for x = math.max(1, #times - keep + 1), #times do parts[#parts + 1] = be4(times[x]) end
+        value = table.concat(parts)
+      end
+    end
+    if hit then
+      held_i[#held_i + 1], held_j[#held_j + 1] = i, hit
+    else
+      local w = #keys + 1
+      keys[w], fields[w], values[w] = cur .. bucket, field, value
+    end
+  end
+  return plan
+end
+-- Phase two, once the chunk is claimed: count the sends, keep the held phones on the chunk.
+local function cap_apply(chunk, plan, now_s, a)
+  local keys, fields, values = plan.keys, plan.fields, plan.values
+  for w = 1, #keys do
+    -- a bucket just created gets its expiry once (every writer of an epoch sets the same)
+    if redis.call('HSET', keys[w], fields[w], values[w]) == 1 and redis.call('HLEN', keys[w]) == 1 then
+      redis.call('EXPIREAT', keys[w], plan.expire_at)
+    end
+  end
+  if #keys > 0 then
+    redis.call('HSET', chunk, 'ct', string.format('%d', now_s) .. '|' .. ARGV[a + 1] .. '|' .. ARGV[a + 2] .. '|'
+               .. ARGV[a])
+  end
+  local held, packed = {}, {}
+  for h = 1, #plan.held_i do
+    local i, ci = plan.held_i[h], code_index(chunk, ARGV[a + 4 + 3 * plan.held_j[h]])
+    held[h] = string.char(math.floor(i / 256), i % 256, ci)
+    packed[h] = string.char(math.floor(i / 256), i % 256)
+  end
+  if #held > 0 then redis.call('HSET', chunk, 'cap', table.concat(held)) else redis.call('HDEL', chunk, 'cap') end
+  return table.concat(packed)
+end
+"""
+
+CLAIM = TAKE_SLOT + _RECORD + _CAPS + _CLAIM
+
+# Cancel a pending chunk: every phone 'C', counted, on the feed (a cap count it still holds given
+# back: it carries the cap functions, so every script that cancels has them). Returns its size
+# (0 if not pending).
+_CANCEL_CHUNK = _CAPS + """
 local function cancel_chunk(chunk, job, st_key, rec_key, zpend, feed_key, feed_max, member, now, ci)
   local c = redis.call('HMGET', chunk, 'state', 'size')
   if c[1] ~= 'pending' then return 0 end
   local size = tonumber(c[2])
+  cap_return(chunk, redis.call('HGET', chunk, 'ct'), math.floor(tonumber(now) / 1000))
   redis.call('HSET', chunk, 'state', 'cancelled', 'since', now)
   redis.call('SET', st_key, string.rep('C', size))
   copy_ttl(chunk, st_key)
@@ -178,13 +349,17 @@ return 1
 """
 
 # Release a chunk to be sent again; in a cancelled job it is cancelled instead
-# (provably not sent, or its ambiguous send reconciled as never arrived).
+# (provably not sent, or its ambiguous send reconciled as never arrived). Its cap counts
+# are given back; its 'cap' (held phones) stays, for a late receipt that proves the
+# released attempt did arrive (APPLY_RECEIPTS then records them as that attempt held them).
 # KEYS: chunk, job, z:sending, z:ambiguous, z:pending, st, rec, feed, events
 # ARGV: now_ms, member, expected_state, attempt, code, feed_max, job_id
 # Returns 1 (pending again), 2 (cancelled) or 0 (not ours to move)
 RELEASE = _RECORD + _CANCEL_CHUNK + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[3] or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[4] then return 0 end
+-- the attempt's cap counts are given back: the next claim counts its own send
+cap_return(KEYS[1], redis.call('HGET', KEYS[1], 'ct'), math.floor(tonumber(ARGV[1]) / 1000))
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('HSET', KEYS[1], 'state', 'pending', 'since', ARGV[1], 'code', ARGV[5])
 -- Released after its fate was unknown: a late receipt of this attempt still proves it
@@ -247,6 +422,36 @@ local function mark(st_key, job, idx, byte, chunk, rec_key, ci, now)
   redis.call('HINCRBY', job, field, 1)
   return 1
 end
+-- The phones a cap held back from the chunk's latest claim (its 'cap'), rejected as the gateway's
+-- own per-phone refusals are (mark: state byte 'X', the index of its 'capped' entry in the chunk's
+-- code table, c:accepted -> c:rejected; the caller feeds the returned packed indexes to the
+-- outcome feed). Called right after accept_all, when every phone is 'A' with an empty record, so
+-- the writes of a chunk's many held phones are made at once: its state and record strings
+-- rebuilt once and the counters moved once, not six commands a phone.
+local function mark_capped(chunk, job, st_key, rec_key, now)
+  local held, out = redis.call('HGET', chunk, 'cap'), {}
+  if not held then return out end
+  local cis = {}
+  for p = 1, #held - 2, 3 do
+    local hi, lo, ci = string.byte(held, p, p + 2)
+    if not cis[hi * 256 + lo] then
+      cis[hi * 256 + lo] = ci
+      out[#out + 1] = pack_index(hi * 256 + lo)
+    end
+  end
+  local size = tonumber(redis.call('HGET', chunk, 'size'))
+  local states, records = {}, {}
+  for i = 0, size - 1 do
+    local ci = cis[i]
+    states[i + 1] = ci and 'X' or 'A'
+    records[i + 1] = string.char(ci or 0) .. '\\0\\0\\0\\0'
+  end
+  redis.call('SET', st_key, table.concat(states), 'KEEPTTL')
+  redis.call('SET', rec_key, table.concat(records), 'KEEPTTL')
+  redis.call('HINCRBY', job, 'c:accepted', -#out)
+  redis.call('HINCRBY', job, 'c:rejected', #out)
+  return out
+end
 local function counter_of(state)
   if state == 'ambiguous' then return 'sending' end
   return state  -- pending, sending, cancelled
@@ -261,9 +466,11 @@ ACCEPT = _ACCEPT_ALL + """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return 'stale' end
 local state = redis.call('HGET', KEYS[1], 'state')
 local result = 'ok'
+local marked = {}
 if state == 'sending' or state == 'ambiguous' then
   accept_all(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[2], ARGV[1], counter_of(state), nil,
              KEYS[7])
+  marked = mark_capped(KEYS[1], KEYS[2], KEYS[3], KEYS[7], ARGV[1])
 elseif state == 'accepted' then
   result = 'late'  -- its receipts arrived before the send's answer was recorded
 else
@@ -276,7 +483,7 @@ if ARGV[4] ~= '' and (result == 'ok' or not redis.call('HGET', KEYS[1], 'mid')) 
   redis.call('SET', KEYS[8], ARGV[2])
   copy_ttl(KEYS[1], KEYS[8])
 end
-local codes, rejected, marked = {}, 0, {}
+local codes, rejected = {}, #marked
 for line in string.gmatch(ARGV[7], '[^\\n]+') do codes[#codes + 1] = line end
 for i = 8, #ARGV do
   local idx = tonumber(ARGV[i])
@@ -292,16 +499,34 @@ job_events(KEYS[2], KEYS[10], ARGV[6], ARGV[1])
 return result
 """
 
+# The gateway refused the whole chunk: every phone 'X' with its code, except those a cap held
+# back, which keep their 'capped' entry. Nothing was sent: the claim's cap counts are given back.
 # KEYS: chunk, job, st, z:sending, z:ambiguous, rec, feed, events
 # ARGV: now_ms, member, attempt, code, feed_max, job_id, "code<TAB>text" for every phone
-REJECT = _RECORD + """
+REJECT = _RECORD + _CAPS + """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'sending' and state ~= 'ambiguous' then return 0 end
 local size = tonumber(redis.call('HGET', KEYS[1], 'size'))
 redis.call('SET', KEYS[3], string.rep('X', size))
 copy_ttl(KEYS[1], KEYS[3])
-init_records(KEYS[1], KEYS[6], size, ARGV[1], code_index(KEYS[1], ARGV[7]))
+local ci = code_index(KEYS[1], ARGV[7])
+local held = redis.call('HGET', KEYS[1], 'cap')
+if held then
+  -- the phones a cap held back keep their cap's entry (the records written once, not once a phone)
+  local cis, parts = {}, {}
+  for p = 1, #held - 2, 3 do
+    local hi, lo, hci = string.byte(held, p, p + 2)
+    cis[hi * 256 + lo] = hci
+  end
+  for i = 0, size - 1 do parts[i + 1] = string.char(cis[i] or ci) .. '\\0\\0\\0\\0' end
+  redis.call('HSET', KEYS[1], 't0', ARGV[1])
+  redis.call('SET', KEYS[6], table.concat(parts))
+  copy_ttl(KEYS[1], KEYS[6])
+else
+  init_records(KEYS[1], KEYS[6], size, ARGV[1], ci)
+end
+cap_return(KEYS[1], redis.call('HGET', KEYS[1], 'ct'), math.floor(tonumber(ARGV[1]) / 1000))
 redis.call('HSET', KEYS[1], 'state', 'rejected', 'since', ARGV[1], 'code', ARGV[4], 'nrej', size)
 redis.call('HINCRBY', KEYS[2], 'c:sending', -size)
 redis.call('HINCRBY', KEYS[2], 'c:rejected', size)
@@ -453,9 +678,11 @@ for c = 0, (#KEYS - 8) / 5 - 1 do
     emit(0, count, 'unclaimed')
   else
     if n_attempt < n_current then older = older + count end
+    local held = {}  -- phones the claim's caps held back, rejected as the chunk is accepted
     if (state == 'sending' or state == 'ambiguous' or state == 'pending' or state == 'cancelled')
         and names_a_phone(list, meta[4] or '', tonumber(meta[3] or '11')) then
       accept_all(chunk, job, st_key, KEYS[2], KEYS[3], KEYS[4], member, now, counter_of(state), KEYS[5], rec_key)
+      held = mark_capped(chunk, job, st_key, rec_key, now)
       if mid ~= '' and not redis.call('HGET', chunk, 'mid') then
         redis.call('HSET', chunk, 'mid', mid)
         redis.call('SET', mid_key, member)
@@ -484,7 +711,7 @@ for c = 0, (#KEYS - 8) / 5 - 1 do
         moves[job] = m
         job_order[#job_order + 1] = job
       end
-      local done, applied, from, cfrom, tfrom, changed = {}, 0, 1, 1, 1, {}
+      local done, applied, from, cfrom, tfrom, changed = {}, 0, 1, 1, 1, held
       for r = 1, count do
         local stop = string.find(list, ',', from, true)
         local phone = padded(string.sub(list, from, (stop or 0) - 1), width)

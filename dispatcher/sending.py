@@ -100,7 +100,7 @@ def call_gateway(rt: Runtime, job: dict[str, str], phones: Sequence[str], payloa
 
 
 def claim_chunk(rt: Runtime, job_id: str, n: int, provider: str, account: str, *, urgent: bool,
-                clock_ms: Callable[[], int] = system_clock_ms, claimer: str = "") -> Claim:
+                clock_ms: Callable[[], int] = system_clock_ms, claimer: str = "", caps: Any = None) -> Claim:
     """Claim chunk ``n`` with its rate-limit slot and, once claimed, sleep until that slot is due.
 
     One round trip takes the slot and claims the chunk; the wait for the slot
@@ -108,7 +108,8 @@ def claim_chunk(rt: Runtime, job_id: str, n: int, provider: str, account: str, *
     chunk (an OTP) takes the next free slot at once; a bulk chunk claims under
     a permit of its account's gate in this process (:mod:`dispatcher.pacing`),
     so bulk holds no more than ``SMSD_SEND_AHEAD_S`` of slots ahead of an OTP.
-    A ``wait`` claim (nothing claimed) says when to come back.
+    A ``wait`` claim (nothing claimed) says when to come back. ``caps``: the account's
+    frequency caps for the job's priority (:meth:`Accounts.cap_rule`), checked in the claim.
     """
     s = rt.settings
     reserve_ms = s.limiter_max_wait_s * 1000
@@ -117,7 +118,7 @@ def claim_chunk(rt: Runtime, job_id: str, n: int, provider: str, account: str, *
         asked_s = time.monotonic()
         slot = rt.limiter.slot_script_args(provider, account, "send", reserve_ms=reserve_ms)
         claim = rt.ledger.claim(job_id, n, provider=provider, account=account, now_ms=clock_ms(), slot=slot,
-                                claimer=claimer)
+                                claimer=claimer, caps=caps)
         if claim.status == "ok":
             rt.limiter.sleep_until_slot(provider, account, "send", claim.wait_s, asked_s=asked_s)
         return claim
@@ -145,7 +146,8 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
         return Next(note="job expired or unknown")
     provider, account = job["provider"], job["account"]
     bound = log.bind(job_id=job_id, chunk=n, provider=provider, account=account)
-    claim = claim_chunk(rt, job_id, n, provider, account, urgent=urgent, clock_ms=clock_ms, claimer=claimer)
+    claim = claim_chunk(rt, job_id, n, provider, account, urgent=urgent, clock_ms=clock_ms, claimer=claimer,
+                        caps=rt.accounts.cap_rule(provider, account, job.get("priority", "")))
     if claim.status == "wait":
         return Next(retry_in_s=claim.wait_s, note="rate limit", hold_rest=True)
     if claim.status == UNREPLICATED:
@@ -157,11 +159,11 @@ def send_chunk(rt: Runtime, job_id: str, n: int, *, clock_ms: Callable[[], int] 
     if claim.status != "ok":
         bound.info("chunk.not_claimed", status=claim.status, detail=claim.detail)
         return Next(note=f"{claim.status}: {claim.detail}", hold_rest=claim.status == "paused")
-    attempt, phones, payloads = claim.attempt, claim.phones, claim.payloads
+    attempt, phones = claim.attempt, claim.phones
     cid = client_id(job_id, n, attempt)
     bound = bound.bind(attempt=attempt, size=len(phones))
     try:
-        result = call_gateway(rt, job, phones, payloads, cid)
+        result = call_gateway(rt, job, *claim.sendable(), cid)  # less the phones a frequency cap holds back
     except (ProviderError, ValidationError, ConfigurationError) as exc:
         if not isinstance(exc, ThrottledError | AccountFatalError | ConfigurationError):  # those pause or slow down
             observe(rt, provider, account, ok=False)

@@ -4,7 +4,7 @@ Like Django's locmem e-mail backend: nothing is stored in Redis, nothing is queu
 for Celery, nothing reaches a gateway. Each job the app sends is kept in
 :attr:`FakeDispatcher.outbox`, and the test decides what becomes of its recipients
 (:meth:`~FakeDispatcher.deliver`, :meth:`~FakeDispatcher.fail`, :meth:`~FakeDispatcher.reject`,
-…), after which ``status``, ``lookup`` and ``outcomes`` answer as the real producer does.
+:meth:`~FakeDispatcher.cap`, …), after which ``status``, ``lookup`` and ``outcomes`` answer as the real producer does.
 ``estimate`` counts as the real one does; set :attr:`FakeDispatcher.balances` to meet the
 balance guard::
 
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher import pauses
+from dispatcher.caps import CAPPED
 from dispatcher.config.accounts import AccountConfig, Accounts
 from dispatcher.deliveries import STATES, TERMINAL, Delivery
 from dispatcher.estimates import BalanceReading
@@ -271,6 +272,11 @@ class FakeDispatcher(Producer):
                detail: str = "") -> list[Delivery]:
         """The gateway refused ``phone`` (else every recipient not yet final) at submission: ``rejected``."""
         return self.settle(job_id, "rejected", phone, code, detail)
+
+    def cap(self, job_id: str, phone: str | None = None, detail: str = "") -> list[Delivery]:
+        """A frequency cap held ``phone`` (else every recipient not yet final) back: ``rejected`` with
+        code ``capped``, as a claim records it (``detail`` says which cap, e.g. ``bulk cap 1 per 60 s``)."""
+        return self.settle(job_id, "rejected", phone, CAPPED, detail)
 
     def settle(self, job_id: str, state: str, phone: str | None = None, code: str = "",
                detail: str = "") -> list[Delivery]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dispatcher.caps import CapRule, Caps, parse_caps, rule_for
 from dispatcher.errors import ConfigurationError
 from dispatcher.limiter import Limit
 from dispatcher.providers import registry
@@ -73,6 +74,8 @@ class AccountConfig:
     ``unsubscribe`` the reply keywords that put a phone on the entry's suppression list and
     whether OTP jobs skip listed phones too (``"unsubscribe": {"keywords": […], "otp": false}``,
     :mod:`dispatcher.suppression`; the entry's channels share them with its list).
+    ``caps`` the per-phone frequency caps by job priority (``"caps": {"bulk": [[1, 60]], "otp": …}``,
+    :mod:`dispatcher.caps`; the entry's channels share them and their counts).
     """
 
     provider: str
@@ -84,6 +87,7 @@ class AccountConfig:
     templates: Mapping[str, Template] = field(default_factory=dict)
     channel_limits: Mapping[str, Mapping[str, tuple[Limit, ...]]] = field(default_factory=dict)
     unsubscribe: Unsubscribe = field(default_factory=Unsubscribe)
+    caps: Caps = field(default_factory=Caps)
 
     @property
     def hook_problem(self) -> str | None:
@@ -139,6 +143,14 @@ class Accounts:
         if account is None or account.reconcile_window_s is None:
             return default_s
         return account.reconcile_window_s
+
+    def cap_rule(self, provider: str, name: str, priority: str) -> CapRule | None:
+        """The frequency caps a chunk of ``provider:name`` at job ``priority`` is claimed under, or ``None``.
+
+        An account no longer configured (its jobs outlive it) has none.
+        """
+        account = self.by_key.get((provider, name))
+        return None if account is None else rule_for(account.caps, provider, name, priority)
 
     def limit_overrides(self) -> dict[tuple[str, str, str], tuple[Limit, ...]]:
         """Per-account limit overrides in the form the limiter takes."""
@@ -200,6 +212,7 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
             own = {name: item.pop(name) for name in plug.raw_fields if name in item}
             # Reply keywords are words, not secrets: taken as written, as template texts are.
             unsubscribe = parse_unsubscribe(item.pop("unsubscribe", None), where)
+            caps = parse_caps(item.pop("caps", None), where)  # numbers, not secrets: taken as written
             item = _expand(item, env, where)
             secret = str(item.pop("callback_secret", ""))
             raw_limits = dict(item.pop("limits", {}))
@@ -226,7 +239,8 @@ def parse_accounts(doc: Mapping[str, Any], env: Mapping[str, str] | None = None)
                                          f"keep one entry per vendor account")
             extras = plug.account_extras(own, gateway, f"{where} ({provider}:{gateway.name})")
             by_key[key] = AccountConfig(provider, gateway, secret, limits, reconcile_window_s=window_s,
-                                        channel_limits=channel_limits, unsubscribe=unsubscribe, **extras)
+                                        channel_limits=channel_limits, unsubscribe=unsubscribe,
+                                        caps=caps, **extras)
     unusable = _add_channels(by_key)
     routes = parse_routes(doc.get("routes"), set(by_key))
     for route in routes.values():

@@ -190,3 +190,15 @@ def test_replies_are_listed_newest_first(fake: FakeDispatcher) -> None:
     got = fake.uplinks("aiofish", "shop", limit=1)
     assert [(u["phone"], u["content"], u["ext"]) for u in got] == [("13800000002", "好的", "01")]
     assert fake.uplinks("opass", "shop") == []
+
+
+def test_a_recipient_a_cap_held_back_reads_as_the_ledger_records_it(fake: FakeDispatcher) -> None:
+    """cap() makes the recipient final ``rejected`` with code ``capped`` and the cap as detail, on the
+    outcome feed like any other final outcome: what an app's handling of a capped send will meet."""
+    job = fake.send_template("shop", template_code=OTP, phones=["13800000001", "13800000002"], params=["1"])
+    fake.cap(job.job_id, "13800000001", detail="bulk cap 1 per 60 s")
+    fake.deliver(job.job_id, "13800000002")
+    records = {d.phone: (d.state, d.code, d.detail) for d in fake.status(job.job_id, phones=True).phones or []}
+    assert records["13800000001"] == ("rejected", "capped", "bulk cap 1 per 60 s")
+    feed, _ = fake.outcomes("0")
+    assert [(d.phone, d.code) for d in feed] == [("13800000001", "capped"), ("13800000002", "DELIVRD")]
