@@ -132,6 +132,9 @@ def handle_push(
         adopted, unknown = adopt_by_phone(RecordReader(rt.ledger), provider, name, unknown,
                                           since_slack_ms=int((rt.settings.stuck_after_s + 60) * 1000))
         resolved += adopted
+    if unknown:  # a receipt adopted a moment ago may have settled the chunk and indexed its id meanwhile
+        late, unknown = resolve_by_message_id(rt.redis, rt.keys, provider, unknown)
+        resolved += late
     receipts = [r for r in receipts if r.client_id is not None] + resolved
     recorded = 0
     kept = KeptUplinks()
