@@ -67,7 +67,7 @@ from bench.common import (
     standalone,
     write_accounts,
 )
-from bench.opass import TEMPLATE, otp_latencies_ms
+from bench.opass import TEMPLATE, otp_latencies_ms, otp_loop
 from dispatcher.keys import Keys
 from dispatcher.local.demo import phones
 from dispatcher.local.sandbox import demo as creds
@@ -187,16 +187,6 @@ class ProcfileWorker:
         self.stack.stop(self.name)
 
 
-def _otp_loop(d: Dispatcher, stop: threading.Event, every_s: float, sent: list[tuple[str, int]]) -> None:
-    """One OTP on account ``demo`` every ``every_s`` (open loop) until ``stop``."""
-    for i, phone in enumerate(phones(100_000, seed=8, prefix="18")):
-        if stop.wait(every_s):
-            return
-        started_ms = time.time_ns() // 1_000_000
-        otp = d.send_template("demo", template_code=TEMPLATE, phones=[phone], params=[f"{i:06d}"], priority="otp")
-        sent.append((otp.job_id, started_ms))
-
-
 def one_rtt(stack: Stack, worker: ProcfileWorker, d: Dispatcher, client: redis.Redis, rtt_ms: int, count: int,
             otp_every_s: float) -> dict[str, Any]:
     """One opass job of ``count`` recipients with OTPs alongside, every send ``rtt_ms`` away; its figures."""
@@ -209,7 +199,7 @@ def one_rtt(stack: Stack, worker: ProcfileWorker, d: Dispatcher, client: redis.R
     cpu0 = cpu_s(worker.pid)
     job = d.send_template("demo", template_code=TEMPLATE, phones=numbers, params=["654321"])
     del numbers
-    otp_thread = threading.Thread(target=_otp_loop, args=(d, stop, otp_every_s, sent), daemon=True)
+    otp_thread = threading.Thread(target=otp_loop, args=(d, stop, otp_every_s, sent), daemon=True)
     otp_thread.start()
     t0 = time.perf_counter()
     wait_for(lambda: d.status(job.job_id).submitted, timeout_s=3600, what=f"opass job at {rtt_ms} ms",

@@ -100,7 +100,7 @@ def direct(sandbox_url: str, duration_s: float) -> float:
     return sent / (time.perf_counter() - start)
 
 
-def _otp_loop(d: Dispatcher, stop: threading.Event, every_s: float, sent: list[tuple[str, int]]) -> None:
+def otp_loop(d: Dispatcher, stop: threading.Event, every_s: float, sent: list[tuple[str, int]]) -> None:
     """Send one OTP every ``every_s`` (open loop: not waiting for the previous one) until ``stop``."""
     for i, phone in enumerate(phones(100_000, seed=8, prefix="18")):
         if stop.wait(every_s):
@@ -148,7 +148,7 @@ def run(stack: Stack, *, quick: bool, workers_n: int = WORKERS, concurrency: int
         stored_bytes = client.info("memory")["used_memory"] - used_before
         del numbers
         stop = threading.Event()
-        otp_thread = threading.Thread(target=_otp_loop, args=(d, stop, otp_every_s, sent_otps), daemon=True)
+        otp_thread = threading.Thread(target=otp_loop, args=(d, stop, otp_every_s, sent_otps), daemon=True)
         otp_thread.start()
         wait_for(lambda: d.status(job.job_id).submitted, timeout_s=1800, what="opass job", interval_s=0.01)
         elapsed = time.perf_counter() - t0
