@@ -20,21 +20,16 @@ All stores pass ``force=True`` (no balance query). No worker runs: nothing is se
 
 from __future__ import annotations
 
-import gc
 import os
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from bench.common import fresh_redis, main_of, write_accounts
-from bench.records import settled_used_memory
+from bench.stores import Store, store_figures, storing_dispatcher, timed_store
 from dispatcher import pauses
-from dispatcher.config.accounts import parse_accounts
-from dispatcher.config.settings import Settings
 from dispatcher.local.demo import phones
 from dispatcher.local.drill import ONE_PARAM_TEMPLATE, with_route
 from dispatcher.local.stack import Stack
@@ -43,38 +38,6 @@ from dispatcher.providers.base import system_clock_ms
 from dispatcher.route_failover import failover
 
 STORES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    """One store: wall time, this process's CPU, Redis's CPU, bytes grown."""
-
-    wall_s: float
-    client_cpu_s: float
-    redis_cpu_s: float
-    grown: int
-
-
-def _dispatcher(stack: Stack, doc: dict[str, Any], client: redis.Redis) -> Dispatcher:
-    """A producer that stores and does not queue (no worker runs)."""
-    return Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client,
-                      enqueue=lambda job_id, queue, countdown: None)
-
-
-def _redis_cpu_s(client: redis.Redis) -> float:
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
-
-def _store(d: Dispatcher, send: Callable[[Dispatcher], Any]) -> Store:
-    gc.collect()
-    before = settled_used_memory(d.redis)
-    redis_cpu, cpu = _redis_cpu_s(d.redis), time.process_time()
-    t0 = time.perf_counter()
-    send(d)
-    wall = time.perf_counter() - t0
-    cpu, redis_cpu = time.process_time() - cpu, _redis_cpu_s(d.redis) - redis_cpu
-    return Store(wall, cpu, redis_cpu, settled_used_memory(d.redis) - before)
 
 
 def run(stack: Stack, *, quick: bool, recipients: int | None = None, stores: int = STORES, **_: Any) -> dict[str, Any]:
@@ -90,9 +53,9 @@ def run(stack: Stack, *, quick: bool, recipients: int | None = None, stores: int
     timed: dict[str, list[Store]] = {name: [] for name in sends}
     for _ in range(stores):
         for name, send in sends.items():
-            timed[name].append(_store(_dispatcher(stack, doc, fresh_redis(stack)), send))
+            timed[name].append(timed_store(storing_dispatcher(stack, doc, fresh_redis(stack)), send))
     # The last store was the route's: one failover pass moves opass's whole share.
-    d = _dispatcher(stack, doc, redis.Redis.from_url(stack.env["SMSD_REDIS_URL"]))
+    d = storing_dispatcher(stack, doc, redis.Redis.from_url(stack.env["SMSD_REDIS_URL"]))
     pauses.pause_after_fatal(d.runtime, "opass", "demo", "40002: bench")
     t0 = time.perf_counter()
     moved = failover(d, now_ms=system_clock_ms())
@@ -107,18 +70,10 @@ def run(stack: Stack, *, quick: bool, recipients: int | None = None, stores: int
         "route_per_phone": lambda d: d.send("drill", template="otp", recipients=values, force=True),
     }
     for name, send in per_phone.items():
-        timed[name] = [_store(_dispatcher(stack, doc, fresh_redis(stack)), send)]
+        timed[name] = [timed_store(storing_dispatcher(stack, doc, fresh_redis(stack)), send)]
     fresh_redis(stack)
     figures: dict[str, Any] = {"routes_recipients": count, "routes_stores": stores}
-    for name, runs in timed.items():
-        best = min(s.wall_s for s in runs)
-        figures.update({
-            f"routes_store_{name}_recipients_per_s": round(count / best, 1),
-            f"routes_store_{name}_s": [round(s.wall_s, 3) for s in runs],
-            f"routes_store_{name}_client_cpu_s": round(statistics.median(s.client_cpu_s for s in runs), 3),
-            f"routes_store_{name}_redis_cpu_s": round(statistics.median(s.redis_cpu_s for s in runs), 3),
-            f"routes_store_{name}_bytes_per_recipient": round(runs[-1].grown / count, 1),
-        })
+    figures.update(store_figures("routes", timed, count))
     figures.update({"routes_failover_moved": moved, "routes_failover_s": round(failover_s, 3),
                     "routes_failover_recipients_per_s": round(moved / failover_s, 1),
                     "routes_load_average_1m": round(os.getloadavg()[0], 2)})

@@ -25,20 +25,16 @@ an emptied Redis. ``python -m bench.suppress [--quick]`` runs it on its own stac
 
 from __future__ import annotations
 
-import gc
 import os
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from bench.common import fresh_redis, main_of, redis_usec, write_accounts
 from bench.records import settled_used_memory
-from dispatcher.config.accounts import parse_accounts
-from dispatcher.config.settings import Settings
+from bench.stores import Store, store_figures, storing_dispatcher, timed_store
 from dispatcher.local.demo import phones
 from dispatcher.local.stack import Stack
 from dispatcher.producer import Dispatcher
@@ -52,38 +48,10 @@ LISTED_SHARE = 0.10
 STORES = 3
 
 
-def _dispatcher(stack: Stack, doc: dict[str, Any], client: redis.Redis) -> Dispatcher:
-    """A producer that stores and does not queue (no worker runs: the fan-out would only sit in the broker)."""
-    return Dispatcher(Settings.from_env(stack.env), accounts=parse_accounts(doc), client=client,
-                      enqueue=lambda job_id, queue, countdown: None)
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    """One store of the job: wall time, this process's CPU, Redis's CPU, recipients set aside, bytes."""
-
-    wall_s: float
-    client_cpu_s: float
-    redis_cpu_s: float
-    suppressed: int
-    grown: int
-
-
-def _redis_cpu_s(client: redis.Redis) -> float:
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
-
 def _store(d: Dispatcher, numbers: list[str]) -> Store:
-    """Store the job (the suppression check included) and say what it cost."""
-    gc.collect()
-    before = settled_used_memory(d.redis)
-    redis_cpu, cpu = _redis_cpu_s(d.redis), time.process_time()
-    t0 = time.perf_counter()
-    job = d.send_template("demo", template_code=TEMPLATE, phones=numbers, params=["654321"], force=True)
-    wall = time.perf_counter() - t0
-    cpu, redis_cpu = time.process_time() - cpu, _redis_cpu_s(d.redis) - redis_cpu
-    return Store(wall, cpu, redis_cpu, job.suppressed, settled_used_memory(d.redis) - before)
+    """Store the job (the suppression check included) and say what it cost (``result``: how many it set aside)."""
+    return timed_store(d, lambda d: d.send_template("demo", template_code=TEMPLATE, phones=numbers, params=["654321"],
+                                                    force=True).suppressed)
 
 
 def _list_bytes(d: Dispatcher, numbers: list[str]) -> float:
@@ -123,13 +91,13 @@ def run(stack: Stack, *, quick: bool, recipients: int | None = None, stores: int
     timed: dict[str, list[Store]] = {"none": [], "listed": []}
     list_100k = 0.0
     for _ in range(stores):
-        d = _dispatcher(stack, doc, fresh_redis(stack))
+        d = storing_dispatcher(stack, doc, fresh_redis(stack))
         timed["none"].append(_store(d, numbers))
-        d = _dispatcher(stack, doc, fresh_redis(stack))
+        d = storing_dispatcher(stack, doc, fresh_redis(stack))
         list_100k = _list_bytes(d, listed)
         timed["listed"].append(_store(d, numbers))
-    if {s.suppressed for s in timed["none"]} != {0} or {s.suppressed for s in timed["listed"]} != {len(listed)}:
-        raise RuntimeError(f"suppressed {[s.suppressed for s in timed['listed']]} of {len(listed)} listed")
+    if {s.result for s in timed["none"]} != {0} or {s.result for s in timed["listed"]} != {len(listed)}:
+        raise RuntimeError(f"suppressed {[s.result for s in timed['listed']]} of {len(listed)} listed")
 
     # The check alone, three ways, on the last listed run's Redis (its list of 100k).
     key = d.suppressions.key("opass", "demo")
@@ -140,22 +108,14 @@ def run(stack: Stack, *, quick: bool, recipients: int | None = None, stores: int
     if len({bytes(flags) for flags, _, _ in checks.values()}) != 1 or sum(checks["check"][0]) != len(listed):
         raise RuntimeError("the checks disagree, or not every listed phone was flagged")
 
-    d = _dispatcher(stack, doc, fresh_redis(stack))
+    d = storing_dispatcher(stack, doc, fresh_redis(stack))
     list_all = _list_bytes(d, numbers)
     long_flags, long_s, _ = _timed(d.redis, "evalsha", lambda: d.suppressions.flags("opass", "demo", listed))
     if sum(long_flags) != len(listed):
         raise RuntimeError("a phone of the long list was not flagged")
     fresh_redis(stack)
     figures: dict[str, Any] = {"suppress_recipients": count, "suppress_listed": len(listed), "suppress_stores": stores}
-    for run_name, runs in timed.items():
-        best = min(s.wall_s for s in runs)
-        figures.update({
-            f"suppress_store_{run_name}_recipients_per_s": round(count / best, 1),
-            f"suppress_store_{run_name}_s": [round(s.wall_s, 3) for s in runs],
-            f"suppress_store_{run_name}_client_cpu_s": round(statistics.median(s.client_cpu_s for s in runs), 3),
-            f"suppress_store_{run_name}_redis_cpu_s": round(statistics.median(s.redis_cpu_s for s in runs), 3),
-            f"suppress_store_{run_name}_bytes_per_recipient": round(runs[-1].grown / count, 1),
-        })
+    figures.update(store_figures("suppress", timed, count))
     figures.update({
         **{f"suppress_{name}_s": round(wall, 3) for name, (_, wall, _) in checks.items()},
         **{f"suppress_{name}_redis_s": round(busy, 3) for name, (_, _, busy) in checks.items()},
