@@ -20,31 +20,16 @@ NAME = "opass"
 SEND, BATCH = f"{NAME}.send", f"{NAME}.batch"
 
 
-def check_template_send(
-    account: Any,
-    *,
-    template_code: str,
-    phones: Iterable[Any] | None = None,
-    params: Sequence[Any] | None = None,
-    recipients: Iterable[tuple[Any, Sequence[Any]]] | None = None,
-    bid: str | None = None,
-    extend_code: str | None = None,
-    priority: str = "bulk",
-    send_at_ms: int | None = None,
-    skip_invalid: bool = False,
-) -> tuple[jobs.JobSpec, int]:
-    """``send_template``'s checks for ``account`` (an ``AccountConfig``): ``(job, chunk size)``.
+def check_template_send(account: Any, *, template_code: str, **arguments: Any) -> tuple[jobs.JobSpec, int]:
+    """``send_template``'s checks for ``account`` (an ``AccountConfig``): ``(job, chunk size)``;
+    ``arguments`` are :func:`template_job`'s.
 
     When the account declares ``template_code`` in the accounts file, the values are
     checked against that template (count, each ``maxLen``). Raises ``ValidationError``.
     """
     # A template the accounts file declares is checked here; any other code is sent unchecked.
     declared = account.templates.get(template_code.strip()) if isinstance(template_code, str) else None
-    spec = template_job(
-        account.name, template_code=template_code, phones=phones, params=params, recipients=recipients,
-        bid=bid, extend_code=extend_code, priority=priority, send_at_ms=send_at_ms, skip_invalid=skip_invalid,
-        template=declared,
-    )
+    spec = template_job(account.name, template_code=template_code, template=declared, **arguments)
     settings = account.gateway
     return spec, settings.batch_max if isinstance(settings, OpassAccount) else 1000
 
