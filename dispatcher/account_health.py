@@ -39,6 +39,8 @@ class ErrorWindow:
         self.window_s, self.min_calls, self.max_share = window_s, min_calls, max_share
         self._clock_s = clock_s
         self._calls: dict[str, deque[tuple[float, bool]]] = {}
+        #: failed calls now in each account's deque (kept, not counted: a deque holds a window of calls)
+        self._failed: dict[str, int] = {}
         self._told_s: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -48,9 +50,10 @@ class ErrorWindow:
         with self._lock:
             calls = self._calls.setdefault(account, deque())
             calls.append((now, ok))
+            failed = self._failed.get(account, 0) + (not ok)
             while calls and calls[0][0] < now - self.window_s:
-                calls.popleft()
-            failed = sum(1 for _, good in calls if not good)
+                failed -= not calls.popleft()[1]
+            self._failed[account] = failed
             if ok or len(calls) < self.min_calls or failed < self.max_share * len(calls):
                 return None
             if now - self._told_s.get(account, float("-inf")) < 1.0:
