@@ -22,8 +22,9 @@ account's next free slot to where its call really goes out, one spacing on
 the way to the gateway.
 
 When the gateway answers a throttle code, :meth:`RateLimiter.slow_down` doubles
-that operation's intervals (up to 16×) for ``slow_ttl_s``; the factor decays by
-expiring.
+that operation's intervals (up to 16×) for ``slow_ttl_s`` (10 s); the factor
+decays by expiring. The throttle answers of one window count once: the requests
+in flight when the first came were sent at the old pace (``SLOW_DOWN``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class RateLimiter:
         overrides: Mapping[tuple[str, str, str], tuple[Limit, ...]] | None = None,
         jitter_s: float = 0.05,
         slow_max: float = 16.0,
-        slow_ttl_s: float = 60.0,
+        slow_ttl_s: float = 10.0,
+        slow_hold_s: float | None = None,
     ) -> None:
         self.r = client
         self.keys = keys or Keys()
@@ -60,6 +62,8 @@ class RateLimiter:
         self.jitter_s = jitter_s
         self.slow_max = slow_max
         self.slow_ttl_s = slow_ttl_s
+        #: Throttle answers within this long of a doubling are that doubling's (None: the limit's window).
+        self.slow_hold_s = slow_hold_s
         self._acquire = client.register_script(lua.ACQUIRE)
         self._slow = client.register_script(lua.SLOW_DOWN)
         self._defer = client.register_script(lua.DEFER)
@@ -174,9 +178,18 @@ class RateLimiter:
         return max([float(v) for v in values if v is not None] or [1.0])
 
     def slow_down(self, provider: str, account: str, op: str) -> float:
-        """Double the intervals of ``op``'s limits after a throttle answer; return the factor."""
+        """Double the intervals of ``op``'s limits after a throttle answer; return the factor in force.
+
+        A limit already doubled within its own window is left as it is: the
+        answers to calls sent before that doubling are the same event. The
+        factor lasts ``slow_ttl_s`` after the last doubling, then the full limit
+        is tried again (a gateway whose real limit is lower throttles again).
+        """
         factor = 1.0
+        ttl_ms = int(self.slow_ttl_s * 1000)
         for limit in self.limits(provider, account, op):
             key = self.keys.slowdown(provider, account, limit.kind)
-            factor = float(self._slow(keys=[key], args=[self.slow_max, int(self.slow_ttl_s * 1000)]))
+            hold_s = limit.window_s if self.slow_hold_s is None else self.slow_hold_s
+            hold_ms = min(hold_s * 1000.0, ttl_ms)
+            factor = max(factor, float(self._slow(keys=[key], args=[self.slow_max, ttl_ms, hold_ms])))
         return factor

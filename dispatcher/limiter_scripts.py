@@ -75,9 +75,21 @@ end
 return 0
 """
 
-# KEYS: slowdown   ARGV: factor_max, ttl_ms   Doubles the slow-down factor (≤ max).
+# Doubles the slow-down factor (≤ factor_max) for ttl_ms, unless it was raised
+# less than hold_ms ago. The calls in flight when the first throttle answer came
+# were sent at the old pace and get throttled too: with 60 requests in flight,
+# one overfull window came back as a dozen answers, each doubling, and the
+# account ran at 1/16 of its limit for the next minute. Every answer in the
+# hold (the limit's window) is that one event. When the factor was raised is
+# read off its remaining time to live, so the key stays a plain number.
+# KEYS: slowdown   ARGV: factor_max, ttl_ms, hold_ms   Returns the factor now in force.
 SLOW_DOWN = """
-local f = tonumber(redis.call('GET', KEYS[1]) or '1') * 2
+local f = tonumber(redis.call('GET', KEYS[1]) or '1')
+local left = redis.call('PTTL', KEYS[1])
+if f > 1 and left > 0 and tonumber(ARGV[2]) - left < tonumber(ARGV[3]) then
+  return tostring(f)
+end
+f = f * 2
 if f > tonumber(ARGV[1]) then f = tonumber(ARGV[1]) end
 redis.call('SET', KEYS[1], f, 'PX', ARGV[2])
 return tostring(f)

@@ -85,7 +85,8 @@ def test_one_call_takes_every_limit_it_needs_or_none(redis_client) -> None:  # t
 
 def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: ignore[no-untyped-def]
     """After two throttle answers the slot after the one already reserved is four intervals out, not one."""
-    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 1, 600.0),)}, jitter_s=0.0)
+    limiter = RateLimiter(redis_client, overrides={("aiofish", "a", "send"): (Limit("send", 1, 600.0),)}, jitter_s=0.0,
+                          slow_hold_s=0.0)  # each answer its own event here (see the test below)
     interval_ms = 600_000.0  # long, so every slot below is still ahead when the next caller asks
     assert limiter.reserve("aiofish", "a", "send", within_s=86_400) == 0.0
     first = _tat(redis_client, limiter, "aiofish", "a", "send")
@@ -96,6 +97,20 @@ def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: 
     assert limiter.reserve("aiofish", "a", "send", within_s=86_400) is not None  # the slot already due
     after = _tat(redis_client, limiter, "aiofish", "a", "send")
     assert after == pytest.approx(first + interval_ms + 4 * interval_ms, abs=0.01)
+
+
+def test_the_throttle_answers_of_one_window_halve_the_pace_once(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Twelve throttle answers within the limit's window (the calls in flight at the time) double the interval
+    once; an answer after the window doubles it again; the factor lapses ``slow_ttl_s`` after the last doubling."""
+    limiter = RateLimiter(redis_client, overrides={("opass", "t", "send"): (Limit("send", 300, 1.0),)},
+                          slow_ttl_s=3.0)
+    assert [limiter.slow_down("opass", "t", "send") for _ in range(12)] == [2.0] * 12
+    assert limiter.factor("opass", "t", "send") == 2.0
+    time.sleep(1.05)  # past the 1 s window: the gateway still throttles at half the pace
+    assert limiter.slow_down("opass", "t", "send") == 4.0
+    assert limiter.slow_down("opass", "t", "send") == 4.0
+    time.sleep(3.05)
+    assert limiter.factor("opass", "t", "send") == 1.0
 
 
 def test_waiting_callers_reserve_consecutive_slots_and_a_far_slot_takes_nothing(redis_client) -> None:  # type: ignore[no-untyped-def]
