@@ -2,7 +2,7 @@
 receipts are applied.
 
 Starts the webhook under gunicorn (``stack.start_webhook``, as configured in
-:func:`dispatcher.webhook.webhook_argv`) and ``appliers`` real Celery workers
+:func:`dispatcher.webhook_server.webhook_argv`) and ``appliers`` real Celery workers
 whose applier threads apply the receipt stream, stores accepted chunks for
 every receipt it will push, then pushes open-loop at ``RATE_PER_S`` for 20 s
 (8 s with ``quick``): push ``i`` is due at ``start + i / RATE_PER_S`` whatever

@@ -742,7 +742,7 @@ def webhook(bind: str, workers: int) -> None:
     """Serve the receipt webhook (WSGI) with gunicorn."""
     import os
 
-    from dispatcher.webhook import webhook_argv
+    from dispatcher.webhook_server import webhook_argv
 
     argv = webhook_argv(bind, workers, access_log=True)
     os.execvp(sys.executable, argv)  # noqa: S606 - become gunicorn; fixed argument list, no shell

@@ -31,7 +31,6 @@ vendor's message id (isms) names one the ledger does not know yet, so the vendor
 from __future__ import annotations
 
 import hmac
-import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -183,24 +182,6 @@ def _fail_fast_runtime() -> Runtime:
     """
     settings = load_settings()
     return Runtime(settings, client=connect(settings, retries=FAIL_FAST_RETRIES))
-
-
-#: gunicorn threads per webhook worker process.
-WEBHOOK_THREADS = 16
-
-
-def webhook_argv(bind: str, workers: int, *, threads: int = WEBHOOK_THREADS, access_log: bool = False) -> list[str]:
-    """gunicorn serving the webhook: threaded workers, so a burst of one vendor's
-    pushes cannot keep another vendor's answer past its 1 s limit (opass stops
-    pushing after three slow answers); the work is mostly waiting on Redis."""
-    # The hooks keep the metrics of every worker process in one directory (dispatcher.gunicorn_hooks).
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:dispatcher.gunicorn_hooks",
-            "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--backlog", "2048"]
-    if access_log:
-        # No request path: it carries the account's callback secret.
-        argv += ["--access-logfile", "-", "--access-logformat", "%(h)s %(m)s %(s)s %(b)s %(M)sms"]
-    return [*argv, "dispatcher.webhook:app"]
 
 
 def metrics_registry() -> CollectorRegistry:

@@ -25,7 +25,7 @@ import requests
 
 from dispatcher.errors import ConfigurationError
 from dispatcher.redis_server import REDIS_MAXMEMORY_MB, EmbeddedRedis, free_port
-from dispatcher.webhook import WEBHOOK_THREADS, webhook_argv
+from dispatcher.webhook_server import WEBHOOK_THREADS, webhook_argv
 
 if TYPE_CHECKING:  # sentinels.py waits with this module's wait_for
     from dispatcher.local.sentinels import SentinelGroup

@@ -26,7 +26,7 @@ def _command(name: str) -> list[str]:
 
 
 def test_the_webhook_runs_under_the_projects_own_gunicorn_settings() -> None:
-    # `sms-dispatch webhook` execs gunicorn with dispatcher.webhook.webhook_argv (gthread, backlog, safe access log)
+    # `sms-dispatch webhook` execs gunicorn with webhook_server.webhook_argv (gthread, backlog, safe access log)
     command = _command("webhook")
     assert command[:2] == ["sms-dispatch", "webhook"]
     assert "gunicorn" not in command
