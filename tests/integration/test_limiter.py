@@ -14,6 +14,7 @@ import redis
 
 from dispatcher import limiter_scripts as lua
 from dispatcher.limiter import Limit, RateLimiter
+from dispatcher.local.stack import wait_for
 
 # The production slot logic with one more value in its answer: the slot taken, on the Redis clock.
 TAKE_AND_SHOW_SLOT = lua.TAKE_SLOT + """
@@ -101,16 +102,19 @@ def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: 
 
 def test_the_throttle_answers_of_one_window_halve_the_pace_once(redis_client) -> None:  # type: ignore[no-untyped-def]
     """Twelve throttle answers within the limit's window (the calls in flight at the time) double the interval
-    once; an answer after the window doubles it again; the factor lapses ``slow_ttl_s`` after the last doubling."""
+    once; an answer after the window doubles it again; the factor lapses ``slow_ttl_s`` after the last doubling.
+    Time passing is the factor's time to live run down on the Redis clock (PEXPIRE), not a sleep."""
     limiter = RateLimiter(redis_client, overrides={("opass", "t", "send"): (Limit("send", 300, 1.0),)},
-                          slow_ttl_s=3.0)
+                          slow_ttl_s=10.0)
+    key = limiter.keys.slowdown("opass", "t", "send")
     assert [limiter.slow_down("opass", "t", "send") for _ in range(12)] == [2.0] * 12
     assert limiter.factor("opass", "t", "send") == 2.0
-    time.sleep(1.05)  # past the 1 s window: the gateway still throttles at half the pace
+    assert 9_000 < redis_client.pttl(key) <= 10_000  # raised once: its time to live was not renewed
+    redis_client.pexpire(key, 8_900)  # 1.1 s on: past the 1 s window, the gateway still throttles
     assert limiter.slow_down("opass", "t", "send") == 4.0
     assert limiter.slow_down("opass", "t", "send") == 4.0
-    time.sleep(3.05)
-    assert limiter.factor("opass", "t", "send") == 1.0
+    redis_client.pexpire(key, 1)  # 10 s after the last doubling
+    wait_for(lambda: limiter.factor("opass", "t", "send") == 1.0, what="the factor to lapse", timeout_s=5)
 
 
 def test_waiting_callers_reserve_consecutive_slots_and_a_far_slot_takes_nothing(redis_client) -> None:  # type: ignore[no-untyped-def]
