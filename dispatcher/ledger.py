@@ -22,6 +22,7 @@ from dispatcher.caps import CAPPED, CapRule
 from dispatcher.deliveries import STATE_BYTES, STATES, CodeEntry, clean_id
 from dispatcher.errors import StorageFullError
 from dispatcher.keys import DAY_MS, JOB_TTL_S, PHONE_BUCKETS, Keys, chunk_member, phone_bucket_of
+from dispatcher.phones import StoredNumbers
 from dispatcher.providers.results import Receipt
 from dispatcher.redact import build_repr, phones_repr, size_repr
 
@@ -109,11 +110,11 @@ def join_phones(phones: Sequence[str], width: int) -> str:
 _NUMBERS = re.compile(f".{{1,{PHONE_WIDTH}}}", re.S)
 
 
-def split_phones(text: str, width: int) -> tuple[str, ...]:
-    """A chunk's stored numbers back as numbers (padding stripped). Pure."""
+def split_phones(text: str, width: int) -> StoredNumbers:
+    """A chunk's stored numbers back as numbers (padding stripped), marked as checked when stored. Pure."""
     if width == PHONE_WIDTH:
-        return tuple(_NUMBERS.findall(text))  # the same slices as below, cut in C: a send's hot path
-    return tuple(text[i : i + width].lstrip("0") for i in range(0, len(text), width))
+        return StoredNumbers(_NUMBERS.findall(text))  # the same slices as below, cut in C: a send's hot path
+    return StoredNumbers(text[i : i + width].lstrip("0") for i in range(0, len(text), width))
 
 
 def stored_forms(phone: str) -> list[str]:

@@ -51,6 +51,15 @@ _NOT_DIGIT_OR_NEWLINE = re.compile(r"[^0-9\n]")
 _LINE_NOT_1_3_TO_9 = re.compile(r"^(?!1[3-9])", re.MULTILINE)
 
 
+class StoredNumbers(tuple[str, ...]):
+    """A chunk's numbers as the ledger hands them back to send: the job's own checks passed them,
+    normalised and distinct, when it was stored. A send's planner does not scan them again
+    (:meth:`dispatcher.validation.Checker.phones`): for 1000 numbers that scan was 250 µs of the
+    worker's GIL, about a tenth of a chunk's, on every send."""
+
+    __slots__ = ()
+
+
 def all_unique_mainland(values: Sequence[object]) -> bool:
     """Whether ``values`` are distinct strings, each already an 11-digit mainland number.
 

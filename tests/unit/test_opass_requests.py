@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from dispatcher.errors import ValidationError
 from dispatcher.providers.opass.account import OPASS_RECEIPT_PATH, OpassAccount
 from dispatcher.providers.opass.requests import (
     BALANCE_PATH,
@@ -228,3 +229,22 @@ def test_json_text_is_compact_and_keeps_non_ascii() -> None:
 def test_a_brace_group_whose_name_holds_a_comma_is_text_not_a_variable() -> None:
     """Variables are {name,maxLen} (the manual's {事务编号,30}); "{1,2,3}" is literal text, as the sandbox reads it."""
     assert template_variables("编号{1,2,3}：{事务编号,30}") == (TemplateVariable("事务编号", 30),)
+
+
+def test_a_chunk_read_back_from_the_ledger_is_sent_as_stored_and_not_scanned_again() -> None:
+    """The numbers of a stored chunk (``split_phones``) build the same request as the same numbers given by an
+    app; they are not scanned again, which a list from anywhere else always is; the count limit still holds."""
+    from dispatcher.ledger import join_phones, split_phones
+    from dispatcher.phones import StoredNumbers
+
+    numbers = [f"1380000{i:04d}" for i in range(1000)]
+    stored = split_phones(join_phones(numbers, 11), 11)
+    assert isinstance(stored, StoredNumbers)
+    assert plan_send(_account(), stored, "T", ["1"]).fields == plan_send(_account(), numbers, "T", ["1"]).fields
+    # A bad number in a plain list is refused; the same in numbers marked as stored is taken as checked.
+    bad = ["1380000000x"]
+    with pytest.raises(ValidationError, match=r"phones\[0\]"):
+        plan_send(_account(), bad, "T", ["1"])
+    assert plan_send(_account(), StoredNumbers(bad), "T", ["1"]).fields["phones"] == "1380000000x"
+    with pytest.raises(ValidationError, match="phones"):
+        plan_send(_account(), StoredNumbers([*numbers, "13900000000"]), "T", ["1"])
