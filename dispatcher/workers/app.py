@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
-from celery.signals import celeryd_init, setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    celeryd_init,
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from kombu import Queue
 
 from dispatcher import metrics_export
@@ -154,6 +162,26 @@ def _fresh_runtime(**_: Any) -> None:
     """
     reset_runtime()
     warm_runtime()
+    freeze_startup_objects()
+
+
+def freeze_startup_objects() -> None:
+    """Move everything loaded at start (Celery, kombu, clients, accounts) out of the collector's sight.
+
+    A full collection otherwise walks all of it: 91 and 94 ms in a threads
+    worker during a 2M-recipient job, every thread stopped meanwhile, so a
+    window's worth of calls went out late together and moved the account's
+    slots back (``DEFER``). Nothing frozen is freed later; these objects live
+    as long as the process anyway.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@worker_ready.connect
+def _freeze_after_start(**_: Any) -> None:
+    """The worker is up (a threads pool's runtime built): freeze what start-up loaded."""
+    freeze_startup_objects()
 
 
 @worker_init.connect
