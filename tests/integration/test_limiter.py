@@ -102,18 +102,17 @@ def test_a_throttle_answer_doubles_the_interval(redis_client) -> None:  # type: 
 
 def test_the_throttle_answers_of_one_window_halve_the_pace_once(redis_client) -> None:  # type: ignore[no-untyped-def]
     """Twelve throttle answers within the limit's window (the calls in flight at the time) double the interval
-    once; an answer after the window doubles it again; the factor lapses ``slow_ttl_s`` after the last doubling.
+    once; an answer after the window doubles it again; the factor lapses three windows after the last doubling.
     Time passing is the factor's time to live run down on the Redis clock (PEXPIRE), not a sleep."""
-    limiter = RateLimiter(redis_client, overrides={("opass", "t", "send"): (Limit("send", 300, 1.0),)},
-                          slow_ttl_s=10.0)
+    limiter = RateLimiter(redis_client, overrides={("opass", "t", "send"): (Limit("send", 300, 1.0),)})
     key = limiter.keys.slowdown("opass", "t", "send")
     assert [limiter.slow_down("opass", "t", "send") for _ in range(12)] == [2.0] * 12
     assert limiter.factor("opass", "t", "send") == 2.0
-    assert 9_000 < redis_client.pttl(key) <= 10_000  # raised once: its time to live was not renewed
-    redis_client.pexpire(key, 8_900)  # 1.1 s on: past the 1 s window, the gateway still throttles
+    assert 2_000 < redis_client.pttl(key) <= 3_000  # raised once, for three 1 s windows: not renewed
+    redis_client.pexpire(key, 1_900)  # 1.1 s on: past the 1 s window, the gateway still throttles
     assert limiter.slow_down("opass", "t", "send") == 4.0
     assert limiter.slow_down("opass", "t", "send") == 4.0
-    redis_client.pexpire(key, 1)  # 10 s after the last doubling
+    redis_client.pexpire(key, 1)  # three windows after the last doubling
     wait_for(lambda: limiter.factor("opass", "t", "send") == 1.0, what="the factor to lapse", timeout_s=5)
 
 
