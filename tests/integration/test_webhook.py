@@ -9,6 +9,7 @@ worker runs) and looks at the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
@@ -67,6 +68,19 @@ def hook(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[
         stack.start_redis(redis_url)
         stack.start_webhook(workers=2)
         yield stack, Ledger(redis_client, KEYS)
+
+
+@contextlib.contextmanager
+def _unready_webhook(tmp_path: Path, redis_url: str, accounts: dict[str, Any] | None) -> Iterator[Stack]:
+    """A real gunicorn webhook over ``accounts`` (``None``: an accounts file that is not there), not
+    expected to be ready."""
+    path = tmp_path / ("accounts.json" if accounts is not None else "no-such-accounts.json")
+    if accounts is not None:
+        path.write_text(json.dumps(accounts))
+    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
+        stack.start_redis(redis_url)
+        stack.start_webhook(workers=1, expect_ready=False)
+        yield stack
 
 
 def _apply(ledger: Ledger) -> None:
@@ -314,11 +328,7 @@ def test_malformed_and_oversized_pushes_get_a_clear_4xx_and_the_server_lives(hoo
 def test_a_published_or_short_callback_secret_is_never_served(tmp_path: Path, redis_url: str, secret: str) -> None:
     doc = accounts_doc("http://127.0.0.1:9")
     doc["opass"][0]["callback_secret"] = secret
-    path = tmp_path / "accounts.json"
-    path.write_text(json.dumps(doc))
-    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
-        stack.start_redis(redis_url)
-        stack.start_webhook(workers=1, expect_ready=False)
+    with _unready_webhook(tmp_path, redis_url, doc) as stack:
         health = requests.get(f"{stack.webhook_url}/healthz", timeout=5)
         assert health.status_code == 503 and "opass:demo" in health.text and secret not in health.text
         push = push_payloads.opass_status(creds.OPASS_API_KEY, [], f"{stack.webhook_url}/hooks/opass/demo/{secret}")
@@ -332,11 +342,7 @@ def test_a_refused_aiofish_secret_is_reported_once_not_once_per_channel(tmp_path
     the entry's problem once (it named it three times, as aiofish, aiofish-vsms and aiofish-isms)."""
     doc = accounts_doc("http://127.0.0.1:9")
     doc["aiofish"][0]["callback_secret"] = "short-but-random-Zq81"
-    path = tmp_path / "accounts.json"
-    path.write_text(json.dumps(doc))
-    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(path), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
-        stack.start_redis(redis_url)
-        stack.start_webhook(workers=1, expect_ready=False)
+    with _unready_webhook(tmp_path, redis_url, doc) as stack:
         health = requests.get(f"{stack.webhook_url}/healthz", timeout=5)
         assert health.status_code == 503
         assert health.text.startswith("not ready: ")
@@ -348,10 +354,7 @@ def test_a_webhook_whose_accounts_cannot_be_loaded_answers_503_so_the_vendor_ret
                                                                                      redis_url: str) -> None:
     """A real gunicorn webhook started with an accounts file that is not there: not ready on /healthz,
     and every push gets a 503 (the vendors retry a 5xx) logged as misconfigured, not a 4xx or a 500."""
-    missing = tmp_path / "no-such-accounts.json"
-    with Stack(tmp_path, env={"SMSD_ACCOUNTS_FILE": str(missing), "SMSD_DATA_DIR": str(tmp_path)}) as stack:
-        stack.start_redis(redis_url)
-        stack.start_webhook(workers=1, expect_ready=False)
+    with _unready_webhook(tmp_path, redis_url, None) as stack:
         health = requests.get(f"{stack.webhook_url}/healthz", timeout=5)
         assert (health.status_code, health.text) == (503, "not ready")
         push = push_payloads.opass_status(creds.OPASS_API_KEY, [], f"{stack.webhook_url}/hooks/opass/demo/token")
